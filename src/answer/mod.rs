@@ -1,0 +1,160 @@
+//! Answering a question: retrieve, then either let the LLM write a cited answer
+//! (every citation checked here) or pick the best sentences extractively.
+
+pub mod citations;
+pub mod extractive;
+pub mod llm;
+pub mod openai;
+pub mod prompt;
+pub mod retrieve;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+pub use llm::{ContextPassage, LlmAnswer, LlmCitation, LlmClient, LlmError};
+pub use openai::OpenAiLlm;
+pub use retrieve::{Retrieved, Retriever, SearchQuery, SearchRequest};
+
+use crate::domain::{Answer, AnswerMode, CollectionName, Filter, SearchHit, Timings};
+use crate::embed::Bm25Encoder;
+use crate::error::AppError;
+
+pub const NOT_FOUND_ANSWER: &str = "The answer was not found in the documents.";
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRequest {
+    #[schema(example = "How long is the warranty?")]
+    pub question: String,
+    /// How many chunks to answer from (1 to 50; default `TOP_K`).
+    pub top_k: Option<usize>,
+    pub filter: Option<Filter>,
+    #[serde(default)]
+    pub mode: AnswerMode,
+    /// Server-sent events instead of one JSON answer (not implemented yet: issue P5).
+    #[serde(default)]
+    pub stream: bool,
+}
+
+pub struct Answerer {
+    retriever: Arc<Retriever>,
+    llm: Option<Arc<dyn LlmClient>>,
+    bm25: Arc<Bm25Encoder>,
+}
+
+impl Answerer {
+    pub fn new(retriever: Arc<Retriever>, llm: Option<Arc<dyn LlmClient>>, bm25: Arc<Bm25Encoder>) -> Self {
+        Self { retriever, llm, bm25 }
+    }
+
+    pub fn llm_model(&self) -> Option<&str> {
+        self.llm.as_deref().map(LlmClient::model)
+    }
+
+    pub async fn answer(&self, collection: &CollectionName, request: QueryRequest) -> Result<Answer, AppError> {
+        let started = Instant::now();
+        if request.stream {
+            return Err(AppError::InvalidRequest(
+                "streaming answers are not available yet; ask without \"stream\"".into(),
+            ));
+        }
+        let query = SearchQuery::parse(
+            &request.question,
+            request.top_k,
+            request.filter,
+            self.retriever.default_top_k(),
+        )?;
+        // Decide before retrieving, so a request that cannot be served costs nothing.
+        let llm = match (request.mode, &self.llm) {
+            (AnswerMode::Extractive, _) | (AnswerMode::Auto, None) => None,
+            (AnswerMode::Generative | AnswerMode::Auto, Some(llm)) => Some(llm),
+            (AnswerMode::Generative, None) => return Err(AppError::LlmNotConfigured),
+        };
+        let retrieved = self.retriever.retrieve(collection, &query).await?;
+        let mut timings = Timings {
+            embed: retrieved.embed_ms,
+            search: retrieved.search_ms,
+            ..Timings::default()
+        };
+
+        if retrieved.hits.is_empty() {
+            timings.total = started.elapsed().as_millis() as u64;
+            return Ok(not_found(
+                if llm.is_some() { AnswerMode::Generative } else { AnswerMode::Extractive },
+                timings,
+                retrieved.warnings,
+            ));
+        }
+
+        let (text, citations, mode, model) = match llm {
+            Some(llm) => {
+                let llm_started = Instant::now();
+                let reply = ask_with_one_retry(llm.as_ref(), &query.text, &retrieved.hits).await;
+                timings.llm = llm_started.elapsed().as_millis() as u64;
+                let (text, citations) = citations::verify(reply?, &retrieved.hits);
+                (text, citations, AnswerMode::Generative, Some(llm.model().to_string()))
+            }
+            None => {
+                let (text, citations) = extractive::answer(&query.text, &retrieved.hits, &self.bm25);
+                (text, citations, AnswerMode::Extractive, None)
+            }
+        };
+        timings.total = started.elapsed().as_millis() as u64;
+        if citations.is_empty() {
+            let mut answer = not_found(mode, timings, retrieved.warnings);
+            answer.model = model;
+            return Ok(answer);
+        }
+        Ok(Answer {
+            answer: text,
+            citations,
+            grounded: true,
+            mode,
+            model,
+            timings_ms: timings,
+            warnings: retrieved.warnings,
+        })
+    }
+}
+
+fn not_found(mode: AnswerMode, timings: Timings, warnings: Vec<String>) -> Answer {
+    Answer {
+        answer: NOT_FOUND_ANSWER.to_string(),
+        citations: Vec::new(),
+        grounded: false,
+        mode,
+        model: None,
+        timings_ms: timings,
+        warnings,
+    }
+}
+
+/// A reply that is not the structured answer gets one more chance.
+async fn ask_with_one_retry(llm: &dyn LlmClient, question: &str, hits: &[SearchHit]) -> Result<LlmAnswer, AppError> {
+    let context: Vec<ContextPassage> = hits
+        .iter()
+        .map(|hit| ContextPassage {
+            chunk_id: hit.chunk_id.to_string(),
+            filename: hit.filename.clone(),
+            page_start: hit.page_start,
+            page_end: hit.page_end,
+            text: hit.text.clone(),
+        })
+        .collect();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match llm.answer(question, &context).await {
+            Ok(answer) => return Ok(answer),
+            Err(LlmError::InvalidOutput(reason)) if attempt == 1 => {
+                tracing::warn!(%reason, "the LLM's reply was not a structured answer; asking once more");
+            }
+            Err(LlmError::InvalidOutput(reason)) => return Err(AppError::LlmInvalidOutput(reason)),
+            Err(LlmError::Timeout(secs)) => return Err(AppError::LlmTimeout(secs)),
+            Err(LlmError::Upstream(reason)) => return Err(AppError::LlmFailed(reason)),
+        }
+    }
+}

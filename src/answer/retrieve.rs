@@ -1,0 +1,193 @@
+//! Hybrid retrieval: the question as a dense vector and as BM25 terms, both
+//! searched inside the index and fused there with reciprocal rank fusion.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::catalog::Catalog;
+use crate::config::MAX_TOP_K;
+use crate::domain::{Collection, CollectionName, Filter, SearchHit};
+use crate::embed::{Bm25Encoder, Embedder};
+use crate::error::AppError;
+use crate::index::{HybridQuery, IndexError, VectorIndex};
+
+pub const MAX_QUERY_CHARS: usize = 4096;
+
+/// Candidates per side before fusion: this many times `top_k`, at least `MIN_PREFETCH`.
+const PREFETCH_FACTOR: usize = 4;
+const MIN_PREFETCH: usize = 32;
+/// Dense candidates less similar than this are no candidates (all-MiniLM-L6-v2
+/// puts unrelated text around 0 to 0.15).
+const MIN_DENSE_SCORE: f32 = 0.25;
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    /// What to look for.
+    #[schema(example = "How long is the warranty?")]
+    pub query: String,
+    /// How many chunks to return (1 to 50; default `TOP_K`).
+    pub top_k: Option<usize>,
+    pub filter: Option<Filter>,
+}
+
+/// A search that passed the checks.
+#[derive(Debug, Clone)]
+pub struct SearchQuery {
+    pub text: String,
+    pub top_k: usize,
+    pub filter: Filter,
+}
+
+impl SearchQuery {
+    pub fn parse(text: &str, top_k: Option<usize>, filter: Option<Filter>, default_top_k: usize) -> Result<Self, AppError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(AppError::InvalidRequest("the query is empty".into()));
+        }
+        if text.chars().count() > MAX_QUERY_CHARS {
+            return Err(AppError::InvalidRequest(format!(
+                "the query is longer than {MAX_QUERY_CHARS} characters"
+            )));
+        }
+        let top_k = top_k.unwrap_or(default_top_k);
+        if !(1..=MAX_TOP_K).contains(&top_k) {
+            return Err(AppError::InvalidRequest(format!(
+                "top_k must be between 1 and {MAX_TOP_K}, got {top_k}"
+            )));
+        }
+        let filter = filter.unwrap_or_default();
+        filter.validate().map_err(AppError::InvalidRequest)?;
+        Ok(Self {
+            text: text.to_string(),
+            top_k,
+            filter,
+        })
+    }
+}
+
+/// Ranked chunks and what it took to find them.
+#[derive(Debug, Clone)]
+pub struct Retrieved {
+    pub hits: Vec<SearchHit>,
+    pub embed_ms: u64,
+    pub search_ms: u64,
+    pub warnings: Vec<String>,
+}
+
+pub struct Retriever {
+    catalog: Arc<dyn Catalog>,
+    index: Arc<dyn VectorIndex>,
+    embedder: Option<Arc<dyn Embedder>>,
+    bm25: Arc<Bm25Encoder>,
+    default_top_k: usize,
+}
+
+impl Retriever {
+    pub fn new(
+        catalog: Arc<dyn Catalog>,
+        index: Arc<dyn VectorIndex>,
+        embedder: Option<Arc<dyn Embedder>>,
+        bm25: Arc<Bm25Encoder>,
+        default_top_k: usize,
+    ) -> Self {
+        Self {
+            catalog,
+            index,
+            embedder,
+            bm25,
+            default_top_k,
+        }
+    }
+
+    pub fn default_top_k(&self) -> usize {
+        self.default_top_k
+    }
+
+    pub async fn search(&self, collection: &CollectionName, request: SearchRequest) -> Result<Retrieved, AppError> {
+        let query = SearchQuery::parse(&request.query, request.top_k, request.filter, self.default_top_k)?;
+        self.retrieve(collection, &query).await
+    }
+
+    pub async fn retrieve(&self, collection: &CollectionName, query: &SearchQuery) -> Result<Retrieved, AppError> {
+        let collection = self
+            .catalog
+            .get_collection(collection)
+            .await?
+            .ok_or_else(|| AppError::CollectionNotFound(collection.to_string()))?;
+        let mut warnings = Vec::new();
+
+        let started = Instant::now();
+        let dense = match self.dense_embedder(&collection)? {
+            Some(embedder) => Some(embedder.embed_query(&query.text).await?),
+            None => {
+                warnings.push("retrieval used BM25 alone: this collection has no dense vectors".to_string());
+                None
+            }
+        };
+        let embed_ms = started.elapsed().as_millis() as u64;
+
+        let started = Instant::now();
+        let prefetch = (query.top_k * PREFETCH_FACTOR).max(MIN_PREFETCH);
+        let found = self
+            .index
+            .search(
+                &collection.name,
+                HybridQuery {
+                    dense,
+                    bm25: self.bm25.query(&query.text),
+                    filter: query.filter.clone(),
+                    limit: query.top_k,
+                    prefetch,
+                    min_dense_score: MIN_DENSE_SCORE,
+                },
+            )
+            .await;
+        let found = match found {
+            Ok(found) => found,
+            // Nothing was ever indexed in this collection.
+            Err(IndexError::MissingCollection(_)) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        let search_ms = started.elapsed().as_millis() as u64;
+
+        let hits = found
+            .into_iter()
+            .map(|point| SearchHit {
+                chunk_id: point.id,
+                document_id: point.payload.document_id,
+                filename: point.payload.filename,
+                page_start: point.payload.page_start,
+                page_end: point.payload.page_end,
+                text: point.payload.text,
+                score: point.score,
+                page_breaks: point.payload.page_breaks,
+            })
+            .collect();
+        Ok(Retrieved {
+            hits,
+            embed_ms,
+            search_ms,
+            warnings,
+        })
+    }
+
+    /// The embedder for this collection's vectors, if it has any. A collection
+    /// filled by another model is refused rather than searched with wrong vectors.
+    fn dense_embedder(&self, collection: &Collection) -> Result<Option<&Arc<dyn Embedder>>, AppError> {
+        match (&collection.embedding_model, &self.embedder) {
+            (None, _) => Ok(None),
+            (Some(stored), Some(embedder)) if stored == embedder.model() => Ok(Some(embedder)),
+            (Some(stored), current) => Err(AppError::EmbeddingModelMismatch {
+                collection: collection.name.to_string(),
+                stored: format!("{} ({} dims)", stored.name, stored.dimension),
+                current: current.as_ref().map_or("no embedding model".to_string(), |e| {
+                    format!("{} ({} dims)", e.model().name, e.model().dimension)
+                }),
+            }),
+        }
+    }
+}

@@ -1,0 +1,201 @@
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{CollectionName, DocumentId, JobId};
+
+/// The formats docqa reads, recognised by content, never by file name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum ContentType {
+    #[serde(rename = "application/pdf")]
+    Pdf,
+    #[serde(rename = "text/plain")]
+    PlainText,
+    #[serde(rename = "text/markdown")]
+    Markdown,
+}
+
+impl ContentType {
+    pub const SUPPORTED: &'static [&'static str] = &["application/pdf", "text/plain", "text/markdown"];
+
+    pub fn mime(self) -> &'static str {
+        match self {
+            Self::Pdf => "application/pdf",
+            Self::PlainText => "text/plain",
+            Self::Markdown => "text/markdown",
+        }
+    }
+}
+
+impl fmt::Display for ContentType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.mime())
+    }
+}
+
+impl FromStr for ContentType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "application/pdf" => Ok(Self::Pdf),
+            "text/plain" => Ok(Self::PlainText),
+            "text/markdown" => Ok(Self::Markdown),
+            other => Err(format!("unknown content type {other:?}")),
+        }
+    }
+}
+
+/// Where a document is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentStatus {
+    /// Accepted and stored, waiting for a worker.
+    Queued,
+    /// A worker is extracting, chunking and indexing it.
+    Processing,
+    /// Searchable.
+    Ready,
+    /// Could not be processed; `error` says why.
+    Failed,
+}
+
+impl DocumentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Processing => "processing",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Ready | Self::Failed)
+    }
+}
+
+impl FromStr for DocumentStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "queued" => Ok(Self::Queued),
+            "processing" => Ok(Self::Processing),
+            "ready" => Ok(Self::Ready),
+            "failed" => Ok(Self::Failed),
+            other => Err(format!("unknown document status {other:?}")),
+        }
+    }
+}
+
+/// User metadata attached to a document at upload: a JSON object whose keys are
+/// `[A-Za-z0-9_-]{1,64}` (they become payload paths in the index).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Object, example = json!({"team": "legal", "year": 2024}))]
+pub struct Metadata(pub serde_json::Map<String, serde_json::Value>);
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum InvalidMetadata {
+    #[error("metadata must be a JSON object: {0}")]
+    NotJson(String),
+    #[error("metadata must be a JSON object, not {0}")]
+    NotAnObject(&'static str),
+    #[error("metadata key {0:?} must be 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'")]
+    BadKey(String),
+    #[error("metadata is limited to {MAX_METADATA_BYTES} bytes")]
+    TooLarge,
+}
+
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+
+impl Metadata {
+    pub fn parse(raw: &[u8]) -> Result<Self, InvalidMetadata> {
+        if raw.len() > MAX_METADATA_BYTES {
+            return Err(InvalidMetadata::TooLarge);
+        }
+        let value: serde_json::Value =
+            serde_json::from_slice(raw).map_err(|e| InvalidMetadata::NotJson(e.to_string()))?;
+        let serde_json::Value::Object(map) = value else {
+            return Err(InvalidMetadata::NotAnObject(json_kind(&value)));
+        };
+        if let Some(bad) = map.keys().find(|k| !is_metadata_key(k)) {
+            return Err(InvalidMetadata::BadKey(bad.chars().take(80).collect()));
+        }
+        Ok(Self(map))
+    }
+}
+
+pub fn is_metadata_key(key: &str) -> bool {
+    (1..=64).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Document {
+    pub id: DocumentId,
+    pub collection: CollectionName,
+    pub filename: String,
+    pub content_type: ContentType,
+    pub bytes: u64,
+    /// Hex sha256 of the uploaded bytes; one collection holds each content once.
+    pub sha256: String,
+    /// Known once extracted.
+    pub pages: Option<u32>,
+    /// Known once chunked.
+    pub chunks: Option<u32>,
+    pub status: DocumentStatus,
+    pub error: Option<String>,
+    pub metadata: Metadata,
+    /// The ingestion job that processes this document.
+    pub job_id: JobId,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What the upload hands to the catalog: a file already on disk, not yet a row.
+#[derive(Debug, Clone)]
+pub struct NewDocument {
+    pub id: DocumentId,
+    pub job_id: JobId,
+    pub collection: CollectionName,
+    pub filename: String,
+    pub content_type: ContentType,
+    pub bytes: u64,
+    pub sha256: String,
+    pub metadata: Metadata,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_must_be_an_object_with_plain_keys() {
+        assert!(Metadata::parse(br#"{"team":"legal","year":2024}"#).is_ok());
+        assert_eq!(
+            Metadata::parse(b"[1,2]"),
+            Err(InvalidMetadata::NotAnObject("an array"))
+        );
+        assert!(matches!(Metadata::parse(b"{nope"), Err(InvalidMetadata::NotJson(_))));
+        assert!(matches!(
+            Metadata::parse(br#"{"a.b":1}"#),
+            Err(InvalidMetadata::BadKey(_))
+        ));
+    }
+}

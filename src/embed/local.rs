@@ -1,0 +1,173 @@
+//! all-MiniLM-L6-v2 (or any BERT sentence-transformer) in process, on candle:
+//! mean pooling over the attention mask, then L2 normalisation, as
+//! sentence-transformers does it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+use super::{EmbedError, Embedder, ModelFiles};
+use crate::domain::EmbeddingModel;
+
+/// sentence-transformers' `max_seq_length` for MiniLM: longer input is cut.
+const MAX_SEQUENCE_TOKENS: usize = 256;
+
+pub struct LocalEmbedder {
+    inner: Arc<Inner>,
+    model: EmbeddingModel,
+}
+
+struct Inner {
+    bert: BertModel,
+    tokenizer: Tokenizer,
+    batch_size: usize,
+}
+
+fn inference(e: impl std::fmt::Display) -> EmbedError {
+    EmbedError::Inference(e.to_string())
+}
+
+impl LocalEmbedder {
+    /// Loads weights and tokenizer; blocking (reads ~90 MB).
+    pub fn load(files: &ModelFiles, name: &str, batch_size: usize) -> Result<Self, EmbedError> {
+        let unavailable = |what: &str, e: &dyn std::fmt::Display| {
+            EmbedError::ModelUnavailable(format!("{what} in {}: {e}", files.dir.display()))
+        };
+        let config_text = std::fs::read_to_string(files.path("config.json"))
+            .map_err(|e| unavailable("config.json", &e))?;
+        let config: BertConfig =
+            serde_json::from_str(&config_text).map_err(|e| unavailable("config.json", &e))?;
+        let mut tokenizer =
+            Tokenizer::from_file(files.path("tokenizer.json")).map_err(|e| unavailable("tokenizer.json", &e))?;
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: MAX_SEQUENCE_TOKENS,
+                ..Default::default()
+            }))
+            .map_err(|e| unavailable("tokenizer.json", &e))?;
+        tokenizer.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            ..Default::default()
+        }));
+        let device = Device::Cpu;
+        // SAFETY: the weights file is memory-mapped read-only and not modified while
+        // the server runs.
+        let vb = unsafe {
+            VarBuilder::from_mmaped_safetensors(&[files.path("model.safetensors")], DType::F32, &device)
+        }
+        .map_err(|e| unavailable("model.safetensors", &e))?;
+        let bert = BertModel::load(vb, &config).map_err(|e| unavailable("model.safetensors", &e))?;
+        let model = EmbeddingModel {
+            name: name.to_string(),
+            variant: "candle-f32".to_string(),
+            dimension: config.hidden_size,
+        };
+        tracing::info!(model = %model.name, dir = %files.dir.display(), source = ?files.source, "embedding model loaded");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                bert,
+                tokenizer,
+                batch_size,
+            }),
+            model,
+        })
+    }
+
+    /// The model's tokenizer without truncation or padding, for sizing chunks.
+    pub fn sizing_tokenizer(&self) -> Tokenizer {
+        let mut tokenizer = self.inner.tokenizer.clone();
+        tokenizer.with_padding(None);
+        // Removing truncation cannot fail.
+        let _ = tokenizer.with_truncation(None);
+        tokenizer
+    }
+
+    /// Embeds on the calling thread; call from a blocking thread.
+    pub fn embed_blocking(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.inner.embed(texts)
+    }
+}
+
+impl Inner {
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        // Batches of similar length pad less: sort by length, embed, restore order.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].len());
+        let mut out = vec![Vec::new(); texts.len()];
+        for batch in order.chunks(self.batch_size.max(1)) {
+            let batch_texts: Vec<&str> = batch.iter().map(|&i| texts[i]).collect();
+            let vectors = self.embed_batch(&batch_texts)?;
+            for (&i, v) in batch.iter().zip(vectors) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(inference)?;
+        let rows = encodings.len();
+        let cols = encodings.first().map_or(0, |e| e.get_ids().len());
+        let mut ids = Vec::with_capacity(rows * cols);
+        let mut mask = Vec::with_capacity(rows * cols);
+        for encoding in &encodings {
+            ids.extend_from_slice(encoding.get_ids());
+            mask.extend_from_slice(encoding.get_attention_mask());
+        }
+        let device = &self.bert.device;
+        let ids = Tensor::from_vec(ids, (rows, cols), device).map_err(inference)?;
+        let mask = Tensor::from_vec(mask, (rows, cols), device).map_err(inference)?;
+        let type_ids = ids.zeros_like().map_err(inference)?;
+        let hidden = self
+            .bert
+            .forward(&ids, &type_ids, Some(&mask))
+            .map_err(inference)?;
+        pool_and_normalise(&hidden, &mask).map_err(inference)
+    }
+}
+
+/// Mean over the tokens the mask keeps, then unit length.
+fn pool_and_normalise(hidden: &Tensor, mask: &Tensor) -> candle_core::Result<Vec<Vec<f32>>> {
+    let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+    let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+    let counts = mask.sum(1)?.clamp(1e-9, f32::MAX)?;
+    let mean = summed.broadcast_div(&counts)?;
+    let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f32::MAX)?;
+    mean.broadcast_div(&norms)?.to_vec2::<f32>()
+}
+
+#[async_trait]
+impl Embedder for LocalEmbedder {
+    fn model(&self) -> &EmbeddingModel {
+        &self.model
+    }
+
+    async fn embed_passages(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            inner.embed(&refs)
+        })
+        .await
+        .map_err(inference)?
+    }
+
+    async fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+        let inner = Arc::clone(&self.inner);
+        let text = text.to_string();
+        let mut vectors = tokio::task::spawn_blocking(move || inner.embed(&[text.as_str()]))
+            .await
+            .map_err(inference)??;
+        vectors.pop().ok_or_else(|| inference("the model returned no vector"))
+    }
+}

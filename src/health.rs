@@ -1,0 +1,155 @@
+//! Readiness (are the catalog, the index and the embedder answering?) and the
+//! counters `/metrics` exposes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::catalog::Catalog;
+use crate::embed::Embedder;
+use crate::index::VectorIndex;
+
+/// A check that takes longer than this counts as down.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ComponentStatus {
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `unavailable`.
+    pub status: String,
+    pub catalog: ComponentStatus,
+    pub index: ComponentStatus,
+    pub embedder: ComponentStatus,
+    /// `hybrid` (dense + BM25) or `bm25-only`.
+    pub retrieval: String,
+}
+
+pub struct HealthChecks {
+    catalog: Arc<dyn Catalog>,
+    index: Arc<dyn VectorIndex>,
+    embedder: Option<Arc<dyn Embedder>>,
+    bm25_only_reason: Option<String>,
+}
+
+impl HealthChecks {
+    pub fn new(
+        catalog: Arc<dyn Catalog>,
+        index: Arc<dyn VectorIndex>,
+        embedder: Option<Arc<dyn Embedder>>,
+        bm25_only_reason: Option<String>,
+    ) -> Self {
+        Self {
+            catalog,
+            index,
+            embedder,
+            bm25_only_reason,
+        }
+    }
+
+    pub fn retrieval_mode(&self) -> &'static str {
+        if self.embedder.is_some() { "hybrid" } else { "bm25-only" }
+    }
+
+    pub async fn readiness(&self) -> Readiness {
+        let catalog = status(tokio::time::timeout(CHECK_TIMEOUT, self.catalog.ping()).await);
+        let index = status(tokio::time::timeout(CHECK_TIMEOUT, self.index.ping()).await);
+        let embedder = match (&self.embedder, &self.bm25_only_reason) {
+            (Some(embedder), _) => {
+                let model = embedder.model();
+                match tokio::time::timeout(CHECK_TIMEOUT * 5, embedder.embed_query("ping")).await {
+                    Ok(Ok(v)) if v.len() == model.dimension => ComponentStatus {
+                        ok: true,
+                        detail: format!("{} ({}, {} dims)", model.name, model.variant, model.dimension),
+                    },
+                    Ok(Ok(v)) => ComponentStatus {
+                        ok: false,
+                        detail: format!("returned {} dims, expected {}", v.len(), model.dimension),
+                    },
+                    Ok(Err(e)) => ComponentStatus { ok: false, detail: e.to_string() },
+                    Err(_) => ComponentStatus { ok: false, detail: "timed out".into() },
+                }
+            }
+            // Running without a model was chosen or allowed: not down, but said.
+            (None, reason) => ComponentStatus {
+                ok: true,
+                detail: reason.clone().unwrap_or_else(|| "no dense embedder".into()),
+            },
+        };
+        let ready = catalog.ok && index.ok && embedder.ok;
+        Readiness {
+            status: if ready { "ready" } else { "unavailable" }.to_string(),
+            catalog,
+            index,
+            embedder,
+            retrieval: self.retrieval_mode().to_string(),
+        }
+    }
+}
+
+fn status<E: std::fmt::Display>(result: Result<Result<(), E>, tokio::time::error::Elapsed>) -> ComponentStatus {
+    match result {
+        Ok(Ok(())) => ComponentStatus { ok: true, detail: "ok".into() },
+        Ok(Err(e)) => ComponentStatus { ok: false, detail: e.to_string() },
+        Err(_) => ComponentStatus { ok: false, detail: "timed out".into() },
+    }
+}
+
+/// Request counters, rendered in the Prometheus text format.
+pub struct Metrics {
+    started: Instant,
+    by_class: [AtomicU64; 5],
+    duration_micros: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            by_class: Default::default(),
+            duration_micros: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn record(&self, status: u16, elapsed: Duration) {
+        let class = (status / 100).clamp(1, 5) as usize - 1;
+        self.by_class[class].fetch_add(1, Ordering::Relaxed);
+        self.duration_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn render(&self, retrieval_mode: &str) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP docqa_http_requests_total HTTP requests by status class.\n");
+        out.push_str("# TYPE docqa_http_requests_total counter\n");
+        let mut total = 0;
+        for (i, counter) in self.by_class.iter().enumerate() {
+            let n = counter.load(Ordering::Relaxed);
+            total += n;
+            out.push_str(&format!("docqa_http_requests_total{{status=\"{}xx\"}} {n}\n", i + 1));
+        }
+        out.push_str("# HELP docqa_http_request_duration_seconds Time spent in requests.\n");
+        out.push_str("# TYPE docqa_http_request_duration_seconds summary\n");
+        out.push_str(&format!(
+            "docqa_http_request_duration_seconds_sum {}\n",
+            self.duration_micros.load(Ordering::Relaxed) as f64 / 1e6
+        ));
+        out.push_str(&format!("docqa_http_request_duration_seconds_count {total}\n"));
+        out.push_str("# HELP docqa_uptime_seconds Seconds since the server started.\n");
+        out.push_str("# TYPE docqa_uptime_seconds gauge\n");
+        out.push_str(&format!("docqa_uptime_seconds {}\n", self.started.elapsed().as_secs()));
+        out.push_str("# HELP docqa_retrieval_mode 1 for the retrieval mode in use.\n");
+        out.push_str("# TYPE docqa_retrieval_mode gauge\n");
+        out.push_str(&format!("docqa_retrieval_mode{{mode=\"{retrieval_mode}\"}} 1\n"));
+        out
+    }
+}

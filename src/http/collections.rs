@@ -1,0 +1,68 @@
+//! `/v1/collections`.
+
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::extract::CollectionParam;
+use crate::collections::{Collections, CreateCollection};
+use crate::domain::Collection;
+use crate::error::{AppError, Problem};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CollectionList {
+    pub collections: Vec<Collection>,
+}
+
+/// Create a collection.
+#[utoipa::path(
+    post, path = "/v1/collections", tag = "collections",
+    request_body = CreateCollection,
+    responses(
+        (status = 201, body = Collection),
+        (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create(
+    body: web::Json<CreateCollection>,
+    collections: web::Data<Collections>,
+) -> Result<HttpResponse, AppError> {
+    let collection = collections.create(body.into_inner()).await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("location", format!("/v1/collections/{}", collection.name)))
+        .json(collection))
+}
+
+/// List collections.
+#[utoipa::path(get, path = "/v1/collections", tag = "collections", responses((status = 200, body = CollectionList)))]
+pub async fn list(collections: web::Data<Collections>) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Ok().json(CollectionList {
+        collections: collections.list().await?,
+    }))
+}
+
+/// Show a collection.
+#[utoipa::path(
+    get, path = "/v1/collections/{collection}", tag = "collections",
+    params(("collection" = String, Path)),
+    responses((status = 200, body = Collection), (status = 404, body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn get(collection: CollectionParam, collections: web::Data<Collections>) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Ok().json(collections.get(&collection.0).await?))
+}
+
+/// Delete a collection with its documents and vectors.
+#[utoipa::path(
+    delete, path = "/v1/collections/{collection}", tag = "collections",
+    params(("collection" = String, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`default` cannot be deleted", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete(collection: CollectionParam, collections: web::Data<Collections>) -> Result<HttpResponse, AppError> {
+    collections.delete(&collection.0).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

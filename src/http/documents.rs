@@ -1,0 +1,126 @@
+//! `/v1/collections/{collection}/documents` (and `/v1/documents` on `default`).
+
+use actix_multipart::Multipart;
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::extract::{CollectionParam, DocumentIdParam};
+use crate::documents::{Documents, ListDocuments};
+use crate::domain::Document;
+use crate::error::{AppError, Problem};
+use crate::ingest::{Ingestor, UploadStatus, UploadedDocument};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UploadParams {
+    /// Answer only when every document is ready or failed.
+    #[serde(default)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadResponse {
+    pub documents: Vec<UploadedDocument>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DocumentList {
+    pub documents: Vec<Document>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Upload one or more files.
+///
+/// Multipart form with one or more `file` parts (PDF, plain text, Markdown;
+/// recognised by content) and an optional `metadata` part holding a JSON object.
+/// Also `POST /v1/documents` for the `default` collection.
+#[utoipa::path(
+    post, path = "/v1/collections/{collection}/documents", tag = "documents",
+    params(("collection" = String, Path), UploadParams),
+    request_body(content_type = "multipart/form-data", description = "`file` parts and an optional `metadata` part"),
+    responses(
+        (status = 202, description = "Accepted; processing in the background", body = UploadResponse),
+        (status = 200, description = "With `wait=true`: the final status of every document", body = UploadResponse),
+        (status = 400, description = "No file, an empty file, a bad multipart body", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such collection", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "A file is over MAX_UPLOAD_BYTES", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not a supported type", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad metadata; or with `wait=true`, every file failed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn upload(
+    collection: CollectionParam,
+    params: web::Query<UploadParams>,
+    payload: Multipart,
+    ingestor: web::Data<Ingestor>,
+) -> Result<HttpResponse, AppError> {
+    let upload = super::upload::read(payload, ingestor.files().staging_dir(), ingestor.max_upload_bytes()).await?;
+    let documents = ingestor.accept(&collection.0, upload.files, upload.metadata).await?;
+    if !params.wait {
+        return Ok(HttpResponse::Accepted().json(UploadResponse { documents }));
+    }
+    let documents = ingestor.wait(&collection.0, documents).await?;
+    if documents.iter().all(|d| d.status == UploadStatus::Failed) {
+        return Err(AppError::IngestionFailed { documents });
+    }
+    Ok(HttpResponse::Ok().json(UploadResponse { documents }))
+}
+
+/// List documents, oldest first.
+#[utoipa::path(
+    get, path = "/v1/collections/{collection}/documents", tag = "documents",
+    params(("collection" = String, Path), ListDocuments),
+    responses(
+        (status = 200, body = DocumentList),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit, cursor or status", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list(
+    collection: CollectionParam,
+    params: web::Query<ListDocuments>,
+    documents: web::Data<Documents>,
+) -> Result<HttpResponse, AppError> {
+    let page = documents.list(&collection.0, params.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(DocumentList {
+        documents: page.documents,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// One document and its processing status.
+#[utoipa::path(
+    get, path = "/v1/collections/{collection}/documents/{document_id}", tag = "documents",
+    params(("collection" = String, Path), ("document_id" = String, Path)),
+    responses(
+        (status = 200, body = Document),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get(
+    collection: CollectionParam,
+    id: DocumentIdParam,
+    documents: web::Data<Documents>,
+) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Ok().json(documents.get(&collection.0, id.0).await?))
+}
+
+/// Delete a document; its vectors are gone before its row is.
+#[utoipa::path(
+    delete, path = "/v1/collections/{collection}/documents/{document_id}", tag = "documents",
+    params(("collection" = String, Path), ("document_id" = String, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete(
+    collection: CollectionParam,
+    id: DocumentIdParam,
+    documents: web::Data<Documents>,
+) -> Result<HttpResponse, AppError> {
+    documents.delete(&collection.0, id.0).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,83 @@
+//! Extractors that parse path segments into domain types, and the handlers that
+//! turn actix's own body errors into problems.
+
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::error::{JsonPayloadError, QueryPayloadError};
+use actix_web::{FromRequest, HttpRequest};
+
+use crate::domain::{CollectionName, DocumentId, JobId};
+use crate::error::AppError;
+
+/// The `{collection}` of the path, or `default` on the short routes.
+pub struct CollectionParam(pub CollectionName);
+
+impl FromRequest for CollectionParam {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(match req.match_info().get("collection") {
+            // A name that cannot exist names no collection.
+            Some(raw) => CollectionName::parse(raw)
+                .map(Self)
+                .map_err(|_| AppError::CollectionNotFound(raw.chars().take(80).collect())),
+            None => Ok(Self(CollectionName::default_collection())),
+        })
+    }
+}
+
+/// The `{document_id}` of the path.
+pub struct DocumentIdParam(pub DocumentId);
+
+impl FromRequest for DocumentIdParam {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let raw = req.match_info().get("document_id").unwrap_or_default();
+        ready(
+            raw.parse()
+                .map(Self)
+                .map_err(|_| AppError::DocumentNotFound(raw.chars().take(80).collect())),
+        )
+    }
+}
+
+/// The `{job_id}` of the path.
+pub struct JobIdParam(pub JobId);
+
+impl FromRequest for JobIdParam {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let raw = req.match_info().get("job_id").unwrap_or_default();
+        ready(
+            raw.parse()
+                .map(Self)
+                .map_err(|_| AppError::JobNotFound(raw.chars().take(80).collect())),
+        )
+    }
+}
+
+/// Syntax errors are 400; well-formed JSON of the wrong shape is 422.
+pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let app = match &err {
+        JsonPayloadError::Deserialize(e) if e.is_data() => AppError::InvalidRequest(e.to_string()),
+        JsonPayloadError::Deserialize(e) => AppError::MalformedJson(e.to_string()),
+        JsonPayloadError::OverflowKnownLength { limit, .. } | JsonPayloadError::Overflow { limit } => {
+            AppError::BodyTooLarge { limit: *limit as u64 }
+        }
+        JsonPayloadError::ContentType => {
+            AppError::NotJson("send the body with Content-Type: application/json".into())
+        }
+        other => AppError::MalformedJson(other.to_string()),
+    };
+    app.into()
+}
+
+pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    AppError::InvalidRequest(format!("query string: {err}")).into()
+}

@@ -1,0 +1,34 @@
+//! `/healthz`, `/readyz`, `/metrics`.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::health::{HealthChecks, Metrics, Readiness};
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "`{\"status\":\"ok\"}`")))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// Readiness: catalog, index and embedder answer; 503 says which does not.
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Readiness), (status = 503, body = Readiness))
+)]
+pub async fn readyz(checks: web::Data<HealthChecks>) -> HttpResponse {
+    let readiness = checks.readiness().await;
+    if readiness.status == "ready" {
+        HttpResponse::Ok().json(readiness)
+    } else {
+        HttpResponse::ServiceUnavailable().json(readiness)
+    }
+}
+
+/// Prometheus text.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
+pub async fn metrics(metrics: web::Data<Metrics>, checks: web::Data<HealthChecks>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(metrics.render(checks.retrieval_mode()))
+}

@@ -1,0 +1,18 @@
+//! `/v1/jobs/{job_id}`.
+
+use actix_web::{HttpResponse, web};
+
+use super::extract::JobIdParam;
+use crate::documents::Documents;
+use crate::domain::Job;
+use crate::error::{AppError, Problem};
+
+/// An ingestion job: status and progress per stage.
+#[utoipa::path(
+    get, path = "/v1/jobs/{job_id}", tag = "documents",
+    params(("job_id" = String, Path)),
+    responses((status = 200, body = Job), (status = 404, body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn get(id: JobIdParam, documents: web::Data<Documents>) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Ok().json(documents.job(id.0).await?))
+}

@@ -1,0 +1,70 @@
+//! The HTTP surface: routes, extractors, problem mapping. Handlers parse, call
+//! one service function and shape the response; no business logic lives here.
+
+mod collections;
+mod documents;
+pub mod extract;
+mod health;
+mod jobs;
+pub mod openapi;
+pub mod request_id;
+mod search;
+mod upload;
+
+use actix_web::web::{self, ServiceConfig};
+use actix_web::{HttpRequest, HttpResponse};
+use utoipa::OpenApi;
+use utoipa_scalar::{Scalar, Servable};
+
+use crate::error::AppError;
+
+/// JSON bodies (search, query, collections) are small; files go through multipart.
+const JSON_LIMIT_BYTES: usize = 256 * 1024;
+
+/// All routes, for `App::new().configure(routes)`.
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.app_data(web::JsonConfig::default().limit(JSON_LIMIT_BYTES).error_handler(extract::json_error))
+        .app_data(web::QueryConfig::default().error_handler(extract::query_error))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
+        .route("/openapi.json", web::get().to(openapi::openapi_json))
+        .service(Scalar::with_url("/docs", openapi::ApiDoc::openapi()))
+        .service(
+            web::scope("/v1")
+                .service(
+                    web::resource("/collections")
+                        .route(web::post().to(collections::create))
+                        .route(web::get().to(collections::list)),
+                )
+                .service(
+                    web::resource("/collections/{collection}")
+                        .route(web::get().to(collections::get))
+                        .route(web::delete().to(collections::delete)),
+                )
+                .configure(|cfg| document_routes(cfg, "/collections/{collection}"))
+                // The same on `default`.
+                .configure(|cfg| document_routes(cfg, ""))
+                .route("/jobs/{job_id}", web::get().to(jobs::get)),
+        )
+        .default_service(web::to(not_found));
+}
+
+fn document_routes(cfg: &mut ServiceConfig, prefix: &str) {
+    cfg.service(
+        web::resource(format!("{prefix}/documents"))
+            .route(web::post().to(documents::upload))
+            .route(web::get().to(documents::list)),
+    )
+    .service(
+        web::resource(format!("{prefix}/documents/{{document_id}}"))
+            .route(web::get().to(documents::get))
+            .route(web::delete().to(documents::delete)),
+    )
+    .route(&format!("{prefix}/search"), web::post().to(search::search))
+    .route(&format!("{prefix}/query"), web::post().to(search::query));
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, AppError> {
+    Err(AppError::RouteNotFound(format!("{} {}", req.method(), req.path())))
+}

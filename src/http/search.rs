@@ -1,0 +1,65 @@
+//! `/v1/collections/{collection}/search` and `/query` (and the short routes on `default`).
+
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::extract::CollectionParam;
+use crate::answer::{Answerer, QueryRequest, Retriever, SearchRequest};
+use crate::domain::{Answer, SearchHit};
+use crate::error::{AppError, Problem};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchResponse {
+    /// Best first.
+    pub results: Vec<SearchHit>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Ranked chunks for a query, no LLM. Also `POST /v1/search` on `default`.
+#[utoipa::path(
+    post, path = "/v1/collections/{collection}/search", tag = "search",
+    params(("collection" = String, Path)),
+    request_body = SearchRequest,
+    responses(
+        (status = 200, body = SearchResponse),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The collection was indexed with another embedding model", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Missing query, top_k out of range, bad filter", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn search(
+    collection: CollectionParam,
+    body: web::Json<SearchRequest>,
+    retriever: web::Data<Retriever>,
+) -> Result<HttpResponse, AppError> {
+    let retrieved = retriever.search(&collection.0, body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(SearchResponse {
+        results: retrieved.hits,
+        warnings: retrieved.warnings,
+    }))
+}
+
+/// Answer a question from the documents, with citations. Also `POST /v1/query` on `default`.
+#[utoipa::path(
+    post, path = "/v1/collections/{collection}/query", tag = "search",
+    params(("collection" = String, Path)),
+    request_body = QueryRequest,
+    responses(
+        (status = 200, body = Answer),
+        (status = 400, description = "Malformed JSON; generative mode without an LLM", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The LLM failed or its answer was unusable", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "The LLM timed out", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn query(
+    collection: CollectionParam,
+    body: web::Json<QueryRequest>,
+    answerer: web::Data<Answerer>,
+) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Ok().json(answerer.answer(&collection.0, body.into_inner()).await?))
+}

@@ -1,0 +1,157 @@
+//! Splitting a document's pages into chunks with `text-splitter`, sized in the
+//! embedding model's own tokens, each chunk knowing its page range and where
+//! inside it a new page begins.
+
+use text_splitter::{Characters, ChunkConfig, TextSplitter};
+use tokenizers::Tokenizer;
+
+use crate::config::ChunkSettings;
+use crate::domain::{Chunk, DocumentId, PageBreak};
+
+/// Between pages in a document's joined text: a paragraph break, which the
+/// splitter prefers to cut at.
+pub const PAGE_SEPARATOR: &str = "\n\n";
+
+/// Without a tokenizer, a token is taken to be about four characters.
+const CHARS_PER_TOKEN: usize = 4;
+
+enum Splitter {
+    Tokens(TextSplitter<Tokenizer>),
+    Characters(TextSplitter<Characters>),
+}
+
+pub struct Chunker {
+    splitter: Splitter,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid chunk settings: {0}")]
+pub struct ChunkSettingsError(String);
+
+impl Chunker {
+    pub fn new(settings: &ChunkSettings, tokenizer: Option<Tokenizer>) -> Result<Self, ChunkSettingsError> {
+        let invalid = |e: text_splitter::ChunkConfigError| ChunkSettingsError(e.to_string());
+        let splitter = match tokenizer {
+            Some(tokenizer) => Splitter::Tokens(TextSplitter::new(
+                ChunkConfig::new(settings.tokens)
+                    .with_overlap(settings.overlap)
+                    .map_err(invalid)?
+                    .with_sizer(tokenizer),
+            )),
+            None => Splitter::Characters(TextSplitter::new(
+                ChunkConfig::new(settings.tokens * CHARS_PER_TOKEN)
+                    .with_overlap(settings.overlap * CHARS_PER_TOKEN)
+                    .map_err(invalid)?,
+            )),
+        };
+        Ok(Self { splitter })
+    }
+
+    /// Chunks the pages of one document (blocking: tokenizes the whole text).
+    pub fn chunk(&self, document_id: DocumentId, pages: &[String]) -> Vec<Chunk> {
+        let (text, page_starts) = join_pages(pages);
+        let pieces: Vec<(usize, &str)> = match &self.splitter {
+            Splitter::Tokens(s) => s.chunk_indices(&text).collect(),
+            Splitter::Characters(s) => s.chunk_indices(&text).collect(),
+        };
+        pieces
+            .into_iter()
+            .filter(|(_, piece)| piece.chars().any(char::is_alphanumeric))
+            .enumerate()
+            .map(|(index, (start, piece))| {
+                let end = start + piece.len();
+                let page_breaks = page_starts
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &page_start)| page_start > start && page_start < end)
+                    .map(|(i, &page_start)| PageBreak {
+                        page: i as u32 + 1,
+                        offset: (page_start - start) as u32,
+                    })
+                    .collect();
+                Chunk {
+                    document_id,
+                    index: index as u32,
+                    page_start: page_of(&page_starts, start),
+                    page_end: page_of(&page_starts, end.saturating_sub(1).max(start)),
+                    char_start: start as u64,
+                    char_end: end as u64,
+                    text: piece.to_string(),
+                    page_breaks,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The document's text and the byte offset at which each page starts.
+pub fn join_pages(pages: &[String]) -> (String, Vec<usize>) {
+    let mut text = String::with_capacity(pages.iter().map(|p| p.len() + PAGE_SEPARATOR.len()).sum());
+    let mut starts = Vec::with_capacity(pages.len());
+    for (i, page) in pages.iter().enumerate() {
+        if i > 0 {
+            text.push_str(PAGE_SEPARATOR);
+        }
+        starts.push(text.len());
+        text.push_str(page);
+    }
+    (text, starts)
+}
+
+/// 1-based page of a byte offset.
+fn page_of(page_starts: &[usize], offset: usize) -> u32 {
+    page_starts.partition_point(|&s| s <= offset).max(1) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunker(tokens: usize, overlap: usize) -> Chunker {
+        Chunker::new(&ChunkSettings { tokens, overlap }, None).unwrap()
+    }
+
+    #[test]
+    fn chunks_know_their_pages() {
+        let pages: Vec<String> = vec![
+            "Alpha page one talks about apples. ".repeat(3),
+            "Beta page two is about bananas. ".repeat(3),
+            String::new(),
+            "Gamma page four covers cherries.".to_string(),
+        ];
+        let doc = DocumentId::new();
+        let chunks = chunker(10, 0).chunk(doc, &pages);
+        assert!(chunks.len() > 2);
+        let (text, starts) = join_pages(&pages);
+        for chunk in &chunks {
+            assert_eq!(&text[chunk.char_start as usize..chunk.char_end as usize], chunk.text);
+            // Every byte of the chunk is attributed to the page whose span holds it.
+            for (local, c) in chunk.text.char_indices().filter(|(_, c)| c.is_alphanumeric()) {
+                let page = chunk.page_at(local) as usize;
+                let global = chunk.char_start as usize + local;
+                let span = starts[page - 1]..starts[page - 1] + pages[page - 1].len();
+                assert!(span.contains(&global), "{c:?} at {global} put on page {page} ({span:?})");
+            }
+        }
+        let last = chunks.last().unwrap();
+        assert_eq!(last.page_end, 4);
+        assert!(chunks.windows(2).all(|w| w[0].index + 1 == w[1].index));
+    }
+
+    #[test]
+    fn a_chunk_across_pages_records_the_break() {
+        let pages = vec!["first".to_string(), "second".to_string()];
+        let chunks = chunker(100, 0).chunk(DocumentId::new(), &pages);
+        assert_eq!(chunks.len(), 1);
+        let chunk = &chunks[0];
+        assert_eq!((chunk.page_start, chunk.page_end), (1, 2));
+        assert_eq!(chunk.page_breaks, vec![PageBreak { page: 2, offset: 7 }]);
+        assert_eq!(chunk.page_at(chunk.text.find("second").unwrap()), 2);
+        assert_eq!(chunk.page_at(0), 1);
+    }
+
+    #[test]
+    fn blank_documents_give_no_chunks() {
+        assert!(chunker(50, 0).chunk(DocumentId::new(), &["  \n\n ".to_string()]).is_empty());
+    }
+}

@@ -1,0 +1,114 @@
+//! Text out of a file, page by page. Parsers run on a blocking thread with a
+//! time limit, and a panic inside one becomes a failed document, not a dead server.
+
+mod pdf;
+mod text;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::domain::ContentType;
+
+/// A document's text, one entry per page (plain text and Markdown are one page).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtractedText {
+    pub pages: Vec<String>,
+    /// Pages that could not be read while others could.
+    pub unreadable_pages: Vec<u32>,
+}
+
+impl ExtractedText {
+    pub fn has_text(&self) -> bool {
+        self.pages.iter().any(|p| p.chars().any(char::is_alphanumeric))
+    }
+}
+
+/// Why a document could not be read. The `Display` text is what the document's
+/// `error` field shows.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum ExtractError {
+    #[error("encrypted: the PDF needs a password")]
+    Encrypted,
+    #[error("corrupt: {0}")]
+    Corrupt(String),
+    #[error("no extractable text (scanned?)")]
+    NoText,
+    #[error("corrupt: the parser crashed ({0})")]
+    Panicked(String),
+    #[error("timeout: extraction took longer than {0} s")]
+    Timeout(u64),
+    #[error("could not read the stored file: {0}")]
+    Io(String),
+}
+
+/// Extracts on the calling thread, catching parser panics.
+pub fn extract_bytes(content_type: ContentType, bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
+    let result = catch_unwind(AssertUnwindSafe(|| match content_type {
+        ContentType::Pdf => pdf::extract(bytes),
+        ContentType::PlainText | ContentType::Markdown => text::extract(bytes),
+    }));
+    let extracted = result.map_err(|panic| ExtractError::Panicked(panic_message(&*panic)))??;
+    if !extracted.has_text() {
+        return Err(ExtractError::NoText);
+    }
+    Ok(extracted)
+}
+
+/// Reads and extracts a stored file on a blocking thread, giving up after `timeout`.
+///
+/// A parser stuck in a loop keeps its thread until it ends; the document fails at
+/// the deadline either way. (Isolating parsers in a child process is issue P4.)
+pub async fn extract_file(
+    path: &Path,
+    content_type: ContentType,
+    timeout: Duration,
+) -> Result<ExtractedText, ExtractError> {
+    let bytes = tokio::fs::read(path)
+        .await
+        .map_err(|e| ExtractError::Io(e.to_string()))?;
+    let task = tokio::task::spawn_blocking(move || extract_bytes(content_type, &bytes));
+    match tokio::time::timeout(timeout, task).await {
+        Err(_) => Err(ExtractError::Timeout(timeout.as_secs())),
+        Ok(Err(join)) => Err(ExtractError::Panicked(join.to_string())),
+        Ok(Ok(result)) => result,
+    }
+}
+
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_an_error() {
+        let result = catch_unwind(|| -> Result<(), ExtractError> { panic!("bad length of hexstring") });
+        let message = panic_message(&*result.unwrap_err());
+        assert_eq!(message, "bad length of hexstring");
+    }
+
+    #[test]
+    fn random_bytes_behind_a_pdf_header_are_corrupt() {
+        let mut bytes = b"%PDF-1.4\n".to_vec();
+        bytes.extend((0..4000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8));
+        let err = extract_bytes(ContentType::Pdf, &bytes).unwrap_err();
+        assert!(matches!(err, ExtractError::Corrupt(_) | ExtractError::Panicked(_)), "{err:?}");
+    }
+
+    #[test]
+    fn whitespace_is_no_text() {
+        assert_eq!(
+            extract_bytes(ContentType::PlainText, b"  \n\n \t "),
+            Err(ExtractError::NoText)
+        );
+    }
+}

@@ -1,0 +1,299 @@
+//! Ingestion: accepting uploads as durable documents and jobs, then the worker
+//! pipeline that extracts, chunks, embeds and indexes them.
+
+pub mod chunk;
+pub mod detect;
+pub mod extract;
+mod files;
+pub mod staging;
+mod worker;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{broadcast, Notify};
+use utoipa::ToSchema;
+
+pub use files::FileStore;
+pub use worker::{Pipeline, WorkerPool};
+
+use crate::catalog::{Catalog, InsertOutcome};
+use crate::domain::{CollectionName, ContentType, DocumentId, DocumentStatus, JobId, Metadata, NewDocument};
+use crate::error::AppError;
+use detect::Detected;
+use staging::StagedFile;
+
+/// What an upload did with one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadStatus {
+    Queued,
+    Processing,
+    Ready,
+    Failed,
+    /// The same bytes were already in the collection; `id` is that document.
+    Duplicate,
+}
+
+impl From<DocumentStatus> for UploadStatus {
+    fn from(status: DocumentStatus) -> Self {
+        match status {
+            DocumentStatus::Queued => Self::Queued,
+            DocumentStatus::Processing => Self::Processing,
+            DocumentStatus::Ready => Self::Ready,
+            DocumentStatus::Failed => Self::Failed,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UploadedDocument {
+    pub id: DocumentId,
+    pub filename: String,
+    pub status: UploadStatus,
+    pub job_id: JobId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Wakes workers when work arrives and tells waiters when a job ends.
+#[derive(Clone)]
+pub struct JobSignals {
+    work: Arc<Notify>,
+    finished: broadcast::Sender<JobId>,
+}
+
+impl JobSignals {
+    pub fn new() -> Self {
+        Self {
+            work: Arc::new(Notify::new()),
+            finished: broadcast::channel(1024).0,
+        }
+    }
+
+    pub fn work_available(&self) {
+        self.work.notify_waiters();
+        self.work.notify_one();
+    }
+
+    pub async fn wait_for_work(&self, at_most: Duration) {
+        let _ = tokio::time::timeout(at_most, self.work.notified()).await;
+    }
+
+    pub fn job_finished(&self, job: JobId) {
+        // Nobody listening is fine.
+        let _ = self.finished.send(job);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<JobId> {
+        self.finished.subscribe()
+    }
+}
+
+impl Default for JobSignals {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Accepts uploads: turns staged files into documents with queued jobs.
+pub struct Ingestor {
+    catalog: Arc<dyn Catalog>,
+    files: FileStore,
+    signals: JobSignals,
+    max_upload_bytes: u64,
+    wait_timeout: Duration,
+}
+
+impl Ingestor {
+    pub fn new(
+        catalog: Arc<dyn Catalog>,
+        files: FileStore,
+        signals: JobSignals,
+        max_upload_bytes: u64,
+        wait_timeout: Duration,
+    ) -> Self {
+        Self {
+            catalog,
+            files,
+            signals,
+            max_upload_bytes,
+            wait_timeout,
+        }
+    }
+
+    pub fn max_upload_bytes(&self) -> u64 {
+        self.max_upload_bytes
+    }
+
+    pub fn files(&self) -> &FileStore {
+        &self.files
+    }
+
+    /// Accepts every file or none: a file that can be judged bad now (empty, of an
+    /// unsupported type) refuses the whole request and nothing is stored.
+    pub async fn accept(
+        &self,
+        collection: &CollectionName,
+        staged: Vec<StagedFile>,
+        metadata: Metadata,
+    ) -> Result<Vec<UploadedDocument>, AppError> {
+        let verdict = self.judge(collection, &staged).await;
+        let content_types = match verdict {
+            Ok(types) => types,
+            Err(e) => {
+                for file in &staged {
+                    file.discard().await;
+                }
+                return Err(e);
+            }
+        };
+
+        let mut accepted = Vec::with_capacity(staged.len());
+        let mut staged = staged.into_iter();
+        for (file, content_type) in staged.by_ref().zip(content_types) {
+            match self.accept_one(collection, file, content_type, &metadata).await {
+                Ok(document) => accepted.push(document),
+                Err(e) => {
+                    for rest in staged.by_ref() {
+                        rest.discard().await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        self.signals.work_available();
+        Ok(accepted)
+    }
+
+    async fn judge(&self, collection: &CollectionName, staged: &[StagedFile]) -> Result<Vec<ContentType>, AppError> {
+        if self.catalog.get_collection(collection).await?.is_none() {
+            return Err(AppError::CollectionNotFound(collection.to_string()));
+        }
+        if staged.is_empty() {
+            return Err(AppError::NoFile);
+        }
+        staged
+            .iter()
+            .map(|file| {
+                if file.bytes == 0 {
+                    return Err(AppError::EmptyFile {
+                        filename: file.filename.clone(),
+                    });
+                }
+                match file.detected {
+                    Detected::Supported(content_type) => Ok(content_type),
+                    Detected::Unsupported(detected) => Err(AppError::UnsupportedMediaType {
+                        filename: file.filename.clone(),
+                        detected: detected.to_string(),
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    /// Stores the file under its document id, then writes the document and its job.
+    /// The file is in place before the row exists, so a row never points at nothing.
+    async fn accept_one(
+        &self,
+        collection: &CollectionName,
+        file: StagedFile,
+        content_type: ContentType,
+        metadata: &Metadata,
+    ) -> Result<UploadedDocument, AppError> {
+        let new = NewDocument {
+            id: DocumentId::new(),
+            job_id: JobId::new(),
+            collection: collection.clone(),
+            filename: file.filename.clone(),
+            content_type,
+            bytes: file.bytes,
+            sha256: file.sha256.clone(),
+            metadata: metadata.clone(),
+        };
+        self.files.store(&file.path, new.id).await?;
+        let outcome = match self.catalog.insert_document(&new).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                self.files.remove(new.id).await;
+                return Err(e.into());
+            }
+        };
+        Ok(match outcome {
+            InsertOutcome::Created(document) => {
+                tracing::info!(document = %document.id, job = %document.job_id, filename = %document.filename,
+                    content_type = %content_type, bytes = document.bytes, "document accepted");
+                UploadedDocument {
+                    id: document.id,
+                    filename: document.filename,
+                    status: UploadStatus::Queued,
+                    job_id: document.job_id,
+                    error: None,
+                }
+            }
+            InsertOutcome::Duplicate(existing) => {
+                self.files.remove(new.id).await;
+                tracing::info!(document = %existing.id, filename = %new.filename, "duplicate upload");
+                UploadedDocument {
+                    id: existing.id,
+                    filename: new.filename,
+                    status: UploadStatus::Duplicate,
+                    job_id: existing.job_id,
+                    error: existing.error,
+                }
+            }
+        })
+    }
+
+    /// Waits until every accepted document is ready or failed (or the wait times
+    /// out) and reports each one's status then. Duplicates keep their status.
+    pub async fn wait(
+        &self,
+        collection: &CollectionName,
+        documents: Vec<UploadedDocument>,
+    ) -> Result<Vec<UploadedDocument>, AppError> {
+        // Subscribe before reading statuses, so no ending is missed in between.
+        let mut finished = self.signals.subscribe();
+        let deadline = tokio::time::Instant::now() + self.wait_timeout;
+        let mut pending: HashMap<DocumentId, usize> = documents
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.status != UploadStatus::Duplicate)
+            .map(|(i, d)| (d.id, i))
+            .collect();
+        let mut documents = documents;
+        loop {
+            let ids: Vec<DocumentId> = pending.keys().copied().collect();
+            for id in ids {
+                let Some(document) = self.catalog.get_document(collection, id).await? else {
+                    pending.remove(&id);
+                    continue;
+                };
+                if document.status.is_final() {
+                    let slot = &mut documents[pending[&id]];
+                    slot.status = document.status.into();
+                    slot.error = document.error;
+                    pending.remove(&id);
+                }
+            }
+            if pending.is_empty() {
+                return Ok(documents);
+            }
+            match tokio::time::timeout_at(deadline, finished.recv()).await {
+                Err(_) => {
+                    // Out of patience: report where each document is now.
+                    for (&id, &i) in &pending {
+                        if let Some(document) = self.catalog.get_document(collection, id).await? {
+                            documents[i].status = document.status.into();
+                        }
+                    }
+                    return Ok(documents);
+                }
+                Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(broadcast::error::RecvError::Closed)) => return Ok(documents),
+            }
+        }
+    }
+}

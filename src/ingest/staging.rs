@@ -1,0 +1,150 @@
+//! Receiving an uploaded file: streamed to a temporary file under the data dir,
+//! hashed and sniffed on the way, never held whole in memory, cut off as soon as
+//! it passes the size limit.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use super::detect::{self, Detected, Utf8Validator, HEAD_BYTES};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StagingError {
+    #[error("file is larger than the {limit}-byte limit")]
+    TooLarge { limit: u64 },
+    #[error("could not store the upload: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A file being received.
+pub struct FileStager {
+    path: PathBuf,
+    file: tokio::fs::File,
+    hasher: Sha256,
+    head: Vec<u8>,
+    utf8: Utf8Validator,
+    bytes: u64,
+    limit: u64,
+}
+
+/// A file fully received: on disk, hashed and judged, not yet a document.
+#[derive(Debug)]
+pub struct StagedFile {
+    pub path: PathBuf,
+    pub filename: String,
+    pub bytes: u64,
+    pub sha256: String,
+    pub detected: Detected,
+}
+
+impl FileStager {
+    pub async fn create(dir: &Path, limit: u64) -> Result<Self, StagingError> {
+        tokio::fs::create_dir_all(dir).await?;
+        let path = dir.join(format!("{}.part", uuid::Uuid::new_v4()));
+        let file = tokio::fs::File::create(&path).await?;
+        Ok(Self {
+            path,
+            file,
+            hasher: Sha256::new(),
+            head: Vec::new(),
+            utf8: Utf8Validator::default(),
+            bytes: 0,
+            limit,
+        })
+    }
+
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), StagingError> {
+        self.bytes += chunk.len() as u64;
+        if self.bytes > self.limit {
+            return Err(StagingError::TooLarge { limit: self.limit });
+        }
+        self.hasher.update(chunk);
+        self.utf8.feed(chunk);
+        if self.head.len() < HEAD_BYTES {
+            let take = (HEAD_BYTES - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..take]);
+        }
+        self.file.write_all(chunk).await?;
+        Ok(())
+    }
+
+    /// Syncs the file to disk: once the upload is acknowledged, the bytes must survive.
+    pub async fn finish(mut self, filename: String) -> Result<StagedFile, StagingError> {
+        self.file.flush().await?;
+        self.file.sync_all().await?;
+        Ok(StagedFile {
+            path: self.path,
+            filename,
+            bytes: self.bytes,
+            sha256: hex::encode(self.hasher.finalize()),
+            detected: detect::detect(&self.head, self.utf8.is_valid()),
+        })
+    }
+
+    /// Throws the partial file away.
+    pub async fn abort(self) {
+        drop(self.file);
+        let _ = tokio::fs::remove_file(&self.path).await;
+    }
+}
+
+impl StagedFile {
+    pub async fn discard(&self) {
+        let _ = tokio::fs::remove_file(&self.path).await;
+    }
+}
+
+/// A file name fit to store and show: no directories, no control characters.
+pub fn clean_filename(raw: Option<&str>) -> String {
+    let base = raw
+        .unwrap_or_default()
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or_default();
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
+    let cleaned = cleaned.trim();
+    if cleaned.is_empty() || cleaned == "." || cleaned == ".." {
+        "upload".to_string()
+    } else {
+        cleaned.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filenames_lose_their_directories() {
+        assert_eq!(clean_filename(Some("../../etc/passwd")), "passwd");
+        assert_eq!(clean_filename(Some("C:\\docs\\a.pdf")), "a.pdf");
+        assert_eq!(clean_filename(Some("")), "upload");
+        assert_eq!(clean_filename(None), "upload");
+        assert_eq!(clean_filename(Some("a\u{0}b.txt")), "ab.txt");
+    }
+
+    #[tokio::test]
+    async fn a_file_over_the_limit_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stager = FileStager::create(dir.path(), 10).await.unwrap();
+        stager.write(b"12345").await.unwrap();
+        assert!(matches!(stager.write(b"678901").await, Err(StagingError::TooLarge { limit: 10 })));
+        stager.abort().await;
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_hash_is_of_all_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stager = FileStager::create(dir.path(), 100).await.unwrap();
+        stager.write(b"hello ").await.unwrap();
+        stager.write(b"world").await.unwrap();
+        let staged = stager.finish("x.txt".into()).await.unwrap();
+        assert_eq!(
+            staged.sha256,
+            "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
+        );
+        assert_eq!(staged.bytes, 11);
+    }
+}

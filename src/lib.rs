@@ -1,0 +1,244 @@
+//! docqa: a document question-answering server.
+//!
+//! [`App::build`] wires the components (catalog, vector index, embedder, LLM)
+//! from a [`Config`]; [`App::start`] serves them over HTTP.
+
+pub mod answer;
+pub mod catalog;
+pub mod collections;
+pub mod config;
+pub mod documents;
+pub mod domain;
+pub mod embed;
+pub mod error;
+pub mod health;
+pub mod http;
+pub mod index;
+pub mod ingest;
+pub mod openai;
+pub mod telemetry;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use actix_web::middleware::from_fn;
+use actix_web::web::Data;
+
+pub use config::Config;
+
+use answer::{Answerer, LlmClient, OpenAiLlm, Retriever};
+use catalog::{Catalog, SqliteCatalog};
+use collections::Collections;
+use documents::Documents;
+use embed::Bm25Encoder;
+use health::{HealthChecks, Metrics};
+use index::{EdgeIndex, VectorIndex};
+use ingest::chunk::Chunker;
+use ingest::{FileStore, Ingestor, JobSignals, Pipeline, WorkerPool};
+
+/// Why the server could not start; each names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data dir {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("catalog ({url}): {source}")]
+    Catalog { url: String, source: catalog::CatalogError },
+    #[error("vector index: {0}")]
+    Index(#[from] index::IndexError),
+    #[error("embedder: {0}")]
+    Embedder(#[from] embed::EmbedError),
+    #[error("chunking: {0}")]
+    Chunking(#[from] ingest::chunk::ChunkSettingsError),
+    #[error("LLM client: {0}")]
+    Llm(String),
+    #[error("{0}")]
+    Setup(String),
+    #[error("HTTP server: {0}")]
+    Http(#[from] std::io::Error),
+}
+
+/// The built application: every component, ready to serve.
+pub struct App {
+    pub config: Config,
+    catalog: Arc<SqliteCatalog>,
+    collections: Data<Collections>,
+    documents: Data<Documents>,
+    ingestor: Data<Ingestor>,
+    retriever: Data<Retriever>,
+    answerer: Data<Answerer>,
+    health: Data<HealthChecks>,
+    metrics: Data<Metrics>,
+    workers: WorkerPool,
+}
+
+impl App {
+    /// Opens storage, loads the model, resumes interrupted jobs.
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        Self::build_with_llm(config, None).await
+    }
+
+    /// As [`App::build`], with an LLM client given instead of one from the config.
+    pub async fn build_with_llm(config: Config, llm: Option<Arc<dyn LlmClient>>) -> Result<Self, StartError> {
+        openai::install_crypto_provider();
+        let data_dir = &config.data_dir;
+        std::fs::create_dir_all(data_dir).map_err(|source| StartError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+
+        let sqlite = Arc::new(SqliteCatalog::connect(&config.database_url).await.map_err(|source| {
+            StartError::Catalog {
+                url: config.database_url.clone(),
+                source,
+            }
+        })?);
+        let catalog: Arc<dyn Catalog> = sqlite.clone();
+        let index: Arc<dyn VectorIndex> = Arc::new(EdgeIndex::open(data_dir.join("index"))?);
+        let files = FileStore::open(data_dir).map_err(|source| StartError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+
+        let embedding = embed::from_config(&config).await?;
+        if let Some(reason) = &embedding.bm25_only_reason {
+            tracing::warn!(%reason, "retrieval runs on BM25 alone");
+        }
+        let llm = match (llm, &config.llm) {
+            (Some(llm), _) => Some(llm),
+            (None, Some(settings)) => {
+                let client = OpenAiLlm::new(settings).map_err(|e| StartError::Llm(e.to_string()))?;
+                tracing::info!(model = %settings.model, base_url = %settings.base_url, "LLM configured");
+                Some(Arc::new(client) as Arc<dyn LlmClient>)
+            }
+            (None, None) => {
+                tracing::info!("no LLM configured: answers are extractive");
+                None
+            }
+        };
+
+        let bm25 = Arc::new(Bm25Encoder::new());
+        let chunker = Arc::new(Chunker::new(&config.chunk, embedding.tokenizer.clone())?);
+        let embedding_model = embedding.embedder.as_ref().map(|e| e.model().clone());
+
+        let collections = Collections::new(catalog.clone(), index.clone(), files.clone(), embedding_model);
+        collections
+            .ensure_default()
+            .await
+            .map_err(|e| StartError::Setup(format!("creating the default collection: {e}")))?;
+
+        let signals = JobSignals::new();
+        let pipeline = Arc::new(Pipeline {
+            catalog: catalog.clone(),
+            index: index.clone(),
+            embedder: embedding.embedder.clone(),
+            bm25: bm25.clone(),
+            chunker,
+            files: files.clone(),
+            extract_timeout: config.extract_timeout,
+        });
+        let workers = WorkerPool::start(pipeline, signals.clone(), config.ingest_workers)
+            .await
+            .map_err(|source| StartError::Catalog {
+                url: config.database_url.clone(),
+                source,
+            })?;
+
+        let retriever = Arc::new(Retriever::new(
+            catalog.clone(),
+            index.clone(),
+            embedding.embedder.clone(),
+            bm25.clone(),
+            config.top_k,
+        ));
+        Ok(Self {
+            collections: Data::new(collections),
+            documents: Data::new(Documents::new(catalog.clone(), index.clone(), files.clone())),
+            ingestor: Data::new(Ingestor::new(
+                catalog.clone(),
+                files,
+                signals,
+                config.max_upload_bytes,
+                config.wait_timeout,
+            )),
+            retriever: Data::from(retriever.clone()),
+            answerer: Data::new(Answerer::new(retriever, llm, bm25)),
+            health: Data::new(HealthChecks::new(
+                catalog,
+                index,
+                embedding.embedder,
+                embedding.bm25_only_reason,
+            )),
+            metrics: Data::new(Metrics::default()),
+            catalog: sqlite,
+            workers,
+            config,
+        })
+    }
+
+    /// Serves on `listener` in the background; the returned handle stops it.
+    pub fn start(self, listener: TcpListener) -> Result<RunningApp, StartError> {
+        let addr = listener.local_addr()?;
+        let (collections, documents, ingestor) = (self.collections.clone(), self.documents.clone(), self.ingestor.clone());
+        let (retriever, answerer) = (self.retriever.clone(), self.answerer.clone());
+        let (health, metrics) = (self.health.clone(), self.metrics.clone());
+        let server = actix_web::HttpServer::new(move || {
+            actix_web::App::new()
+                .wrap(from_fn(http::request_id::middleware))
+                .app_data(collections.clone())
+                .app_data(documents.clone())
+                .app_data(ingestor.clone())
+                .app_data(retriever.clone())
+                .app_data(answerer.clone())
+                .app_data(health.clone())
+                .app_data(metrics.clone())
+                .configure(http::routes)
+        })
+        .listen(listener)?
+        .shutdown_timeout(10)
+        .run();
+        let handle = server.handle();
+        let server = tokio::spawn(server);
+        tracing::info!(%addr, "docqa listening");
+        Ok(RunningApp {
+            addr,
+            handle,
+            server,
+            app: self,
+        })
+    }
+}
+
+/// A serving app.
+pub struct RunningApp {
+    pub addr: std::net::SocketAddr,
+    handle: ServerHandle,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    app: App,
+}
+
+impl RunningApp {
+    /// Resolves when the server stops (e.g. on SIGINT/SIGTERM), then shuts down.
+    pub async fn wait(self) -> std::io::Result<()> {
+        let RunningApp { server, app, .. } = self;
+        let result = server.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        app.shutdown().await;
+        result
+    }
+
+    /// Stops serving, stops the workers and closes storage.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = self.server.await;
+        self.app.shutdown().await;
+    }
+}
+
+impl App {
+    async fn shutdown(self) {
+        self.workers.stop().await;
+        self.catalog.close().await;
+        // The index flushes its shards as its last reference goes, here.
+        tracing::info!("docqa stopped");
+    }
+}

@@ -1,0 +1,26 @@
+//! One way to reach any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, …):
+//! an async-openai client on our own reqwest client, so timeouts are ours.
+
+use async_openai::Client;
+use async_openai::config::OpenAIConfig;
+
+use crate::config::LlmSettings;
+
+/// rustls needs one process-wide crypto provider; ring is the one we build.
+pub fn install_crypto_provider() {
+    // Fails only when a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+pub fn client(settings: &LlmSettings) -> Result<Client<OpenAIConfig>, reqwest::Error> {
+    install_crypto_provider();
+    let http = reqwest::Client::builder()
+        .timeout(settings.timeout)
+        .connect_timeout(settings.timeout.min(std::time::Duration::from_secs(10)))
+        .build()?;
+    let mut config = OpenAIConfig::new().with_api_base(settings.base_url.clone());
+    if let Some(key) = &settings.api_key {
+        config = config.with_api_key(key.clone());
+    }
+    Ok(Client::build(http, config))
+}

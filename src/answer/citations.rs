@@ -169,6 +169,7 @@ mod tests {
             text: text.into(),
             score: 0.5,
             page_breaks: vec![PageBreak { page: 4, offset: 30 }],
+            dense_similarity: None,
         }
     }
 

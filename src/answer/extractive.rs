@@ -42,16 +42,20 @@ pub fn answer(question: &str, hits: &[SearchHit], bm25: &Bm25Encoder) -> (String
     }
     candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
 
-    let mut seen = HashSet::new();
+    let mut seen: Vec<String> = Vec::new();
     let mut parts = Vec::new();
     let mut citations = Vec::new();
     for candidate in candidates {
         if citations.len() == MAX_SENTENCES {
             break;
         }
-        if !seen.insert(candidate.text.to_lowercase()) {
+        // The same sentence twice (chunk overlap, repeated boilerplate), or a
+        // fragment of one already chosen, adds nothing.
+        let key = one_line(candidate.text).to_lowercase();
+        if seen.iter().any(|s: &String| s.contains(&key) || key.contains(s.as_str())) {
             continue;
         }
+        seen.push(key);
         let index = citations.len() as u32 + 1;
         parts.push(format!("{} [{index}]", one_line(candidate.text)));
         citations.push(Citation {
@@ -115,6 +119,7 @@ mod tests {
             text: text.into(),
             score: 0.4,
             page_breaks: vec![PageBreak { page: 2, offset: text.find("The warranty").unwrap() as u32 }],
+            dense_similarity: None,
         };
         let (answer, citations) = super::answer("How long is the warranty?", &[hit], &Bm25Encoder::new());
         assert_eq!(citations.len(), 1, "{answer}");
@@ -134,6 +139,7 @@ mod tests {
             text: "Completely unrelated sentence about gardening.".into(),
             score: 0.1,
             page_breaks: vec![],
+            dense_similarity: None,
         };
         let (answer, citations) = super::answer("warranty duration?", &[hit], &Bm25Encoder::new());
         assert!(answer.is_empty() && citations.is_empty());

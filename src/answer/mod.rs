@@ -24,6 +24,11 @@ use crate::error::AppError;
 
 pub const NOT_FOUND_ANSWER: &str = "The answer was not found in the documents.";
 
+/// A chunk is worth answering from when it is this similar to the question…
+const MIN_ANSWER_SIMILARITY: f32 = 0.3;
+/// …or holds at least this share of the question's terms.
+const MIN_TERM_COVERAGE: f32 = 0.5;
+
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryRequest {
@@ -73,7 +78,8 @@ impl Answerer {
             (AnswerMode::Generative | AnswerMode::Auto, Some(llm)) => Some(llm),
             (AnswerMode::Generative, None) => return Err(AppError::LlmNotConfigured),
         };
-        let retrieved = self.retriever.retrieve(collection, &query).await?;
+        let mut retrieved = self.retriever.retrieve(collection, &query).await?;
+        retrieved.hits = relevant(&query.text, retrieved.hits, &self.bm25);
         let mut timings = Timings {
             embed: retrieved.embed_ms,
             search: retrieved.search_ms,
@@ -118,6 +124,29 @@ impl Answerer {
             warnings: retrieved.warnings,
         })
     }
+}
+
+/// The hits that can support an answer. Rank fusion always returns something;
+/// a chunk that shares one common word with the question is no grounds to answer.
+fn relevant(question: &str, hits: Vec<SearchHit>, bm25: &Bm25Encoder) -> Vec<SearchHit> {
+    let question_terms: std::collections::HashSet<u32> = bm25.query(question).indices.into_iter().collect();
+    hits.into_iter()
+        .filter(|hit| {
+            if hit.dense_similarity.is_some_and(|s| s >= MIN_ANSWER_SIMILARITY) {
+                return true;
+            }
+            if question_terms.is_empty() {
+                return false;
+            }
+            let shared = bm25
+                .passage(&hit.text)
+                .indices
+                .iter()
+                .filter(|t| question_terms.contains(t))
+                .count();
+            shared as f32 / question_terms.len() as f32 >= MIN_TERM_COVERAGE
+        })
+        .collect()
 }
 
 fn not_found(mode: AnswerMode, timings: Timings, warnings: Vec<String>) -> Answer {

@@ -165,6 +165,7 @@ impl Retriever {
                 text: point.payload.text,
                 score: point.score,
                 page_breaks: point.payload.page_breaks,
+                dense_similarity: point.dense_similarity,
             })
             .collect();
         Ok(Retrieved {

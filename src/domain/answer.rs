@@ -16,6 +16,9 @@ pub struct SearchHit {
     pub score: f32,
     #[serde(skip)]
     pub page_breaks: Vec<PageBreak>,
+    /// Cosine similarity to the query's dense vector (absent on BM25 alone).
+    #[serde(skip)]
+    pub dense_similarity: Option<f32>,
 }
 
 /// How an answer is made.

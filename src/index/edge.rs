@@ -17,7 +17,7 @@ use qdrant_edge::{
     Filter as QdrantFilter, Fusion, JsonPath, Match, MatchAny, MatchValue, Modifier, NamedQuery,
     PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations, PointOperations,
     PointStruct, Prefetch, QueryEnum, QueryRequest, ScoringQuery, UpdateOperation, ValueVariants,
-    Vector, VectorInternal, Vectors, WithPayloadInterface, WithVector,
+    Vector, VectorInternal, VectorStructInternal, Vectors, WithPayloadInterface, WithVector,
 };
 
 use super::{
@@ -200,7 +200,7 @@ fn to_point(point: ChunkPoint) -> Result<PointStruct, IndexError> {
     Ok(PointStruct::new(PointId::Uuid(point.id.0), Vectors::new_named(vectors), payload))
 }
 
-fn from_scored(point: qdrant_edge::ScoredPoint) -> Result<ScoredChunk, IndexError> {
+fn from_scored(point: qdrant_edge::ScoredPoint, query: Option<&[f32]>) -> Result<ScoredChunk, IndexError> {
     let PointId::Uuid(id) = point.id else {
         return Err(IndexError::Operation(format!("unexpected point id {:?}", point.id)));
     };
@@ -209,11 +209,27 @@ fn from_scored(point: qdrant_edge::ScoredPoint) -> Result<ScoredChunk, IndexErro
         .ok_or_else(|| IndexError::Operation(format!("point {id} has no payload")))?;
     let payload: ChunkPayload =
         serde_json::from_value(serde_json::Value::Object(payload.0)).map_err(op_error)?;
+    let dense_similarity = match (query, &point.vector) {
+        (Some(query), Some(VectorStructInternal::Named(vectors))) => match vectors.get(DENSE_VECTOR) {
+            // Stored vectors are normalised for cosine, so the dot product is the cosine.
+            Some(VectorInternal::Dense(v)) => Some(cosine(query, v)),
+            _ => None,
+        },
+        _ => None,
+    };
     Ok(ScoredChunk {
         id: ChunkId(id),
         score: point.score,
+        dense_similarity,
         payload,
     })
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let denominator = norm(a) * norm(b);
+    if denominator > 0.0 { dot / denominator } else { 0.0 }
 }
 
 #[async_trait]
@@ -292,6 +308,7 @@ impl VectorIndex for EdgeIndex {
 
     async fn search(&self, collection: &CollectionName, query: HybridQuery) -> Result<Vec<ScoredChunk>, IndexError> {
         let filter = to_qdrant_filter(&query.filter)?;
+        let query_vector = query.dense.clone();
         let mut prefetches = Vec::new();
         if let Some(dense) = query.dense {
             prefetches.push(Prefetch {
@@ -331,7 +348,11 @@ impl VectorIndex for EdgeIndex {
             limit: query.limit,
             offset: 0,
             params: None,
-            with_vector: WithVector::Bool(false),
+            // The dense vectors of the few returned points, to measure their similarity.
+            with_vector: match query_vector {
+                Some(_) => WithVector::Selector(vec![DENSE_VECTOR.into()]),
+                None => WithVector::Bool(false),
+            },
             with_payload: WithPayloadInterface::Bool(true),
         };
         self.with_shard(collection, move |shard| {
@@ -339,7 +360,7 @@ impl VectorIndex for EdgeIndex {
                 .query(request)
                 .map_err(op_error)?
                 .into_iter()
-                .map(from_scored)
+                .map(|point| from_scored(point, query_vector.as_deref()))
                 .collect()
         })
         .await

@@ -76,7 +76,11 @@ pub struct HybridQuery {
 #[derive(Debug, Clone)]
 pub struct ScoredChunk {
     pub id: ChunkId,
+    /// The fused (RRF) score.
     pub score: f32,
+    /// Cosine similarity of the chunk's dense vector to the query's, when the query
+    /// had one: an absolute measure of relevance, which a rank-fused score is not.
+    pub dense_similarity: Option<f32>,
     pub payload: ChunkPayload,
 }
 

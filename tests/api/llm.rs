@@ -1,0 +1,159 @@
+//! The generative path through the real async-openai client, against an
+//! OpenAI-compatible server started inside the test.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::fake_llm::{Behaviour, FOREIGN_CHUNK, FakeLlm};
+use crate::fixtures::{GARDENING_TXT, WARRANTY_TXT};
+use crate::helpers::{TestApp, TestOptions, alnum, assert_problem, corpus, pdf_pages};
+
+const QUESTION: &str = "How long is the warranty period for Acme devices?";
+
+async fn app_with(llm: &FakeLlm, extra: Vec<(&'static str, String)>) -> TestApp {
+    let mut vars = vec![
+        ("LLM_BASE_URL", llm.base_url.clone()),
+        ("LLM_API_KEY", "sk-test".to_string()),
+        ("LLM_MODEL", "fake-llm".to_string()),
+    ];
+    vars.extend(extra);
+    let app = TestApp::spawn_with(TestOptions { vars, ..Default::default() }).await;
+    app.ingest("terms.txt", WARRANTY_TXT.into()).await;
+    app.ingest("garden.txt", GARDENING_TXT.into()).await;
+    app
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_good_answer_keeps_its_verified_citations() {
+    let llm = FakeLlm::start(Behaviour::CiteFirstSource);
+    let app = app_with(&llm, vec![]).await;
+    let (status, answer) = app.query(json!({"question": QUESTION})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["mode"], "generative");
+    assert_eq!(answer["model"], "fake-llm");
+    assert_eq!(answer["grounded"], true);
+    let citations = answer["citations"].as_array().unwrap();
+    assert_eq!(citations.len(), 1, "{answer}");
+    let citation = &citations[0];
+    assert_eq!(citation["index"], 1);
+    assert_eq!(citation["filename"], "terms.txt");
+    assert_eq!(citation["page"], 1);
+    assert!(WARRANTY_TXT.contains(citation["quote"].as_str().unwrap()), "{citation}");
+    assert!(answer["answer"].as_str().unwrap().ends_with("[1]."), "{answer}");
+    assert!(answer["timings_ms"]["total"].as_u64().unwrap() >= answer["timings_ms"]["llm"].as_u64().unwrap());
+    assert_eq!(llm.calls(), 1);
+
+    // The documents reach the model as delimited sources, and the question last.
+    let prompt = llm.last_prompt().unwrap();
+    assert!(prompt.contains("<source chunk_id=\""), "{prompt}");
+    assert!(prompt.trim_end().ends_with(QUESTION), "{prompt}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_citation_of_a_chunk_not_given_is_dropped() {
+    let llm = FakeLlm::start(Behaviour::CiteFirstAndForeign);
+    let app = app_with(&llm, vec![]).await;
+    let (status, answer) = app.query(json!({"question": QUESTION, "mode": "generative"})).await;
+    assert_eq!(status, 200, "{answer}");
+    let citations = answer["citations"].as_array().unwrap();
+    assert_eq!(citations.len(), 1, "{answer}");
+    assert_ne!(citations[0]["chunk_id"], FOREIGN_CHUNK);
+    assert_eq!(answer["answer"], "First claim [1]. Invented claim.");
+
+    let only_foreign = FakeLlm::start(Behaviour::CiteForeignChunk);
+    let app = app_with(&only_foreign, vec![]).await;
+    let (status, answer) = app.query(json!({"question": QUESTION})).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["grounded"], false, "{answer}");
+    assert!(answer["citations"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_quote_not_in_its_chunk_is_dropped() {
+    let llm = FakeLlm::start(Behaviour::Misquote);
+    let app = app_with(&llm, vec![]).await;
+    let (status, answer) = app.query(json!({"question": QUESTION})).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["grounded"], false, "{answer}");
+    assert!(answer["citations"].as_array().unwrap().is_empty());
+    assert_eq!(answer["answer"], "The answer was not found in the documents.");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_json_is_retried_once_then_502() {
+    let llm = FakeLlm::start(Behaviour::InvalidJson);
+    let app = app_with(&llm, vec![]).await;
+    let response = app.post_json("/v1/query", &json!({"question": QUESTION})).await;
+    assert_problem(response, 502, "/problems/llm-invalid-output").await;
+    assert_eq!(llm.calls(), 2);
+
+    let flaky = FakeLlm::start(Behaviour::InvalidThenGood);
+    let app = app_with(&flaky, vec![]).await;
+    let (status, answer) = app.query(json!({"question": QUESTION})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["grounded"], true);
+    assert_eq!(flaky.calls(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn llm_timeouts_are_504_and_errors_502() {
+    let slow = FakeLlm::start(Behaviour::Slow(Duration::from_secs(5)));
+    let app = app_with(&slow, vec![("LLM_TIMEOUT_SECS", "1".to_string())]).await;
+    let response = app.post_json("/v1/query", &json!({"question": QUESTION})).await;
+    assert_problem(response, 504, "/problems/llm-timeout").await;
+
+    let broken = FakeLlm::start(Behaviour::ServerError);
+    let app = app_with(&broken, vec![]).await;
+    let response = app.post_json("/v1/query", &json!({"question": QUESTION})).await;
+    let body = assert_problem(response, 502, "/problems/llm-error").await;
+    assert!(body["detail"].as_str().unwrap().contains("the model crashed"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_llm_is_not_asked_when_nothing_relevant_is_found() {
+    let llm = FakeLlm::start(Behaviour::CiteFirstSource);
+    let app = app_with(&llm, vec![]).await;
+    let (status, answer) = app
+        .query(json!({"question": "What is the orbital period of the Andromeda satellite galaxies?"}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["grounded"], false, "{answer}");
+    assert_eq!(answer["answer"], "The answer was not found in the documents.");
+    assert_eq!(llm.calls(), 0);
+
+    // Extractive on request, even with an LLM configured.
+    let (status, answer) = app.query(json!({"question": QUESTION, "mode": "extractive"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["mode"], "extractive");
+    assert_eq!(answer["model"], Value::Null);
+    assert_eq!(llm.calls(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn generative_mode_without_an_llm_is_refused() {
+    let app = TestApp::spawn().await;
+    let response = app.post_json("/v1/query", &json!({"question": QUESTION, "mode": "generative"})).await;
+    assert_problem(response, 400, "/problems/llm-not-configured").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_generated_citation_names_the_page_of_its_quote() {
+    let llm = FakeLlm::start(Behaviour::CiteFirstSource);
+    let app = TestApp::spawn_with(TestOptions {
+        vars: vec![("LLM_BASE_URL", llm.base_url.clone()), ("LLM_MODEL", "fake-llm".into())],
+        ..Default::default()
+    })
+    .await;
+    let bytes = corpus("multicolumn.pdf");
+    let pages = pdf_pages(&bytes);
+    app.ingest("multicolumn.pdf", bytes).await;
+    for question in ["What is the conclusion of the document?", "Lorem ipsum dolor sit amet", "two-column document abstract"] {
+        let (status, answer) = app.query(json!({"question": question})).await;
+        assert_eq!(status, 200, "{answer}");
+        for citation in answer["citations"].as_array().unwrap() {
+            let page = citation["page"].as_u64().unwrap() as usize;
+            assert!(alnum(&pages[page - 1]).contains(&alnum(citation["quote"].as_str().unwrap())), "{citation}");
+        }
+    }
+}

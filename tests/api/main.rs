@@ -1,0 +1,15 @@
+//! Black-box tests: docqa spawned in-process on a random port over a temporary
+//! data dir (real SQLite, a real Qdrant Edge shard, the real embedding model),
+//! talked to over HTTP. Only the LLM is replaced, by an OpenAI-compatible
+//! server inside the test.
+
+mod collections;
+mod documents;
+mod errors;
+mod fake_llm;
+mod fixtures;
+mod health;
+mod helpers;
+mod llm;
+mod pdf;
+mod retrieval;

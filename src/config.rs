@@ -67,6 +67,19 @@ pub struct EmbedderSettings {
     pub model_dir: Option<PathBuf>,
     pub model: String,
     pub batch_size: usize,
+    pub hub: HubSettings,
+}
+
+/// Where models come from when `EMBED_MODEL_DIR` is not set, read from the
+/// variables the Hugging Face libraries use.
+#[derive(Debug, Clone)]
+pub struct HubSettings {
+    /// `HF_ENDPOINT`, default `https://huggingface.co`.
+    pub endpoint: String,
+    /// `HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`.
+    pub cache_dir: Option<PathBuf>,
+    /// `HF_HUB_OFFLINE=1`: never download.
+    pub offline: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -172,6 +185,17 @@ impl Config {
             model_dir: get("EMBED_MODEL_DIR").map(PathBuf::from),
             model: get("EMBED_MODEL").unwrap_or(DEFAULT_EMBED_MODEL).to_string(),
             batch_size: parse_range(get("EMBED_BATCH_SIZE"), "EMBED_BATCH_SIZE", 32, 1, 512)?,
+            hub: HubSettings {
+                endpoint: get("HF_ENDPOINT")
+                    .unwrap_or("https://huggingface.co")
+                    .trim_end_matches('/')
+                    .to_string(),
+                cache_dir: get("HF_HUB_CACHE")
+                    .map(PathBuf::from)
+                    .or_else(|| get("HF_HOME").map(|h| PathBuf::from(h).join("hub")))
+                    .or_else(|| get("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface/hub"))),
+                offline: get("HF_HUB_OFFLINE").is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
+            },
         };
 
         let api_key = get("LLM_API_KEY").or(get("OPENAI_API_KEY")).map(str::to_string);

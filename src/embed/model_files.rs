@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::EmbedError;
-use crate::config::EmbedderSettings;
+use crate::config::{EmbedderSettings, HubSettings};
 
 pub const REQUIRED_FILES: &[&str] = &["config.json", "model.safetensors", "tokenizer.json"];
 
@@ -51,7 +51,7 @@ pub async fn locate(settings: &EmbedderSettings, data_dir: &Path) -> Result<Mode
             source: ModelSource::Directory,
         });
     }
-    if let Some(dir) = hub_cache_snapshot(&settings.model) {
+    if let Some(dir) = hub_cache_snapshot(&settings.hub, &settings.model) {
         return Ok(ModelFiles {
             dir,
             source: ModelSource::HubCache,
@@ -64,26 +64,23 @@ pub async fn locate(settings: &EmbedderSettings, data_dir: &Path) -> Result<Mode
             source: ModelSource::Downloaded,
         });
     }
-    if std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1") {
+    if settings.hub.offline {
         return Err(EmbedError::ModelUnavailable(format!(
             "{} is not in the hub cache and HF_HUB_OFFLINE=1",
             settings.model
         )));
     }
-    download(&settings.model, &ours).await?;
+    download(&settings.hub.endpoint, &settings.model, &ours).await?;
     Ok(ModelFiles {
         dir: ours,
         source: ModelSource::Downloaded,
     })
 }
 
-/// `$HF_HUB_CACHE`, `$HF_HOME/hub` or `~/.cache/huggingface/hub`, laid out as the
-/// hub libraries write it: `models--org--name/refs/main` names a snapshot.
-fn hub_cache_snapshot(model: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("HF_HUB_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HF_HOME").map(|h| PathBuf::from(h).join("hub")))
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface/hub")))?;
+/// The hub cache, laid out as the hub libraries write it:
+/// `models--org--name/refs/main` names a snapshot.
+fn hub_cache_snapshot(hub: &HubSettings, model: &str) -> Option<PathBuf> {
+    let root = hub.cache_dir.as_ref()?;
     let repo = root.join(format!("models--{}", model.replace('/', "--")));
     let revision = std::fs::read_to_string(repo.join("refs/main")).ok()?;
     let snapshot = repo.join("snapshots").join(revision.trim());
@@ -96,8 +93,8 @@ fn download_dir(data_dir: &Path, model: &str) -> PathBuf {
 
 /// Fetches the files from huggingface.co into `dest`, each through a temporary
 /// file so that a broken download never looks complete.
-async fn download(model: &str, dest: &Path) -> Result<(), EmbedError> {
-    let endpoint = std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".into());
+async fn download(endpoint: &str, model: &str, dest: &Path) -> Result<(), EmbedError> {
+    crate::openai::install_crypto_provider();
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(600))
@@ -139,11 +136,13 @@ mod tests {
         for f in REQUIRED_FILES {
             std::fs::write(snapshot.join(f), b"x").unwrap();
         }
-        // SAFETY: this test is the only one in this binary that touches HF_HUB_CACHE.
-        unsafe { std::env::set_var("HF_HUB_CACHE", root.path()) };
-        assert_eq!(hub_cache_snapshot("org/model"), Some(snapshot.clone()));
+        let hub = HubSettings {
+            endpoint: "http://unused".into(),
+            cache_dir: Some(root.path().to_path_buf()),
+            offline: true,
+        };
+        assert_eq!(hub_cache_snapshot(&hub, "org/model"), Some(snapshot.clone()));
         std::fs::remove_file(snapshot.join("tokenizer.json")).unwrap();
-        assert_eq!(hub_cache_snapshot("org/model"), None);
-        unsafe { std::env::remove_var("HF_HUB_CACHE") };
+        assert_eq!(hub_cache_snapshot(&hub, "org/model"), None);
     }
 }

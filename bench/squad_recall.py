@@ -67,7 +67,9 @@ def main():
     split = json.load(open(os.path.join(SQUAD, "split.json")))["dev"]
     paragraphs = {p["paragraph_id"]: p for p in map(json.loads, open(os.path.join(SQUAD, "paragraphs.jsonl")))}
     questions = [q for q in map(json.loads, open(os.path.join(SQUAD, "questions.jsonl"))) if q["split"] == "dev"]
-    articles = {t: open(os.path.join(SQUAD, "articles", f"{t}.txt"), encoding="utf-8").read() for t in split}
+    files = {p["title"]: p["article_file"] for p in paragraphs.values()}
+    title_of = {os.path.basename(f): t for t, f in files.items()}
+    articles = {t: open(os.path.join(SQUAD, files[t]), encoding="utf-8").read() for t in split}
 
     c = Client(a.base, timeout=3600)
     c.post_json("/v1/collections", {"name": a.collection})
@@ -75,8 +77,8 @@ def main():
     have = {d["filename"] for d in listed if d["status"] == "ready"}
     t0 = time.perf_counter()
     for title in split:
-        if f"{title}.txt" not in have:
-            r = c.upload_path(os.path.join(SQUAD, "articles", f"{title}.txt"), collection=a.collection, wait=True)
+        if os.path.basename(files[title]) not in have:
+            r = c.upload_path(os.path.join(SQUAD, files[title]), collection=a.collection, wait=True)
             assert r.status == 200, r.body[:300]
     upload_s = time.perf_counter() - t0
 
@@ -85,11 +87,11 @@ def main():
     rows = db.execute(
         "SELECT d.filename, c.text FROM chunks c JOIN documents d ON d.id = c.document_id "
         "WHERE d.collection = ? ORDER BY d.filename, c.idx", (a.collection,)).fetchall()
-    chunk_title = [f[:-4] for f, _ in rows]
+    chunk_title = [title_of.get(f) for f, _ in rows]
     chunk_text = [t for _, t in rows]
 
     def span(title, text):
-        start = articles[title].find(text)
+        start = articles[title].find(text) if title in articles else -1
         return (start, start + len(text)) if start >= 0 else None
 
     def is_gold(q, title, text):
@@ -106,7 +108,7 @@ def main():
         r = c.post_json(f"/v1/collections/{a.collection}/search", {"query": q["question"], "top_k": 10})
         latencies.append((time.perf_counter() - t) * 1000)
         hits = r.json()["results"]
-        ranks_docqa.append(next((i for i, h in enumerate(hits) if is_gold(q, h["filename"][:-4], h["text"])), None))
+        ranks_docqa.append(next((i for i, h in enumerate(hits) if is_gold(q, title_of.get(h["filename"]), h["text"])), None))
         top = bm25.top(q["question"], 10)
         ranks_bm25.append(next((i for i, j in enumerate(top) if is_gold(q, chunk_title[j], chunk_text[j])), None))
     latencies.sort()

@@ -184,7 +184,7 @@ impl Config {
             choice,
             model_dir: get("EMBED_MODEL_DIR").map(PathBuf::from),
             model: get("EMBED_MODEL").unwrap_or(DEFAULT_EMBED_MODEL).to_string(),
-            batch_size: parse_range(get("EMBED_BATCH_SIZE"), "EMBED_BATCH_SIZE", 32, 1, 512)?,
+            batch_size: parse_range(get("EMBED_BATCH_SIZE"), "EMBED_BATCH_SIZE", 16, 1, 512)?,
             hub: HubSettings {
                 endpoint: get("HF_ENDPOINT")
                     .unwrap_or("https://huggingface.co")

@@ -31,34 +31,30 @@ impl FromRequest for CollectionParam {
 /// The `{document_id}` of the path.
 pub struct DocumentIdParam(pub DocumentId);
 
+/// The `{job_id}` of the path.
+pub struct JobIdParam(pub JobId);
+
+/// A path id that does not parse names nothing, so it is "not found".
+fn path_id<T: std::str::FromStr>(req: &HttpRequest, name: &str, not_found: fn(String) -> AppError) -> Result<T, AppError> {
+    let raw = req.match_info().get(name).unwrap_or_default();
+    raw.parse().map_err(|_| not_found(raw.chars().take(80).collect()))
+}
+
 impl FromRequest for DocumentIdParam {
     type Error = AppError;
     type Future = Ready<Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let raw = req.match_info().get("document_id").unwrap_or_default();
-        ready(
-            raw.parse()
-                .map(Self)
-                .map_err(|_| AppError::DocumentNotFound(raw.chars().take(80).collect())),
-        )
+        ready(path_id(req, "document_id", AppError::DocumentNotFound).map(Self))
     }
 }
-
-/// The `{job_id}` of the path.
-pub struct JobIdParam(pub JobId);
 
 impl FromRequest for JobIdParam {
     type Error = AppError;
     type Future = Ready<Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let raw = req.match_info().get("job_id").unwrap_or_default();
-        ready(
-            raw.parse()
-                .map(Self)
-                .map_err(|_| AppError::JobNotFound(raw.chars().take(80).collect())),
-        )
+        ready(path_id(req, "job_id", AppError::JobNotFound).map(Self))
     }
 }
 

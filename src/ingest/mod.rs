@@ -56,6 +56,11 @@ pub struct UploadedDocument {
     pub job_id: JobId,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Known once the document is processed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pages: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<u32>,
 }
 
 /// Wakes workers when work arrives and tells waiters when a job ends.
@@ -231,6 +236,8 @@ impl Ingestor {
                     status: UploadStatus::Queued,
                     job_id: document.job_id,
                     error: None,
+                    pages: None,
+                    chunks: None,
                 }
             }
             InsertOutcome::Duplicate(existing) => {
@@ -242,6 +249,8 @@ impl Ingestor {
                     status: UploadStatus::Duplicate,
                     job_id: existing.job_id,
                     error: existing.error,
+                    pages: existing.pages,
+                    chunks: existing.chunks,
                 }
             }
         })
@@ -275,6 +284,8 @@ impl Ingestor {
                     let slot = &mut documents[pending[&id]];
                     slot.status = document.status.into();
                     slot.error = document.error;
+                    slot.pages = document.pages;
+                    slot.chunks = document.chunks;
                     pending.remove(&id);
                 }
             }

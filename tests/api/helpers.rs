@@ -166,6 +166,8 @@ impl TestApp {
         assert_eq!(status, 200, "{body}");
         let document = &body["documents"][0];
         assert_eq!(document["status"], "ready", "{body}");
+        assert!(document["pages"].as_u64().is_some_and(|p| p >= 1), "{body}");
+        assert!(document["chunks"].as_u64().is_some_and(|c| c >= 1), "{body}");
         document.clone()
     }
 

@@ -2,8 +2,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{ChunkId, DocumentId};
 
-/// A page that begins inside a chunk's text: from byte `offset` of the chunk on,
-/// the text stands on `page`.
+/// A page that begins inside a chunk's text: from byte `offset` of the chunk's
+/// text on, the text stands on `page`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageBreak {
     pub page: u32,
@@ -18,7 +18,7 @@ pub struct Chunk {
     /// 1-based, inclusive.
     pub page_start: u32,
     pub page_end: u32,
-    /// Byte span in the document's extracted text (pages joined by a blank line).
+    /// Character span in the document's extracted text (pages joined by a blank line).
     pub char_start: u64,
     pub char_end: u64,
     pub text: String,

@@ -2,7 +2,7 @@
 //! embedding model's own tokens, each chunk knowing its page range and where
 //! inside it a new page begins.
 
-use text_splitter::{Characters, ChunkConfig, TextSplitter};
+use text_splitter::{Characters, ChunkCharIndex, ChunkConfig, TextSplitter};
 use tokenizers::Tokenizer;
 
 use crate::config::ChunkSettings;
@@ -50,16 +50,16 @@ impl Chunker {
     /// Chunks the pages of one document (blocking: tokenizes the whole text).
     pub fn chunk(&self, document_id: DocumentId, pages: &[String]) -> Vec<Chunk> {
         let (text, page_starts) = join_pages(pages);
-        let pieces: Vec<(usize, &str)> = match &self.splitter {
-            Splitter::Tokens(s) => s.chunk_indices(&text).collect(),
-            Splitter::Characters(s) => s.chunk_indices(&text).collect(),
+        let pieces: Vec<ChunkCharIndex<'_>> = match &self.splitter {
+            Splitter::Tokens(s) => s.chunk_char_indices(&text).collect(),
+            Splitter::Characters(s) => s.chunk_char_indices(&text).collect(),
         };
         pieces
             .into_iter()
-            .filter(|(_, piece)| piece.chars().any(char::is_alphanumeric))
+            .filter(|piece| piece.chunk.chars().any(char::is_alphanumeric))
             .enumerate()
-            .map(|(index, (start, piece))| {
-                let end = start + piece.len();
+            .map(|(index, piece)| {
+                let (start, end) = (piece.byte_offset, piece.byte_offset + piece.chunk.len());
                 let page_breaks = page_starts
                     .iter()
                     .enumerate()
@@ -74,9 +74,9 @@ impl Chunker {
                     index: index as u32,
                     page_start: page_of(&page_starts, start),
                     page_end: page_of(&page_starts, end.saturating_sub(1).max(start)),
-                    char_start: start as u64,
-                    char_end: end as u64,
-                    text: piece.to_string(),
+                    char_start: piece.char_offset as u64,
+                    char_end: (piece.char_offset + piece.chunk.chars().count()) as u64,
+                    text: piece.chunk.to_string(),
                     page_breaks,
                 }
             })
@@ -114,7 +114,7 @@ mod tests {
     #[test]
     fn chunks_know_their_pages() {
         let pages: Vec<String> = vec![
-            "Alpha page one talks about apples. ".repeat(3),
+            "Alpha page one talks about Äpfel — apples. ".repeat(3),
             "Beta page two is about bananas. ".repeat(3),
             String::new(),
             "Gamma page four covers cherries.".to_string(),
@@ -123,12 +123,15 @@ mod tests {
         let chunks = chunker(10, 0).chunk(doc, &pages);
         assert!(chunks.len() > 2);
         let (text, starts) = join_pages(&pages);
+        let chars: Vec<char> = text.chars().collect();
         for chunk in &chunks {
-            assert_eq!(&text[chunk.char_start as usize..chunk.char_end as usize], chunk.text);
+            let span: String = chars[chunk.char_start as usize..chunk.char_end as usize].iter().collect();
+            assert_eq!(span, chunk.text);
+            let byte_start = text.char_indices().nth(chunk.char_start as usize).unwrap().0;
             // Every byte of the chunk is attributed to the page whose span holds it.
             for (local, c) in chunk.text.char_indices().filter(|(_, c)| c.is_alphanumeric()) {
                 let page = chunk.page_at(local) as usize;
-                let global = chunk.char_start as usize + local;
+                let global = byte_start + local;
                 let span = starts[page - 1]..starts[page - 1] + pages[page - 1].len();
                 assert!(span.contains(&global), "{c:?} at {global} put on page {page} ({span:?})");
             }

@@ -123,8 +123,12 @@ impl Retriever {
         let started = Instant::now();
         let dense = match self.dense_embedder(&collection)? {
             Some(embedder) => Some(embedder.embed_query(&query.text).await?),
-            None => {
+            None if collection.embedding_model.is_none() => {
                 warnings.push("retrieval used BM25 alone: this collection has no dense vectors".to_string());
+                None
+            }
+            None => {
+                warnings.push("retrieval used BM25 alone: no embedding model is loaded".to_string());
                 None
             }
         };
@@ -176,18 +180,17 @@ impl Retriever {
         })
     }
 
-    /// The embedder for this collection's vectors, if it has any. A collection
-    /// filled by another model is refused rather than searched with wrong vectors.
+    /// The embedder for this collection's vectors, if it has any and one is loaded
+    /// (without, BM25 alone still works). A collection filled by another model is
+    /// refused rather than searched with vectors of the wrong space.
     fn dense_embedder(&self, collection: &Collection) -> Result<Option<&Arc<dyn Embedder>>, AppError> {
         match (&collection.embedding_model, &self.embedder) {
-            (None, _) => Ok(None),
+            (None, _) | (Some(_), None) => Ok(None),
             (Some(stored), Some(embedder)) if stored == embedder.model() => Ok(Some(embedder)),
-            (Some(stored), current) => Err(AppError::EmbeddingModelMismatch {
+            (Some(stored), Some(current)) => Err(AppError::EmbeddingModelMismatch {
                 collection: collection.name.to_string(),
                 stored: format!("{} ({} dims)", stored.name, stored.dimension),
-                current: current.as_ref().map_or("no embedding model".to_string(), |e| {
-                    format!("{} ({} dims)", e.model().name, e.model().dimension)
-                }),
+                current: format!("{} ({} dims)", current.model().name, current.model().dimension),
             }),
         }
     }

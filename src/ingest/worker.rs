@@ -99,13 +99,20 @@ impl Pipeline {
             .map_err(|e| format!("index: {e}"))?;
         match (&collection.embedding_model, &self.embedder) {
             (None, _) => Ok(None),
+            (Some(stored), None) => {
+                // BM25-only mode: the document is searchable by its terms; its dense
+                // vectors are missing until it is re-indexed with the model.
+                tracing::warn!(document = %document.id, model = %stored.name,
+                    "no embedding model loaded: indexing this document for BM25 only");
+                Ok(None)
+            }
             (Some(stored), Some(embedder)) if stored == embedder.model() => Ok(Some(Arc::clone(embedder))),
-            (Some(stored), current) => Err(format!(
+            (Some(stored), Some(current)) => Err(format!(
                 "the collection holds vectors of {} ({}, {} dims) but the server runs {}; re-index it",
                 stored.name,
                 stored.variant,
                 stored.dimension,
-                current.as_ref().map_or("no embedding model".to_string(), |e| e.model().name.clone())
+                current.model().name
             )),
         }
     }

@@ -106,3 +106,18 @@ async fn embedder_local_refuses_to_start_without_the_model() {
     // The real model dir is fine, so the failure above is about the missing model.
     assert!(model_dir().join("model.safetensors").is_file());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hybrid_collection_stays_searchable_when_the_model_is_gone() {
+    let mut app = TestApp::spawn().await;
+    let document = app.ingest("terms.txt", crate::fixtures::WARRANTY_TXT.into()).await;
+    app.restart_with(&[("EMBEDDER", "auto"), ("EMBED_MODEL_DIR", "/nonexistent/model")]).await;
+
+    let found = app.search(None, json!({"query": "warranty period months"})).await;
+    assert_eq!(found["results"][0]["document_id"], document["id"], "{found}");
+    assert!(found["warnings"][0].as_str().unwrap().contains("no embedding model"), "{found}");
+    // New uploads are indexed for BM25 and found by their terms.
+    let memo = app.ingest("memo.txt", crate::fixtures::unique_text("quokka").into_bytes()).await;
+    let found = app.search(None, json!({"query": "quokka supplier contracts"})).await;
+    assert_eq!(found["results"][0]["document_id"], memo["id"], "{found}");
+}

@@ -102,6 +102,14 @@ impl TestApp {
     /// Stops the server and starts a new one on the same data dir (and port-less
     /// settings), as a process restart would.
     pub async fn restart(&mut self) {
+        self.restart_with(&[]).await;
+    }
+
+    /// Restarts with some settings changed (kept for later restarts).
+    pub async fn restart_with(&mut self, changes: &[(&str, &str)]) {
+        for (k, v) in changes {
+            self.vars.insert(k.to_string(), v.to_string());
+        }
         if let Some(running) = self.running.take() {
             running.stop().await;
         }

@@ -21,6 +21,10 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "EMBED_MODEL_DIR",
     "EMBED_MODEL",
     "EMBED_BATCH_SIZE",
+    "EMBED_BACKEND",
+    "EMBED_ONNX_MODEL",
+    "EMBED_THREADS",
+    "ORT_DYLIB_PATH",
     "LLM_BASE_URL",
     "LLM_API_KEY",
     "OPENAI_API_KEY",
@@ -61,12 +65,30 @@ pub enum EmbedderChoice {
     None,
 }
 
+/// What runs the local model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbedBackend {
+    /// ONNX Runtime when `ORT_DYLIB_PATH` and `EMBED_ONNX_MODEL` are set and load, else candle.
+    Auto,
+    /// candle, f32 safetensors (the reference).
+    Candle,
+    /// ONNX Runtime, or refuse to start.
+    Onnx,
+}
+
 #[derive(Debug, Clone)]
 pub struct EmbedderSettings {
     pub choice: EmbedderChoice,
+    pub backend: EmbedBackend,
     pub model_dir: Option<PathBuf>,
     pub model: String,
     pub batch_size: usize,
+    /// `EMBED_ONNX_MODEL`: the .onnx file (an export of `model`).
+    pub onnx_model: Option<PathBuf>,
+    /// `ORT_DYLIB_PATH`: libonnxruntime.so.
+    pub onnx_runtime: Option<PathBuf>,
+    /// Threads one embedding batch may use (default: all cores).
+    pub threads: usize,
     pub hub: HubSettings,
 }
 
@@ -180,8 +202,25 @@ impl Config {
                 });
             }
         };
+        let backend = match get("EMBED_BACKEND").unwrap_or("auto").to_ascii_lowercase().as_str() {
+            "auto" => EmbedBackend::Auto,
+            "candle" => EmbedBackend::Candle,
+            "onnx" => EmbedBackend::Onnx,
+            other => {
+                return Err(ConfigError::Invalid {
+                    var: "EMBED_BACKEND",
+                    value: other.into(),
+                    message: "expected one of auto, candle, onnx".into(),
+                });
+            }
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let embedder = EmbedderSettings {
             choice,
+            backend,
+            onnx_model: get("EMBED_ONNX_MODEL").map(PathBuf::from),
+            onnx_runtime: get("ORT_DYLIB_PATH").map(PathBuf::from),
+            threads: parse_range(get("EMBED_THREADS"), "EMBED_THREADS", cores, 1, 256)?,
             model_dir: get("EMBED_MODEL_DIR").map(PathBuf::from),
             model: get("EMBED_MODEL").unwrap_or(DEFAULT_EMBED_MODEL).to_string(),
             batch_size: parse_range(get("EMBED_BATCH_SIZE"), "EMBED_BATCH_SIZE", 16, 1, 512)?,

@@ -186,7 +186,7 @@ impl Retriever {
     fn dense_embedder(&self, collection: &Collection) -> Result<Option<&Arc<dyn Embedder>>, AppError> {
         match (&collection.embedding_model, &self.embedder) {
             (None, _) | (Some(_), None) => Ok(None),
-            (Some(stored), Some(embedder)) if stored == embedder.model() => Ok(Some(embedder)),
+            (Some(stored), Some(embedder)) if stored.same_space(embedder.model()) => Ok(Some(embedder)),
             (Some(stored), Some(current)) => Err(AppError::EmbeddingModelMismatch {
                 collection: collection.name.to_string(),
                 stored: format!("{} ({} dims)", stored.name, stored.dimension),

@@ -72,6 +72,15 @@ pub struct EmbeddingModel {
     pub dimension: usize,
 }
 
+impl EmbeddingModel {
+    /// Vectors of `other` can be searched together with ours: same model, same
+    /// dimension. The variant (f32 on candle, int8 on ONNX Runtime) only nudges
+    /// the vectors (cosine > 0.98 between them here), so it may differ.
+    pub fn same_space(&self, other: &EmbeddingModel) -> bool {
+        self.name == other.name && self.dimension == other.dimension
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Collection {
     pub name: CollectionName,

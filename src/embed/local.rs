@@ -41,18 +41,7 @@ impl LocalEmbedder {
             .map_err(|e| unavailable("config.json", &e))?;
         let config: BertConfig =
             serde_json::from_str(&config_text).map_err(|e| unavailable("config.json", &e))?;
-        let mut tokenizer =
-            Tokenizer::from_file(files.path("tokenizer.json")).map_err(|e| unavailable("tokenizer.json", &e))?;
-        tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: MAX_SEQUENCE_TOKENS,
-                ..Default::default()
-            }))
-            .map_err(|e| unavailable("tokenizer.json", &e))?;
-        tokenizer.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            ..Default::default()
-        }));
+        let tokenizer = load_tokenizer(files)?;
         let device = Device::Cpu;
         // SAFETY: the weights file is memory-mapped read-only and not modified while
         // the server runs.
@@ -79,11 +68,7 @@ impl LocalEmbedder {
 
     /// The model's tokenizer without truncation or padding, for sizing chunks.
     pub fn sizing_tokenizer(&self) -> Tokenizer {
-        let mut tokenizer = self.inner.tokenizer.clone();
-        tokenizer.with_padding(None);
-        // Removing truncation cannot fail.
-        let _ = tokenizer.with_truncation(None);
-        tokenizer
+        sizing_tokenizer(&self.inner.tokenizer)
     }
 
     /// Embeds on the calling thread; call from a blocking thread.
@@ -134,6 +119,42 @@ impl Inner {
             .map_err(inference)?;
         pool_and_normalise(&hidden, &mask).map_err(inference)
     }
+}
+
+/// The model's tokenizer as the model reads: cut at 256 tokens, batches padded
+/// to their longest text.
+pub(super) fn load_tokenizer(files: &ModelFiles) -> Result<Tokenizer, EmbedError> {
+    let unavailable = |e: &dyn std::fmt::Display| {
+        EmbedError::ModelUnavailable(format!("tokenizer.json in {}: {e}", files.dir.display()))
+    };
+    let mut tokenizer = Tokenizer::from_file(files.path("tokenizer.json")).map_err(|e| unavailable(&e))?;
+    tokenizer
+        .with_truncation(Some(TruncationParams {
+            max_length: MAX_SEQUENCE_TOKENS,
+            ..Default::default()
+        }))
+        .map_err(|e| unavailable(&e))?;
+    tokenizer.with_padding(Some(PaddingParams {
+        strategy: PaddingStrategy::BatchLongest,
+        ..Default::default()
+    }));
+    Ok(tokenizer)
+}
+
+/// Without truncation or padding: counts every token of a text.
+pub fn sizing_tokenizer(tokenizer: &Tokenizer) -> Tokenizer {
+    let mut tokenizer = tokenizer.clone();
+    tokenizer.with_padding(None);
+    // Removing truncation cannot fail.
+    let _ = tokenizer.with_truncation(None);
+    tokenizer
+}
+
+/// Unit length (cosine similarity becomes a dot product).
+pub(super) fn normalise(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
 }
 
 /// Mean over the tokens the mask keeps, then unit length.

@@ -4,6 +4,7 @@
 pub mod bm25;
 mod local;
 mod model_files;
+mod onnx;
 mod openai;
 
 use std::sync::Arc;
@@ -11,11 +12,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use bm25::{Bm25Encoder, SparseVector};
-pub use local::LocalEmbedder;
+pub use local::{LocalEmbedder, sizing_tokenizer};
 pub use model_files::{ModelFiles, ModelSource};
+pub use onnx::{OnnxEmbedder, OnnxFiles};
 pub use openai::OpenAiEmbedder;
 
-use crate::config::{Config, EmbedderChoice};
+use crate::config::{Config, EmbedBackend, EmbedderChoice, EmbedderSettings};
 use crate::domain::EmbeddingModel;
 
 #[derive(Debug, thiserror::Error)]
@@ -72,12 +74,10 @@ pub async fn from_config(config: &Config) -> Result<EmbedderSetup, EmbedError> {
             })
         }
         EmbedderChoice::Local | EmbedderChoice::Auto => {
-            let files = model_files::locate(settings, &config.data_dir).await;
-            let loaded = match files {
+            let loaded = match model_files::locate(settings, &config.data_dir).await {
                 Ok(files) => {
-                    let batch = settings.batch_size;
-                    let name = settings.model.clone();
-                    tokio::task::spawn_blocking(move || LocalEmbedder::load(&files, &name, batch))
+                    let settings = settings.clone();
+                    tokio::task::spawn_blocking(move || load_local(&settings, &files))
                         .await
                         .map_err(|e| EmbedError::ModelUnavailable(format!("model loading panicked: {e}")))
                         .and_then(|r| r)
@@ -85,14 +85,11 @@ pub async fn from_config(config: &Config) -> Result<EmbedderSetup, EmbedError> {
                 Err(e) => Err(e),
             };
             match loaded {
-                Ok(embedder) => {
-                    let tokenizer = embedder.sizing_tokenizer();
-                    Ok(EmbedderSetup {
-                        embedder: Some(Arc::new(embedder)),
-                        bm25_only_reason: None,
-                        tokenizer: Some(tokenizer),
-                    })
-                }
+                Ok((embedder, tokenizer)) => Ok(EmbedderSetup {
+                    embedder: Some(embedder),
+                    bm25_only_reason: None,
+                    tokenizer: Some(tokenizer),
+                }),
                 Err(e) if settings.choice == EmbedderChoice::Auto => Ok(EmbedderSetup {
                     embedder: None,
                     bm25_only_reason: Some(format!(
@@ -103,6 +100,43 @@ pub async fn from_config(config: &Config) -> Result<EmbedderSetup, EmbedError> {
                 }),
                 Err(e) => Err(e),
             }
+        }
+    }
+}
+
+/// The local model on the backend `EMBED_BACKEND` asks for, and its tokenizer for
+/// sizing chunks. `auto` takes ONNX Runtime when it is configured and loads, and
+/// says why not when it falls back to candle.
+fn load_local(
+    settings: &EmbedderSettings,
+    files: &ModelFiles,
+) -> Result<(Arc<dyn Embedder>, tokenizers::Tokenizer), EmbedError> {
+    let onnx = match (&settings.onnx_runtime, &settings.onnx_model) {
+        (Some(runtime), Some(model)) => Some(OnnxFiles {
+            runtime: runtime.clone(),
+            model: model.clone(),
+        }),
+        _ => None,
+    };
+    let tokenizer = sizing_tokenizer(&local::load_tokenizer(files)?);
+    match (settings.backend, onnx) {
+        (EmbedBackend::Onnx, None) => Err(EmbedError::ModelUnavailable(
+            "EMBED_BACKEND=onnx needs ORT_DYLIB_PATH and EMBED_ONNX_MODEL".into(),
+        )),
+        (EmbedBackend::Onnx | EmbedBackend::Auto, Some(onnx)) => {
+            match OnnxEmbedder::load(&onnx, files, &settings.model, settings.batch_size, settings.threads) {
+                Ok(embedder) => Ok((Arc::new(embedder), tokenizer)),
+                Err(e) if settings.backend == EmbedBackend::Auto => {
+                    tracing::warn!(error = %e, "ONNX Runtime unavailable, embedding with candle");
+                    let embedder = LocalEmbedder::load(files, &settings.model, settings.batch_size)?;
+                    Ok((Arc::new(embedder), tokenizer))
+                }
+                Err(e) => Err(e),
+            }
+        }
+        (EmbedBackend::Candle | EmbedBackend::Auto, None) | (EmbedBackend::Candle, Some(_)) => {
+            let embedder = LocalEmbedder::load(files, &settings.model, settings.batch_size)?;
+            Ok((Arc::new(embedder), tokenizer))
         }
     }
 }

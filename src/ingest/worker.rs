@@ -106,7 +106,7 @@ impl Pipeline {
                     "no embedding model loaded: indexing this document for BM25 only");
                 Ok(None)
             }
-            (Some(stored), Some(embedder)) if stored == embedder.model() => Ok(Some(Arc::clone(embedder))),
+            (Some(stored), Some(embedder)) if stored.same_space(embedder.model()) => Ok(Some(Arc::clone(embedder))),
             (Some(stored), Some(current)) => Err(format!(
                 "the collection holds vectors of {} ({}, {} dims) but the server runs {}; re-index it",
                 stored.name,

@@ -12,5 +12,6 @@ mod health;
 mod helpers;
 mod llm;
 mod model_download;
+mod onnx;
 mod pdf;
 mod retrieval;

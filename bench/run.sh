@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 ensure_model
+ensure_onnx
 SHARED="${DOCQA_SHARED_DIR:-$(cd .. && pwd)/shared}"
 PORT="${PORT:-8090}"
 URL="http://127.0.0.1:$PORT"

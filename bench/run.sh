@@ -34,7 +34,7 @@ if [ "$SKIP_CRITERION" = no ]; then
 fi
 
 DOCQA_ADDR="127.0.0.1:$PORT" DOCQA_DATA_DIR="$DATA" EMBEDDER=local RUST_LOG=warn \
-    "$CARGO_TARGET_DIR/release/docqa" serve 2> "$OUT/server.log" &
+    "$CARGO_TARGET_DIR/release/docqa" serve > "$OUT/server.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 120); do curl -sf "$URL/readyz" >/dev/null && break; sleep 0.5; done

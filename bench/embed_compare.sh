@@ -2,7 +2,8 @@
 # Embedding throughput, docqa against sentence-transformers (the Python peer's
 # embed_bench.py), in one run on the same 64 texts of ~227 tokens, each with its
 # best thread setting. Prints both and the ratio of the bests.
-# Needs torch and sentence-transformers for the peer's side (not installed by scripts/).
+# The peer's side runs on PEER_PYTHON (bench/compare.sh passes its venv's), which
+# needs torch and sentence-transformers; docqa's side is the ONNX Runtime embedder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -11,9 +12,9 @@ ensure_onnx
 SHARED="${DOCQA_SHARED_DIR:-$(cd .. && pwd)/shared}"
 OUT="$(mktemp -d /tmp/docqa-embed.XXXXXX)"
 
-cargo bench --locked --bench embed -- --noplot 2>/dev/null | grep -E "^embed/|thrpt:" | tee "$OUT/docqa.txt" >&2
+cargo bench --locked --bench embed -- --noplot onnx 2>/dev/null | grep -E "^embed/|thrpt:" | tee "$OUT/docqa.txt" >&2
 for threads in 1 2; do
-    OMP_NUM_THREADS=$threads python3 "$SHARED/peer/embed_bench.py" 64 16 32 2>/dev/null | tee -a "$OUT/torch.txt" >&2
+    OMP_NUM_THREADS=$threads "${PEER_PYTHON:-python3}" "$SHARED/peer/embed_bench.py" 64 16 32 2>/dev/null | tee -a "$OUT/torch.txt" >&2
 done
 
 python3 - "$OUT" <<'PY'

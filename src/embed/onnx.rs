@@ -4,11 +4,13 @@
 //!
 //! Passages are embedded by one single-threaded session per core, each on its own
 //! batches (measured faster than one session with a thread per core: ONNX
-//! Runtime's intra-op threads synchronise on every small operator). Queries have
-//! a session of their own, so a search never waits behind an ingestion batch.
+//! Runtime's intra-op threads synchronise on every small operator), on threads of
+//! lowered priority. Queries have sessions of their own, one per core, at normal
+//! priority, so a search never waits behind an ingestion batch.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use async_trait::async_trait;
 use ort::environment::Environment;
@@ -37,7 +39,9 @@ pub struct OnnxEmbedder {
 struct Inner {
     /// One per worker thread; `embed` spreads batches over them.
     passages: Vec<Mutex<Session>>,
-    queries: Mutex<Session>,
+    /// One per core too, so that concurrent searches embed in parallel.
+    queries: Vec<Mutex<Session>>,
+    next_query: AtomicUsize,
     tokenizer: Tokenizer,
     batch_size: usize,
     /// Whether the graph takes `token_type_ids` (exports differ).
@@ -102,13 +106,17 @@ impl OnnxEmbedder {
     ) -> Result<Self, EmbedError> {
         let environment = runtime(&onnx.runtime)?;
         let shared = PrepackedWeights::new();
-        let queries = session(environment, &onnx.model, 1, &shared)?;
-        let passages = (0..threads.max(1))
-            .map(|_| session(environment, &onnx.model, 1, &shared).map(Mutex::new))
-            .collect::<Result<Vec<_>, _>>()?;
-        let token_types = queries.inputs().iter().any(|i| i.name() == "token_type_ids");
+        let sessions = |n: usize| {
+            (0..n.max(1))
+                .map(|_| session(environment, &onnx.model, 1, &shared).map(Mutex::new))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let queries = sessions(threads)?;
+        let passages = sessions(threads)?;
+        let inputs: Vec<String> = lock(&queries[0]).inputs().iter().map(|i| i.name().to_string()).collect();
+        let token_types = inputs.iter().any(|name| name == "token_type_ids");
         for required in ["input_ids", "attention_mask"] {
-            if !queries.inputs().iter().any(|i| i.name() == required) {
+            if !inputs.iter().any(|name| name == required) {
                 return Err(unavailable("ONNX model", format!("it has no `{required}` input")));
             }
         }
@@ -116,7 +124,8 @@ impl OnnxEmbedder {
         let mut embedder = Self {
             inner: Arc::new(Inner {
                 passages,
-                queries: Mutex::new(queries),
+                queries,
+                next_query: AtomicUsize::new(0),
                 tokenizer,
                 batch_size,
                 token_types,
@@ -128,7 +137,7 @@ impl OnnxEmbedder {
             },
         };
         // One probe tells the dimension and proves the graph runs.
-        let probe = embedder.inner.embed_with(&["dimension probe"], &embedder.inner.queries)?;
+        let probe = embedder.inner.embed_query(&["dimension probe"])?;
         embedder.model.dimension = probe.first().map_or(0, Vec::len);
         tracing::info!(model = %embedder.model.name, variant = %embedder.model.variant,
             dimension = embedder.model.dimension, threads, file = %onnx.model.display(), "embedding model loaded (ONNX Runtime)");
@@ -139,6 +148,11 @@ impl OnnxEmbedder {
     pub fn embed_blocking(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         self.inner.embed_passages(texts)
     }
+}
+
+/// A poisoned lock only means another batch panicked; the session is intact.
+fn lock(session: &Mutex<Session>) -> MutexGuard<'_, Session> {
+    session.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// `onnx-int8` for a quantised export (by its file name), else `onnx`.
@@ -152,6 +166,16 @@ fn variant_of(model: &Path) -> String {
 }
 
 impl Inner {
+    /// Embeds with a free query session, or waits for the next in turn.
+    fn embed_query(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let free = self.queries.iter().find_map(|session| session.try_lock().ok());
+        let session = free.unwrap_or_else(|| {
+            let turn = self.next_query.fetch_add(1, Ordering::Relaxed) % self.queries.len();
+            lock(&self.queries[turn])
+        });
+        self.embed_with(texts, session)
+    }
+
     /// Batches of similar length (they pad less), spread over the passage
     /// sessions, each worker on its own thread.
     fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
@@ -165,10 +189,12 @@ impl Inner {
                     let mine: Vec<&[usize]> = batches.iter().skip(w).step_by(workers).copied().collect();
                     let session = &self.passages[w];
                     scope.spawn(move || {
+                        crate::background::lower_current_thread_priority();
                         let mut done = Vec::new();
                         for batch in mine {
                             let batch_texts: Vec<&str> = batch.iter().map(|&i| texts[i]).collect();
-                            done.extend(batch.iter().copied().zip(self.embed_batch(&batch_texts, session)?));
+                            let vectors = self.run_batch(&batch_texts, &mut lock(session))?;
+                            done.extend(batch.iter().copied().zip(vectors));
                         }
                         Ok(done)
                     })
@@ -189,17 +215,17 @@ impl Inner {
     }
 
     /// All texts through one session, on the calling thread.
-    fn embed_with(&self, texts: &[&str], session: &Mutex<Session>) -> Result<Vec<Vec<f32>>, EmbedError> {
+    fn embed_with(&self, texts: &[&str], mut session: MutexGuard<'_, Session>) -> Result<Vec<Vec<f32>>, EmbedError> {
         texts
             .chunks(self.batch_size.max(1))
-            .map(|batch| self.embed_batch(batch, session))
+            .map(|batch| self.run_batch(batch, &mut session))
             .try_fold(Vec::with_capacity(texts.len()), |mut all, vectors| {
                 all.extend(vectors?);
                 Ok(all)
             })
     }
 
-    fn embed_batch(&self, texts: &[&str], session: &Mutex<Session>) -> Result<Vec<Vec<f32>>, EmbedError> {
+    fn run_batch(&self, texts: &[&str], session: &mut Session) -> Result<Vec<Vec<f32>>, EmbedError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
@@ -215,8 +241,6 @@ impl Inner {
         let shape = [rows, cols];
         let ids_tensor = Tensor::from_array((shape, ids)).map_err(inference)?;
         let mask_tensor = Tensor::from_array((shape, mask.clone())).map_err(inference)?;
-        // A poisoned lock only means another batch panicked; the session is intact.
-        let mut session = session.lock().unwrap_or_else(|p| p.into_inner());
         let outputs = if self.token_types {
             let types = Tensor::from_array((shape, vec![0i64; rows * cols])).map_err(inference)?;
             session.run(ort::inputs![
@@ -279,7 +303,7 @@ impl Embedder for OnnxEmbedder {
     async fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
         let inner = Arc::clone(&self.inner);
         let text = text.to_string();
-        let mut vectors = tokio::task::spawn_blocking(move || inner.embed_with(&[text.as_str()], &inner.queries))
+        let mut vectors = tokio::task::spawn_blocking(move || inner.embed_query(&[text.as_str()]))
             .await
             .map_err(inference)??;
         vectors.pop().ok_or_else(|| inference("the model returned no vector"))

@@ -3,6 +3,7 @@
 //! `running` are queued again at start, and because point ids are deterministic
 //! a rerun overwrites what the interrupted run wrote.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -54,7 +55,7 @@ impl Pipeline {
 
         let chunker = Arc::clone(&self.chunker);
         let id = document.id;
-        let chunks = tokio::task::spawn_blocking(move || chunker.chunk(id, &extracted.pages))
+        let chunks = crate::background::run("docqa-chunk", move || chunker.chunk(id, &extracted.pages))
             .await
             .map_err(|e| format!("chunking failed: {e}"))?;
         if chunks.is_empty() {
@@ -68,16 +69,34 @@ impl Pipeline {
         let dense = self.dense_embedder_for(document).await?;
         let total = chunks.len() as u64;
         self.progress(job, JobProgress::at(JobStage::Embed, 0, total)).await;
+        // Each step's points are written while the next step is embedded.
+        let mut writing: Option<Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>> = None;
         for (step, batch) in chunks.chunks(CHUNKS_PER_STEP).enumerate() {
-            let points = self.points(document, batch, dense.as_deref()).await?;
-            self.index
-                .upsert(&document.collection, points)
-                .await
-                .map_err(|e| format!("indexing: {e}"))?;
+            let previous = async {
+                match writing.take() {
+                    Some(write) => write.await,
+                    None => Ok(()),
+                }
+            };
+            let (points, written) = tokio::join!(self.points(document, batch, dense.as_deref()), previous);
+            written?;
             let done = ((step + 1) * CHUNKS_PER_STEP).min(chunks.len()) as u64;
-            self.progress(job, JobProgress::at(JobStage::Embed, done, total)).await;
+            writing = Some(Box::pin(self.write(job, document, points?, JobProgress::at(JobStage::Embed, done, total))));
+        }
+        if let Some(write) = writing {
+            write.await?;
         }
         Ok((pages, chunks.len() as u32))
+    }
+
+    /// Writes one step's points to the index, then reports the progress they make.
+    async fn write(&self, job: &Job, document: &Document, points: Vec<ChunkPoint>, progress: JobProgress) -> Result<(), String> {
+        self.index
+            .upsert(&document.collection, points)
+            .await
+            .map_err(|e| format!("indexing: {e}"))?;
+        self.progress(job, progress).await;
+        Ok(())
     }
 
     /// The embedder, when it is the one the collection's vectors come from. A

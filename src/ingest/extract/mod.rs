@@ -55,7 +55,7 @@ pub fn extract_bytes(content_type: ContentType, bytes: &[u8]) -> Result<Extracte
     Ok(extracted)
 }
 
-/// Reads and extracts a stored file on a blocking thread, giving up after `timeout`.
+/// Reads and extracts a stored file on a low-priority thread, giving up after `timeout`.
 ///
 /// A parser stuck in a loop keeps its thread until it ends; the document fails at
 /// the deadline either way. (Isolating parsers in a child process is issue P4.)
@@ -67,10 +67,10 @@ pub async fn extract_file(
     let bytes = tokio::fs::read(path)
         .await
         .map_err(|e| ExtractError::Io(e.to_string()))?;
-    let task = tokio::task::spawn_blocking(move || extract_bytes(content_type, &bytes));
+    let task = crate::background::run("docqa-extract", move || extract_bytes(content_type, &bytes));
     match tokio::time::timeout(timeout, task).await {
         Err(_) => Err(ExtractError::Timeout(timeout.as_secs())),
-        Ok(Err(join)) => Err(ExtractError::Panicked(join.to_string())),
+        Ok(Err(thread)) => Err(ExtractError::Panicked(thread.to_string())),
         Ok(Ok(result)) => result,
     }
 }

@@ -72,7 +72,7 @@ measure() {
     # shellcheck disable=SC2046
     python3 "$SHARED/peer/ingest.py" "$url" uda $(find "$SHARED/eval/uda/pdfs" -mindepth 1 -maxdepth 1 -type d | sort) > "$dir/ingest_uda.txt"
     # shellcheck disable=SC2046
-    python3 "$SHARED/peer/ingest.py" "$url" default $(python3 -c "import json, sys; [print(f'{sys.argv[1]}/articles/{a}.txt') for a in json.load(open(sys.argv[1] + '/split.json'))['dev']]" "$SHARED/eval/squad") > "$dir/ingest_squad.txt"
+    python3 "$SHARED/peer/ingest.py" "$url" default $(python3 bench/squad_files.py dev) > "$dir/ingest_squad.txt"
     python3 "$SHARED/peer/load.py" "$url" --clients 1 --requests 300 --warmup 10 > "$dir/load1_small.json"
 
     # Latency while an ingestion runs: one client searches until the upload is done.

@@ -15,6 +15,13 @@ def last_json(path):
         return None
 
 
+def whole_json(path):
+    try:
+        return json.load(open(path))
+    except (OSError, ValueError):
+        return None
+
+
 def number(path):
     try:
         return int(open(path).read().strip())
@@ -35,7 +42,7 @@ def server(name):
         "search_1_client_during_ingest": last_json(os.path.join(d, "load1_during_ingest.json")),
         "search_1_client": last_json(os.path.join(d, "load1.json")),
         "search_8_clients": last_json(os.path.join(d, "load8.json")),
-        "squad_dev_recall": last_json(os.path.join(d, "squad.json")) if os.path.exists(os.path.join(d, "squad.json")) else None,
+        "squad_dev_recall": whole_json(os.path.join(d, "squad.json")),
         "rss_mib": {"idle": number(os.path.join(d, "rss_idle")), "peak": number(os.path.join(d, "rss_peak")),
                     "after_load": number(os.path.join(d, "rss_after"))},
     }
@@ -52,11 +59,7 @@ def get(s, *path):
 
 
 docqa, peer = server("docqa"), server("peer")
-embed = None
-try:
-    embed = json.load(open(os.path.join(out, "embed.json")))
-except (OSError, ValueError):
-    pass
+embed = whole_json(os.path.join(out, "embed.json"))
 summary = {"machine": {"cores": os.cpu_count(), "load_avg": os.getloadavg()}, "embedding": embed, "docqa": docqa, "peer": peer}
 if docqa and peer:
     summary["ratios"] = {

@@ -223,7 +223,7 @@ impl Config {
             threads: parse_range(get("EMBED_THREADS"), "EMBED_THREADS", cores, 1, 256)?,
             model_dir: get("EMBED_MODEL_DIR").map(PathBuf::from),
             model: get("EMBED_MODEL").unwrap_or(DEFAULT_EMBED_MODEL).to_string(),
-            batch_size: parse_range(get("EMBED_BATCH_SIZE"), "EMBED_BATCH_SIZE", 16, 1, 512)?,
+            batch_size: parse_range(get("EMBED_BATCH_SIZE"), "EMBED_BATCH_SIZE", 8, 1, 512)?,
             hub: HubSettings {
                 endpoint: get("HF_ENDPOINT")
                     .unwrap_or("https://huggingface.co")

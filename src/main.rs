@@ -17,9 +17,34 @@ enum Command {
     Serve,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("docqa: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+/// glibc gives every thread that allocates its own arena (up to 8 per core) and
+/// keeps what each one freed: parsing and embedding on many threads peaked at
+/// 952 MiB on the UDA PDFs with the default, 770 MiB with two arenas, no slower.
+/// Set before any thread starts; `MALLOC_ARENA_MAX` in the environment still wins.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: called first in main, before any other thread exists.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
     docqa::telemetry::init();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => match serve().await {

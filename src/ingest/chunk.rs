@@ -22,6 +22,8 @@ enum Splitter {
 
 pub struct Chunker {
     splitter: Splitter,
+    /// Chunk size and overlap in characters (tokens taken as four), for estimates.
+    chars_per_chunk: (usize, usize),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,43 +46,82 @@ impl Chunker {
                     .map_err(invalid)?,
             )),
         };
-        Ok(Self { splitter })
+        Ok(Self {
+            splitter,
+            chars_per_chunk: (settings.tokens * CHARS_PER_TOKEN, settings.overlap * CHARS_PER_TOKEN),
+        })
     }
 
     /// Chunks the pages of one document (blocking: tokenizes the whole text).
     pub fn chunk(&self, document_id: DocumentId, pages: &[String]) -> Vec<Chunk> {
+        let mut chunks = Vec::new();
+        self.chunk_in_steps(document_id, pages, usize::MAX, |step| {
+            chunks.extend(step);
+            true
+        });
+        chunks
+    }
+
+    /// Chunks the pages of one document and hands them on `step` at a time, as
+    /// the splitter finds them, so that embedding can start before chunking ends.
+    /// Stops early when `emit` returns false (nobody wants the rest). Blocking.
+    pub fn chunk_in_steps(
+        &self,
+        document_id: DocumentId,
+        pages: &[String],
+        step: usize,
+        mut emit: impl FnMut(Vec<Chunk>) -> bool,
+    ) {
         let (text, page_starts) = join_pages(pages);
-        let pieces: Vec<ChunkCharIndex<'_>> = match &self.splitter {
-            Splitter::Tokens(s) => s.chunk_char_indices(&text).collect(),
-            Splitter::Characters(s) => s.chunk_char_indices(&text).collect(),
+        let pieces: Box<dyn Iterator<Item = ChunkCharIndex<'_>>> = match &self.splitter {
+            Splitter::Tokens(s) => Box::new(s.chunk_char_indices(&text)),
+            Splitter::Characters(s) => Box::new(s.chunk_char_indices(&text)),
         };
-        pieces
-            .into_iter()
+        let step = step.max(1);
+        let mut pending = Vec::new();
+        let chunks = pieces
             .filter(|piece| piece.chunk.chars().any(char::is_alphanumeric))
             .enumerate()
-            .map(|(index, piece)| {
-                let (start, end) = (piece.byte_offset, piece.byte_offset + piece.chunk.len());
-                let page_breaks = page_starts
-                    .iter()
-                    .enumerate()
-                    .filter(|&(_, &page_start)| page_start > start && page_start < end)
-                    .map(|(i, &page_start)| PageBreak {
-                        page: i as u32 + 1,
-                        offset: (page_start - start) as u32,
-                    })
-                    .collect();
-                Chunk {
-                    document_id,
-                    index: index as u32,
-                    page_start: page_of(&page_starts, start),
-                    page_end: page_of(&page_starts, end.saturating_sub(1).max(start)),
-                    char_start: piece.char_offset as u64,
-                    char_end: (piece.char_offset + piece.chunk.chars().count()) as u64,
-                    text: piece.chunk.to_string(),
-                    page_breaks,
-                }
-            })
-            .collect()
+            .map(|(index, piece)| to_chunk(document_id, index as u32, &piece, &page_starts));
+        for chunk in chunks {
+            pending.push(chunk);
+            if pending.len() == step && !emit(std::mem::take(&mut pending)) {
+                return;
+            }
+        }
+        if !pending.is_empty() {
+            emit(pending);
+        }
+    }
+
+    /// About how many chunks the pages will give, for progress before chunking ends.
+    pub fn estimate(&self, pages: &[String]) -> u64 {
+        let chars: usize = pages.iter().map(|p| p.chars().count()).sum();
+        let (size, overlap) = self.chars_per_chunk;
+        (chars / size.saturating_sub(overlap).max(1)).max(1) as u64
+    }
+}
+
+fn to_chunk(document_id: DocumentId, index: u32, piece: &ChunkCharIndex<'_>, page_starts: &[usize]) -> Chunk {
+    let (start, end) = (piece.byte_offset, piece.byte_offset + piece.chunk.len());
+    let page_breaks = page_starts
+        .iter()
+        .enumerate()
+        .filter(|&(_, &page_start)| page_start > start && page_start < end)
+        .map(|(i, &page_start)| PageBreak {
+            page: i as u32 + 1,
+            offset: (page_start - start) as u32,
+        })
+        .collect();
+    Chunk {
+        document_id,
+        index,
+        page_start: page_of(page_starts, start),
+        page_end: page_of(page_starts, end.saturating_sub(1).max(start)),
+        char_start: piece.char_offset as u64,
+        char_end: (piece.char_offset + piece.chunk.chars().count()) as u64,
+        text: piece.chunk.to_string(),
+        page_breaks,
     }
 }
 
@@ -151,6 +192,28 @@ mod tests {
         assert_eq!(chunk.page_breaks, vec![PageBreak { page: 2, offset: 7 }]);
         assert_eq!(chunk.page_at(chunk.text.find("second").unwrap()), 2);
         assert_eq!(chunk.page_at(0), 1);
+    }
+
+    #[test]
+    fn chunks_come_in_steps_in_order_and_stop_when_refused() {
+        let pages = vec!["One sentence about apples. ".repeat(40), "Another about pears. ".repeat(40)];
+        let all = chunker(20, 0).chunk(DocumentId::new(), &pages);
+        assert!(all.len() > 7, "{}", all.len());
+        let mut steps = Vec::new();
+        chunker(20, 0).chunk_in_steps(DocumentId::new(), &pages, 3, |step| {
+            steps.push(step);
+            true
+        });
+        assert!(steps[..steps.len() - 1].iter().all(|s| s.len() == 3));
+        let streamed: Vec<_> = steps.concat().into_iter().map(|c| (c.index, c.text)).collect();
+        assert_eq!(streamed, all.iter().map(|c| (c.index, c.text.clone())).collect::<Vec<_>>());
+
+        let mut calls = 0;
+        chunker(20, 0).chunk_in_steps(DocumentId::new(), &pages, 3, |_| {
+            calls += 1;
+            false
+        });
+        assert_eq!(calls, 1);
     }
 
     #[test]

@@ -53,47 +53,54 @@ impl Pipeline {
         .map_err(|e| e.to_string())?;
         let pages = extracted.pages.len() as u32;
         let extract_ms = started.elapsed().as_millis() as u64;
-        self.progress(job, JobProgress::at(JobStage::Chunk, 0, 1)).await;
-        let started = Instant::now();
-
-        let chunker = Arc::clone(&self.chunker);
-        let id = document.id;
-        let chunks = crate::background::run("docqa-chunk", move || chunker.chunk(id, &extracted.pages))
-            .await
-            .map_err(|e| format!("chunking failed: {e}"))?;
-        if chunks.is_empty() {
-            return Err(extract::ExtractError::NoText.to_string());
-        }
-        self.catalog
-            .replace_chunks(document.id, &chunks)
-            .await
-            .map_err(|e| format!("storing chunks: {e}"))?;
-
-        let chunk_ms = started.elapsed().as_millis() as u64;
         let started = Instant::now();
         let dense = self.dense_embedder_for(document).await?;
-        let total = chunks.len() as u64;
-        self.progress(job, JobProgress::at(JobStage::Embed, 0, total)).await;
-        // Each step's points are written while the next step is embedded.
+
+        // Chunks stream from the splitter, a step at a time, into embedding; each
+        // step's points are written while the next step is embedded.
+        let expected = self.chunker.estimate(&extracted.pages);
+        self.progress(job, JobProgress::at(JobStage::Embed, 0, expected)).await;
+        let (sender, mut steps) = tokio::sync::mpsc::channel::<Vec<Chunk>>(2);
+        let chunker = Arc::clone(&self.chunker);
+        let id = document.id;
+        let chunking = tokio::spawn(crate::background::run("docqa-chunk", move || {
+            chunker.chunk_in_steps(id, &extracted.pages, CHUNKS_PER_STEP, |step| sender.blocking_send(step).is_ok());
+        }));
+        let mut chunks: Vec<Chunk> = Vec::new();
         let mut writing: Option<Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>> = None;
-        for (step, batch) in chunks.chunks(CHUNKS_PER_STEP).enumerate() {
+        while let Some(batch) = steps.recv().await {
             let previous = async {
                 match writing.take() {
                     Some(write) => write.await,
                     None => Ok(()),
                 }
             };
-            let (points, written) = tokio::join!(self.points(document, batch, dense.as_deref()), previous);
+            let (points, written) = tokio::join!(self.points(document, &batch, dense.as_deref()), previous);
             written?;
-            let done = ((step + 1) * CHUNKS_PER_STEP).min(chunks.len()) as u64;
-            writing = Some(Box::pin(self.write(job, document, points?, JobProgress::at(JobStage::Embed, done, total))));
+            chunks.extend(batch);
+            let done = chunks.len() as u64;
+            let progress = JobProgress::at(JobStage::Embed, done, expected.max(done));
+            writing = Some(Box::pin(self.write(job, document, points?, progress)));
         }
         if let Some(write) = writing {
             write.await?;
         }
+        match chunking.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("chunking failed: {e}")),
+            Err(e) => return Err(format!("chunking failed: {e}")),
+        }
+        if chunks.is_empty() {
+            return Err(extract::ExtractError::NoText.to_string());
+        }
+        // The catalog's copy of the chunks, once all of them are indexed.
+        self.catalog
+            .replace_chunks(document.id, &chunks)
+            .await
+            .map_err(|e| format!("storing chunks: {e}"))?;
         // Where a document's time goes: what to speed up next.
-        tracing::info!(document = %document.id, extract_ms, chunk_ms,
-            embed_and_index_ms = started.elapsed().as_millis() as u64, chunks = chunks.len(), "pipeline stages");
+        tracing::info!(document = %document.id, extract_ms,
+            chunk_embed_index_ms = started.elapsed().as_millis() as u64, chunks = chunks.len(), "pipeline stages");
         Ok((pages, chunks.len() as u32))
     }
 

@@ -175,20 +175,16 @@ impl Embedder for LocalEmbedder {
 
     async fn embed_passages(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
+        super::off_the_async_threads(move || {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             inner.embed(&refs)
         })
         .await
-        .map_err(inference)?
     }
 
     async fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
         let inner = Arc::clone(&self.inner);
         let text = text.to_string();
-        let mut vectors = tokio::task::spawn_blocking(move || inner.embed(&[text.as_str()]))
-            .await
-            .map_err(inference)??;
-        vectors.pop().ok_or_else(|| inference("the model returned no vector"))
+        super::single(super::off_the_async_threads(move || inner.embed(&[text.as_str()])).await?)
     }
 }

@@ -43,6 +43,21 @@ pub trait Embedder: Send + Sync {
     async fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError>;
 }
 
+/// Runs a blocking embedding call on tokio's blocking pool, never on the async workers.
+pub(crate) async fn off_the_async_threads<F>(embed: F) -> Result<Vec<Vec<f32>>, EmbedError>
+where
+    F: FnOnce() -> Result<Vec<Vec<f32>>, EmbedError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(embed)
+        .await
+        .map_err(|e| EmbedError::Inference(e.to_string()))?
+}
+
+/// The one vector of a one-text call.
+pub(crate) fn single(mut vectors: Vec<Vec<f32>>) -> Result<Vec<f32>, EmbedError> {
+    vectors.pop().ok_or_else(|| EmbedError::Inference("the model returned no vector".into()))
+}
+
 /// What the configuration gave: an embedder, or the reason retrieval runs on BM25 alone.
 pub struct EmbedderSetup {
     pub embedder: Option<Arc<dyn Embedder>>,

@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::catalog::{Catalog, CatalogError, NewCollection};
-use crate::domain::{Collection, CollectionName, EmbeddingModel};
+use crate::domain::{Collection, CollectionName, EmbeddingModel, Job, JobId};
 use crate::error::AppError;
 use crate::index::{IndexLayout, VectorIndex};
-use crate::ingest::FileStore;
+use crate::ingest::{FileStore, JobSignals};
 
 const MAX_DESCRIPTION_CHARS: usize = 1000;
 
@@ -22,10 +22,34 @@ pub struct CreateCollection {
     pub description: Option<String>,
 }
 
+/// Whether a collection's index can be used with the server's model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IndexStatus {
+    Ready,
+    /// Its vectors come from another model than the server runs: search, query
+    /// and upload answer 409 until it is re-indexed.
+    NeedsReindex,
+    /// A re-index is queued or running; the old index serves until it is done.
+    Reindexing,
+}
+
+/// A collection as the API shows it: what is stored, and the state of its index.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CollectionView {
+    #[serde(flatten)]
+    pub collection: Collection,
+    pub index_status: IndexStatus,
+    /// The re-index job, while one is queued or running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reindex_job_id: Option<JobId>,
+}
+
 pub struct Collections {
     catalog: Arc<dyn Catalog>,
     index: Arc<dyn VectorIndex>,
     files: FileStore,
+    signals: JobSignals,
     /// The model new collections are filled with; `None` means BM25 alone.
     embedding_model: Option<EmbeddingModel>,
 }
@@ -35,14 +59,44 @@ impl Collections {
         catalog: Arc<dyn Catalog>,
         index: Arc<dyn VectorIndex>,
         files: FileStore,
+        signals: JobSignals,
         embedding_model: Option<EmbeddingModel>,
     ) -> Self {
         Self {
             catalog,
             index,
             files,
+            signals,
             embedding_model,
         }
+    }
+
+    async fn view(&self, collection: Collection) -> Result<CollectionView, AppError> {
+        let reindex = self.catalog.active_reindex(&collection.name).await?;
+        let index_status = match (&reindex, collection.model_mismatch(self.embedding_model.as_ref())) {
+            (Some(_), _) => IndexStatus::Reindexing,
+            (None, Some(_)) => IndexStatus::NeedsReindex,
+            (None, None) => IndexStatus::Ready,
+        };
+        Ok(CollectionView {
+            collection,
+            index_status,
+            reindex_job_id: reindex.map(|job| job.id),
+        })
+    }
+
+    /// Queues a re-index with the server's model (or returns the one already
+    /// queued): every chunk is embedded again from the catalog's text into a fresh
+    /// index, swapped in when done.
+    pub async fn reindex(&self, name: &CollectionName) -> Result<Job, AppError> {
+        self.get_stored(name).await?;
+        if self.embedding_model.is_none() {
+            return Err(AppError::ReindexNeedsModel);
+        }
+        let job = self.catalog.enqueue_reindex(name).await?;
+        self.signals.work_available();
+        tracing::info!(collection = %name, job = %job.id, "re-index queued");
+        Ok(job)
     }
 
     /// Creates `default` on first start.
@@ -54,7 +108,7 @@ impl Collections {
         }
     }
 
-    pub async fn create(&self, request: CreateCollection) -> Result<Collection, AppError> {
+    pub async fn create(&self, request: CreateCollection) -> Result<CollectionView, AppError> {
         let name = CollectionName::parse(&request.name).map_err(|e| AppError::InvalidRequest(e.to_string()))?;
         if let Some(description) = &request.description {
             if description.chars().count() > MAX_DESCRIPTION_CHARS {
@@ -63,7 +117,8 @@ impl Collections {
                 )));
             }
         }
-        self.create_named(name, request.description).await
+        let collection = self.create_named(name, request.description).await?;
+        self.view(collection).await
     }
 
     async fn create_named(&self, name: CollectionName, description: Option<String>) -> Result<Collection, AppError> {
@@ -89,11 +144,20 @@ impl Collections {
         Ok(collection)
     }
 
-    pub async fn list(&self) -> Result<Vec<Collection>, AppError> {
-        Ok(self.catalog.list_collections().await?)
+    pub async fn list(&self) -> Result<Vec<CollectionView>, AppError> {
+        let mut views = Vec::new();
+        for collection in self.catalog.list_collections().await? {
+            views.push(self.view(collection).await?);
+        }
+        Ok(views)
     }
 
-    pub async fn get(&self, name: &CollectionName) -> Result<Collection, AppError> {
+    pub async fn get(&self, name: &CollectionName) -> Result<CollectionView, AppError> {
+        let collection = self.get_stored(name).await?;
+        self.view(collection).await
+    }
+
+    async fn get_stored(&self, name: &CollectionName) -> Result<Collection, AppError> {
         self.catalog
             .get_collection(name)
             .await?
@@ -106,7 +170,7 @@ impl Collections {
         if name.is_default() {
             return Err(AppError::DefaultCollectionIsPermanent);
         }
-        self.get(name).await?;
+        self.get_stored(name).await?;
         let documents = self.catalog.document_ids(name).await?;
         self.index.drop_collection(name).await?;
         self.catalog.delete_collection(name).await?;

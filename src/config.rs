@@ -14,9 +14,16 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "DOCQA_DATA_DIR",
     "DOCQA_LOG",
     "DOCQA_WAIT_TIMEOUT_SECS",
+    "DOCQA_STARTUP_TIMEOUT_SECS",
     "DATABASE_URL",
+    "DATABASE_MAX_CONNECTIONS",
     "QDRANT_URL",
     "QDRANT_API_KEY",
+    "QDRANT_COLLECTION_PREFIX",
+    "QDRANT_SHARDS",
+    "QDRANT_REPLICATION_FACTOR",
+    "QDRANT_WRITE_CONSISTENCY",
+    "QDRANT_TIMEOUT_SECS",
     "EMBEDDER",
     "EMBED_MODEL_DIR",
     "EMBED_MODEL",
@@ -118,14 +125,66 @@ pub struct ChunkSettings {
     pub overlap: usize,
 }
 
+/// The catalog's database.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// `sqlite:…` (default: in the data dir) or `postgres://…`.
+    pub url: String,
+    /// `DATABASE_MAX_CONNECTIONS`: the pool's size.
+    pub max_connections: u32,
+    /// How long to wait at start for a database that does not answer yet.
+    pub startup_timeout: Duration,
+}
+
+impl DatabaseSettings {
+    pub fn is_postgres(&self) -> bool {
+        self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")
+    }
+
+    /// Where the database is, without a password: `Postgres at host:port/db`.
+    pub fn describe(&self) -> String {
+        if !self.is_postgres() {
+            return format!("SQLite at {}", self.url.trim_start_matches("sqlite://"));
+        }
+        match self.url.parse::<sqlx::postgres::PgConnectOptions>() {
+            Ok(options) => format!(
+                "Postgres at {}:{}/{}",
+                options.get_host(),
+                options.get_port(),
+                options.get_database().unwrap_or("")
+            ),
+            Err(_) => "Postgres (DATABASE_URL does not parse)".to_string(),
+        }
+    }
+}
+
+/// A Qdrant server or cluster as the vector index (`QDRANT_URL`).
+#[derive(Debug, Clone)]
+pub struct QdrantSettings {
+    /// The gRPC endpoint, e.g. `http://localhost:6334`.
+    pub url: String,
+    pub api_key: Option<String>,
+    /// Qdrant collections are named `<prefix><docqa collection>`, so that several
+    /// docqa deployments (or tests) can share one Qdrant.
+    pub collection_prefix: String,
+    /// `shard_number` of each new collection.
+    pub shards: u32,
+    pub replication_factor: u32,
+    /// Replicas that must acknowledge a write.
+    pub write_consistency: u32,
+    /// Longest wait for one request; a Qdrant that is down answers 503 after it.
+    pub timeout: Duration,
+    /// How long to wait at start for a Qdrant that does not answer yet.
+    pub startup_timeout: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
-    /// `sqlite://…` (default: in the data dir). Postgres arrives with P3.
-    pub database_url: String,
-    pub qdrant_url: Option<String>,
-    pub qdrant_api_key: Option<String>,
+    pub database: DatabaseSettings,
+    /// `None`: the embedded Qdrant Edge index in the data dir.
+    pub qdrant: Option<QdrantSettings>,
     pub embedder: EmbedderSettings,
     /// `None`: no LLM, answers are extractive.
     pub llm: Option<LlmSettings>,
@@ -160,16 +219,19 @@ impl Config {
 
         let addr = parse_or(get("DOCQA_ADDR"), "DOCQA_ADDR", "127.0.0.1:8080".parse().ok())?;
         let data_dir = PathBuf::from(get("DOCQA_DATA_DIR").unwrap_or("./data"));
+        let startup_timeout = Duration::from_secs(parse_range(
+            get("DOCQA_STARTUP_TIMEOUT_SECS"),
+            "DOCQA_STARTUP_TIMEOUT_SECS",
+            60,
+            0,
+            3600,
+        )?);
         let database_url = match get("DATABASE_URL") {
             None => format!("sqlite://{}", data_dir.join("docqa.sqlite").display()),
-            Some(url) if url.starts_with("sqlite:") => url.to_string(),
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                return Err(ConfigError::Unsupported {
-                    var: "DATABASE_URL",
-                    message: "the Postgres catalog is not built yet (issue P3); unset it to use \
-                              SQLite in the data dir"
-                        .into(),
-                });
+            Some(url)
+                if url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://") =>
+            {
+                url.to_string()
             }
             Some(url) => {
                 return Err(ConfigError::Invalid {
@@ -179,15 +241,76 @@ impl Config {
                 });
             }
         };
-        let qdrant_url = get("QDRANT_URL").map(str::to_string);
-        if qdrant_url.is_some() {
+        if database_url.starts_with("postgres") && database_url.parse::<sqlx::postgres::PgConnectOptions>().is_err() {
             return Err(ConfigError::Unsupported {
-                var: "QDRANT_URL",
-                message: "the Qdrant server index is not built yet (issue P3); unset it to use \
-                          the embedded Qdrant Edge shard in the data dir"
-                    .into(),
+                var: "DATABASE_URL",
+                message: "is not a valid postgres:// URL".into(),
             });
         }
+        let postgres = database_url.starts_with("postgres");
+        let database = DatabaseSettings {
+            max_connections: parse_range(
+                get("DATABASE_MAX_CONNECTIONS"),
+                "DATABASE_MAX_CONNECTIONS",
+                if postgres { 10 } else { 4 },
+                1,
+                1000,
+            )?,
+            url: database_url,
+            startup_timeout,
+        };
+        let qdrant = match get("QDRANT_URL") {
+            None => None,
+            Some(url) => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(ConfigError::Invalid {
+                        var: "QDRANT_URL",
+                        value: url.into(),
+                        message: "expected the gRPC endpoint as an http:// or https:// URL, e.g. http://localhost:6334"
+                            .into(),
+                    });
+                }
+                let collection_prefix = get("QDRANT_COLLECTION_PREFIX").unwrap_or("docqa_").to_string();
+                if collection_prefix.len() > 64
+                    || !collection_prefix
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                {
+                    return Err(ConfigError::Invalid {
+                        var: "QDRANT_COLLECTION_PREFIX",
+                        value: collection_prefix,
+                        message: "up to 64 characters of A-Z, a-z, 0-9, '_' and '-'".into(),
+                    });
+                }
+                let replication_factor =
+                    parse_range(get("QDRANT_REPLICATION_FACTOR"), "QDRANT_REPLICATION_FACTOR", 1, 1, 100)?;
+                let write_consistency =
+                    parse_range(get("QDRANT_WRITE_CONSISTENCY"), "QDRANT_WRITE_CONSISTENCY", 1, 1, 100)?;
+                if write_consistency > replication_factor {
+                    return Err(ConfigError::Invalid {
+                        var: "QDRANT_WRITE_CONSISTENCY",
+                        value: write_consistency.to_string(),
+                        message: format!("cannot exceed QDRANT_REPLICATION_FACTOR ({replication_factor})"),
+                    });
+                }
+                Some(QdrantSettings {
+                    url: url.trim_end_matches('/').to_string(),
+                    api_key: get("QDRANT_API_KEY").map(str::to_string),
+                    collection_prefix,
+                    shards: parse_range(get("QDRANT_SHARDS"), "QDRANT_SHARDS", 1, 1, 1000)?,
+                    replication_factor,
+                    write_consistency,
+                    timeout: Duration::from_secs(parse_range(
+                        get("QDRANT_TIMEOUT_SECS"),
+                        "QDRANT_TIMEOUT_SECS",
+                        10,
+                        1,
+                        600,
+                    )?),
+                    startup_timeout,
+                })
+            }
+        };
 
         let choice = match get("EMBEDDER").unwrap_or("auto").to_ascii_lowercase().as_str() {
             "auto" => EmbedderChoice::Auto,
@@ -278,9 +401,8 @@ impl Config {
         Ok(Self {
             addr,
             data_dir,
-            database_url,
-            qdrant_url,
-            qdrant_api_key: get("QDRANT_API_KEY").map(str::to_string),
+            database,
+            qdrant,
             embedder,
             llm,
             max_upload_bytes: parse_range(
@@ -372,7 +494,8 @@ mod tests {
     fn defaults_are_the_embedded_setup() {
         let config = Config::from_vars(&vars(&[])).unwrap();
         assert_eq!(config.addr.to_string(), "127.0.0.1:8080");
-        assert!(config.database_url.starts_with("sqlite://"));
+        assert!(config.database.url.starts_with("sqlite://"));
+        assert!(config.qdrant.is_none());
         assert!(config.llm.is_none());
         assert_eq!(config.embedder.choice, EmbedderChoice::Auto);
         assert_eq!(config.max_upload_bytes, 100 * 1024 * 1024);
@@ -387,6 +510,35 @@ mod tests {
         let err = Config::from_vars(&vars(&[("CHUNK_TOKENS", "100"), ("CHUNK_OVERLAP", "100")]))
             .unwrap_err();
         assert!(err.to_string().starts_with("CHUNK_OVERLAP:"), "{err}");
+    }
+
+    #[test]
+    fn postgres_and_qdrant_are_chosen_by_their_urls() {
+        let config = Config::from_vars(&vars(&[
+            ("DATABASE_URL", "postgres://docqa:secret@db:5432/kb"),
+            ("QDRANT_URL", "http://qdrant:6334/"),
+            ("QDRANT_SHARDS", "3"),
+            ("QDRANT_REPLICATION_FACTOR", "2"),
+        ]))
+        .unwrap();
+        assert!(config.database.is_postgres());
+        assert_eq!(config.database.max_connections, 10);
+        assert_eq!(config.database.describe(), "Postgres at db:5432/kb");
+        let qdrant = config.qdrant.unwrap();
+        assert_eq!(qdrant.url, "http://qdrant:6334");
+        assert_eq!((qdrant.shards, qdrant.replication_factor, qdrant.write_consistency), (3, 2, 1));
+        assert_eq!(qdrant.collection_prefix, "docqa_");
+
+        let err = Config::from_vars(&vars(&[("QDRANT_URL", "qdrant:6334")])).unwrap_err();
+        assert!(err.to_string().starts_with("QDRANT_URL:"), "{err}");
+        let err = Config::from_vars(&vars(&[
+            ("QDRANT_URL", "http://q:6334"),
+            ("QDRANT_WRITE_CONSISTENCY", "2"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().starts_with("QDRANT_WRITE_CONSISTENCY:"), "{err}");
+        let err = Config::from_vars(&vars(&[("DATABASE_URL", "mysql://db/kb")])).unwrap_err();
+        assert!(err.to_string().starts_with("DATABASE_URL:"), "{err}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::catalog::CatalogError;
-use crate::domain::ContentType;
+use crate::domain::{ContentType, EmbeddingModel};
 use crate::embed::EmbedError;
 use crate::index::IndexError;
 use crate::ingest::UploadedDocument;
@@ -53,13 +53,15 @@ pub enum AppError {
     #[error("no file of the request could be processed")]
     IngestionFailed { documents: Vec<UploadedDocument> },
     #[error(
-        "collection {collection:?} holds vectors of {stored}, but the server runs {current}; re-index the collection or start with its model"
+        "collection {collection:?} holds vectors of {stored}, but the server runs {current}; re-index it (POST /v1/collections/{collection}/reindex) or start the server with its model"
     )]
     EmbeddingModelMismatch {
         collection: String,
         stored: String,
         current: String,
     },
+    #[error("re-indexing needs an embedding model, and the server runs without one (BM25 alone)")]
+    ReindexNeedsModel,
     #[error("generative answers need an LLM: set LLM_BASE_URL or LLM_API_KEY, or ask with mode \"extractive\"")]
     LlmNotConfigured,
     #[error("the LLM did not answer within {0} s")]
@@ -75,6 +77,15 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// The collection's vectors come from another model than the server's.
+    pub fn model_mismatch(collection: &crate::domain::Collection, stored: &EmbeddingModel, current: &EmbeddingModel) -> Self {
+        Self::EmbeddingModelMismatch {
+            collection: collection.name.to_string(),
+            stored: format!("{} ({} dims)", stored.name, stored.dimension),
+            current: format!("{} ({} dims)", current.name, current.dimension),
+        }
+    }
+
     /// The stable problem type (a relative URI) and its short title.
     fn kind(&self) -> (&'static str, &'static str) {
         match self {
@@ -100,6 +111,7 @@ impl AppError {
             Self::EmbeddingModelMismatch { .. } => {
                 ("/problems/embedding-model-mismatch", "Embedding model mismatch")
             }
+            Self::ReindexNeedsModel => ("/problems/reindex-needs-model", "No embedding model"),
             Self::LlmNotConfigured => ("/problems/llm-not-configured", "No LLM configured"),
             Self::LlmTimeout(_) => ("/problems/llm-timeout", "LLM timeout"),
             Self::LlmFailed(_) => ("/problems/llm-error", "LLM error"),
@@ -153,7 +165,8 @@ impl ResponseError for AppError {
             | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
             Self::CollectionExists(_)
             | Self::DefaultCollectionIsPermanent
-            | Self::EmbeddingModelMismatch { .. } => StatusCode::CONFLICT,
+            | Self::EmbeddingModelMismatch { .. }
+            | Self::ReindexNeedsModel => StatusCode::CONFLICT,
             Self::UnsupportedMediaType { .. } | Self::NotMultipart(_) | Self::NotJson(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }

@@ -4,6 +4,7 @@
 //! from a [`Config`]; [`App::start`] serves them over HTTP.
 
 pub mod answer;
+pub mod backoff;
 pub mod background;
 pub mod catalog;
 pub mod collections;
@@ -29,12 +30,11 @@ use actix_web::web::Data;
 pub use config::Config;
 
 use answer::{Answerer, LlmClient, OpenAiLlm, Retriever};
-use catalog::{Catalog, SqliteCatalog};
+use catalog::Catalog;
 use collections::Collections;
 use documents::Documents;
 use embed::Bm25Encoder;
 use health::{HealthChecks, Metrics};
-use index::{EdgeIndex, VectorIndex};
 use ingest::chunk::Chunker;
 use ingest::{FileStore, Ingestor, JobSignals, Pipeline, WorkerPool};
 
@@ -43,10 +43,10 @@ use ingest::{FileStore, Ingestor, JobSignals, Pipeline, WorkerPool};
 pub enum StartError {
     #[error("data dir {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
-    #[error("catalog ({url}): {source}")]
-    Catalog { url: String, source: catalog::CatalogError },
-    #[error("vector index: {0}")]
-    Index(#[from] index::IndexError),
+    #[error("catalog, {at} (DATABASE_URL): {source}")]
+    Catalog { at: String, source: catalog::CatalogError },
+    #[error("vector index, {at}: {source}")]
+    Index { at: String, source: index::IndexError },
     #[error("embedder: {0}")]
     Embedder(#[from] embed::EmbedError),
     #[error("chunking: {0}")]
@@ -62,7 +62,7 @@ pub enum StartError {
 /// The built application: every component, ready to serve.
 pub struct App {
     pub config: Config,
-    catalog: Arc<SqliteCatalog>,
+    catalog: Arc<dyn Catalog>,
     collections: Data<Collections>,
     documents: Data<Documents>,
     ingestor: Data<Ingestor>,
@@ -88,14 +88,21 @@ impl App {
             source,
         })?;
 
-        let sqlite = Arc::new(SqliteCatalog::connect(&config.database_url).await.map_err(|source| {
-            StartError::Catalog {
-                url: config.database_url.clone(),
-                source,
-            }
-        })?);
-        let catalog: Arc<dyn Catalog> = sqlite.clone();
-        let index: Arc<dyn VectorIndex> = Arc::new(EdgeIndex::open(data_dir.join("index"))?);
+        let catalog_error = |source| StartError::Catalog {
+            at: config.database.describe(),
+            source,
+        };
+        let catalog = catalog::connect(&config.database).await.map_err(catalog_error)?;
+        tracing::info!(catalog = %config.database.describe(), "catalog open");
+        let index_at = match &config.qdrant {
+            Some(qdrant) => format!("Qdrant at {} (QDRANT_URL)", qdrant.url),
+            None => format!("Qdrant Edge in {}", data_dir.join("index").display()),
+        };
+        let index = index::open(&config).await.map_err(|source| StartError::Index {
+            at: index_at.clone(),
+            source,
+        })?;
+        tracing::info!(index = %index_at, "vector index open");
         let files = FileStore::open(data_dir).map_err(|source| StartError::DataDir {
             path: data_dir.display().to_string(),
             source,
@@ -122,13 +129,19 @@ impl App {
         let chunker = Arc::new(Chunker::new(&config.chunk, embedding.tokenizer.clone())?);
         let embedding_model = embedding.embedder.as_ref().map(|e| e.model().clone());
 
-        let collections = Collections::new(catalog.clone(), index.clone(), files.clone(), embedding_model);
+        let signals = JobSignals::new();
+        let collections = Collections::new(
+            catalog.clone(),
+            index.clone(),
+            files.clone(),
+            signals.clone(),
+            embedding_model.clone(),
+        );
         collections
             .ensure_default()
             .await
             .map_err(|e| StartError::Setup(format!("creating the default collection: {e}")))?;
 
-        let signals = JobSignals::new();
         let pipeline = Arc::new(Pipeline {
             catalog: catalog.clone(),
             index: index.clone(),
@@ -140,10 +153,7 @@ impl App {
         });
         let workers = WorkerPool::start(pipeline, signals.clone(), config.ingest_workers)
             .await
-            .map_err(|source| StartError::Catalog {
-                url: config.database_url.clone(),
-                source,
-            })?;
+            .map_err(catalog_error)?;
 
         let retriever = Arc::new(Retriever::new(
             catalog.clone(),
@@ -159,19 +169,20 @@ impl App {
                 catalog.clone(),
                 files,
                 signals,
+                embedding_model,
                 config.max_upload_bytes,
                 config.wait_timeout,
             )),
             retriever: Data::from(retriever.clone()),
             answerer: Data::new(Answerer::new(retriever, llm, bm25)),
             health: Data::new(HealthChecks::new(
-                catalog,
+                catalog.clone(),
                 index,
                 embedding.embedder,
                 embedding.bm25_only_reason,
             )),
             metrics: Data::new(Metrics::default()),
-            catalog: sqlite,
+            catalog,
             workers,
             config,
         })

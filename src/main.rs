@@ -15,6 +15,9 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API (the default). Settings come from the environment and `.env`.
     Serve,
+    /// Bring the catalog's schema (DATABASE_URL) up to date, then exit. `serve`
+    /// does this too at every start.
+    Migrate,
 }
 
 fn main() -> ExitCode {
@@ -46,16 +49,29 @@ fn limit_malloc_arenas() {
 
 async fn run(cli: Cli) -> ExitCode {
     docqa::telemetry::init();
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => match serve().await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!("{e}");
-                eprintln!("docqa: {e}");
-                ExitCode::FAILURE
-            }
-        },
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve().await,
+        Command::Migrate => migrate().await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("docqa: {e}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+async fn migrate() -> Result<(), Box<dyn std::error::Error>> {
+    let config = Config::from_env()?;
+    let at = config.database.describe();
+    let catalog = docqa::catalog::connect(&config.database)
+        .await
+        .map_err(|e| format!("catalog, {at} (DATABASE_URL): {e}"))?;
+    catalog.close().await;
+    tracing::info!(catalog = %at, "catalog schema is up to date");
+    Ok(())
 }
 
 async fn serve() -> Result<(), Box<dyn std::error::Error>> {

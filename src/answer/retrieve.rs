@@ -184,14 +184,12 @@ impl Retriever {
     /// (without, BM25 alone still works). A collection filled by another model is
     /// refused rather than searched with vectors of the wrong space.
     fn dense_embedder(&self, collection: &Collection) -> Result<Option<&Arc<dyn Embedder>>, AppError> {
-        match (&collection.embedding_model, &self.embedder) {
-            (None, _) | (Some(_), None) => Ok(None),
-            (Some(stored), Some(embedder)) if stored.same_space(embedder.model()) => Ok(Some(embedder)),
-            (Some(stored), Some(current)) => Err(AppError::EmbeddingModelMismatch {
-                collection: collection.name.to_string(),
-                stored: format!("{} ({} dims)", stored.name, stored.dimension),
-                current: format!("{} ({} dims)", current.model().name, current.model().dimension),
-            }),
+        if let Some((stored, current)) = collection.model_mismatch(self.embedder.as_ref().map(|e| e.model())) {
+            return Err(AppError::model_mismatch(collection, stored, current));
         }
+        Ok(match collection.embedding_model {
+            Some(_) => self.embedder.as_ref(),
+            None => None,
+        })
     }
 }

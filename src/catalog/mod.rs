@@ -1,10 +1,18 @@
 //! The catalog: collections, documents, chunks and jobs, the durable truth of
-//! what the server holds. SQLite now; Postgres slots in behind the same trait.
+//! what the server holds. SQLite (the embedded default) and Postgres implement
+//! the same trait and pass the same conformance tests.
 
+mod connect;
+mod postgres;
 mod sqlite;
 
-use async_trait::async_trait;
+use std::time::Duration;
 
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+
+pub use connect::connect;
+pub use postgres::PostgresCatalog;
 pub use sqlite::SqliteCatalog;
 
 use crate::domain::{
@@ -59,14 +67,14 @@ pub struct DocumentQuery {
 /// Position in a document listing: documents are listed oldest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DocumentCursor {
-    pub created_at: String,
+    pub created_at: DateTime<Utc>,
     pub id: DocumentId,
 }
 
 impl DocumentCursor {
     /// Opaque to clients: hex of `created_at|id`.
     pub fn encode(&self) -> String {
-        hex::encode(format!("{}|{}", self.created_at, self.id))
+        hex::encode(format!("{}|{}", timestamp(self.created_at), self.id))
     }
 
     pub fn decode(raw: &str) -> Option<Self> {
@@ -74,10 +82,22 @@ impl DocumentCursor {
         let text = String::from_utf8(bytes).ok()?;
         let (created_at, id) = text.split_once('|')?;
         Some(Self {
-            created_at: created_at.to_string(),
+            created_at: DateTime::parse_from_rfc3339(created_at).ok()?.with_timezone(&Utc),
             id: id.parse().ok()?,
         })
     }
+}
+
+/// Timestamps are kept to the microsecond (Postgres' precision) in one fixed
+/// RFC 3339 form, so that SQLite's text columns sort like Postgres' timestamps.
+pub(crate) fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Now, cut to the microsecond, so that what is written reads back equal.
+pub(crate) fn now() -> DateTime<Utc> {
+    let at = Utc::now();
+    DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
 }
 
 #[derive(Debug, Clone)]
@@ -86,17 +106,56 @@ pub struct DocumentPage {
     pub next: Option<DocumentCursor>,
 }
 
-/// How a job ended, for its document.
+impl DocumentPage {
+    /// A page from up to `limit + 1` rows: the extra one says there is a next page.
+    pub(crate) fn of(mut documents: Vec<Document>, limit: u32) -> Self {
+        let next = if documents.len() > limit as usize {
+            documents.truncate(limit as usize);
+            documents.last().map(|d| DocumentCursor {
+                created_at: d.created_at,
+                id: d.id,
+            })
+        } else {
+            None
+        };
+        Self { documents, next }
+    }
+}
+
+/// How a job ended.
 #[derive(Debug, Clone)]
 pub enum JobOutcome {
-    Succeeded { pages: u32, chunks: u32 },
+    /// An ingest job: its document is ready.
+    Ingested { pages: u32, chunks: u32 },
+    /// A re-index: the collection's vectors now come from `model` (`None`: BM25 alone).
+    Reindexed { model: Option<EmbeddingModel> },
+    /// For good: the reason is kept on the job (and on its document).
     Failed { reason: String },
+    /// Something it needs is down for now: queued again, to run after `after`.
+    Retry { reason: String, after: Duration },
+}
+
+/// A job a worker took, with what it works on.
+#[derive(Debug, Clone)]
+pub enum ClaimedJob {
+    Ingest { job: Job, document: Document },
+    Reindex { job: Job, collection: Collection },
+}
+
+impl ClaimedJob {
+    pub fn job(&self) -> &Job {
+        match self {
+            Self::Ingest { job, .. } | Self::Reindex { job, .. } => job,
+        }
+    }
 }
 
 #[async_trait]
 pub trait Catalog: Send + Sync {
     /// A cheap round trip, for readiness.
     async fn ping(&self) -> Result<(), CatalogError>;
+    /// Closes the connections (at shutdown).
+    async fn close(&self);
 
     async fn create_collection(&self, new: &NewCollection) -> Result<Collection, CatalogError>;
     async fn get_collection(&self, name: &CollectionName) -> Result<Option<Collection>, CatalogError>;
@@ -129,12 +188,31 @@ pub trait Catalog: Send + Sync {
     async fn chunks_of(&self, document: DocumentId) -> Result<Vec<Chunk>, CatalogError>;
 
     async fn get_job(&self, id: JobId) -> Result<Option<Job>, CatalogError>;
-    /// Takes the oldest queued job, marks it running and its document processing.
-    async fn claim_next_job(&self) -> Result<Option<(Job, Document)>, CatalogError>;
+    /// Queues a re-index of the collection, or returns the one already queued or
+    /// running (asking twice is one job).
+    async fn enqueue_reindex(&self, collection: &CollectionName) -> Result<Job, CatalogError>;
+    /// The collection's re-index that is queued or running, if any.
+    async fn active_reindex(&self, collection: &CollectionName) -> Result<Option<Job>, CatalogError>;
+    /// Takes the oldest queued job that may run now and marks it running (an ingest
+    /// job's document becomes `processing`). A collection's re-index runs alone: it
+    /// waits for that collection's running ingest jobs, and ingest jobs queued after
+    /// it wait for it.
+    async fn claim_next_job(&self) -> Result<Option<ClaimedJob>, CatalogError>;
     async fn update_job_progress(&self, id: JobId, progress: JobProgress) -> Result<(), CatalogError>;
-    /// Ends a job and sets its document's final status in one transaction. False when
-    /// the document was deleted meanwhile.
+    /// Ends a job and applies its outcome (the document's final status, the
+    /// collection's new model) in one transaction. False when what it worked on
+    /// was deleted meanwhile.
     async fn finish_job(&self, id: JobId, outcome: &JobOutcome) -> Result<bool, CatalogError>;
     /// Puts jobs a crash left `running` back in the queue; returns how many.
     async fn requeue_interrupted_jobs(&self) -> Result<u64, CatalogError>;
+}
+
+/// The status, error and progress a job ends with.
+pub(crate) fn job_ending(outcome: &JobOutcome) -> (crate::domain::JobStatus, Option<String>) {
+    use crate::domain::JobStatus;
+    match outcome {
+        JobOutcome::Ingested { .. } | JobOutcome::Reindexed { .. } => (JobStatus::Succeeded, None),
+        JobOutcome::Failed { reason } => (JobStatus::Failed, Some(reason.clone())),
+        JobOutcome::Retry { reason, .. } => (JobStatus::Queued, Some(reason.clone())),
+    }
 }

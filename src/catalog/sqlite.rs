@@ -4,17 +4,17 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    Catalog, CatalogError, DocumentCursor, DocumentPage, DocumentQuery, InsertOutcome, JobOutcome,
-    NewCollection,
+    job_ending, now, timestamp, Catalog, CatalogError, ClaimedJob, DocumentPage,
+    DocumentQuery, InsertOutcome, JobOutcome, NewCollection,
 };
 use crate::domain::{
     Chunk, Collection, CollectionName, Document, DocumentId, DocumentStatus, EmbeddingModel, Job,
-    JobId, JobProgress, JobStatus, Metadata, NewDocument, PageBreak,
+    JobId, JobKind, JobProgress, JobStatus, Metadata, NewDocument, PageBreak,
 };
 
 pub struct SqliteCatalog {
@@ -25,11 +25,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 const DOCUMENT_COLUMNS: &str = "id, collection, filename, content_type, bytes, sha256, pages, chunks, \
      status, error, metadata, job_id, created_at, updated_at";
-const JOB_COLUMNS: &str = "id, document_id, status, progress, error, attempts, created_at, updated_at";
+const JOB_COLUMNS: &str =
+    "id, kind, collection, document_id, status, progress, error, attempts, created_at, updated_at";
 
 impl SqliteCatalog {
     /// Opens (creating if needed) the database and runs the migrations.
-    pub async fn connect(url: &str) -> Result<Self, CatalogError> {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, CatalogError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| CatalogError::Unavailable(format!("bad DATABASE_URL {url:?}: {e}")))?
             .create_if_missing(true)
@@ -40,7 +41,7 @@ impl SqliteCatalog {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(max_connections)
             .connect_with(options)
             .await?;
         MIGRATOR
@@ -49,19 +50,10 @@ impl SqliteCatalog {
             .map_err(|e| CatalogError::Migration(e.to_string()))?;
         Ok(Self { pool })
     }
-
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
 }
 
-/// One fixed form, so that timestamps sort as text.
-fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-fn now() -> String {
-    timestamp(Utc::now())
+fn now_text() -> String {
+    timestamp(now())
 }
 
 fn parse_time(raw: &str) -> Result<DateTime<Utc>, CatalogError> {
@@ -129,9 +121,15 @@ fn document_from_row(row: &SqliteRow) -> Result<Document, CatalogError> {
 }
 
 fn job_from_row(row: &SqliteRow) -> Result<Job, CatalogError> {
+    let collection: String = row.try_get("collection")?;
     Ok(Job {
         id: parse(&row.try_get::<String, _>("id")?, "job id")?,
-        document_id: parse(&row.try_get::<String, _>("document_id")?, "document id")?,
+        kind: parse(&row.try_get::<String, _>("kind")?, "job kind")?,
+        collection: CollectionName::parse(&collection).map_err(|e| CatalogError::Corrupt(e.to_string()))?,
+        document_id: row
+            .try_get::<Option<String>, _>("document_id")?
+            .map(|id| parse(&id, "document id"))
+            .transpose()?,
         status: parse(&row.try_get::<String, _>("status")?, "job status")?,
         progress: json(&row.try_get::<String, _>("progress")?, "job progress")?,
         error: row.try_get("error")?,
@@ -154,11 +152,24 @@ fn chunk_from_row(row: &SqliteRow) -> Result<Chunk, CatalogError> {
     })
 }
 
+/// The oldest queued job that may run now (see [`Catalog::claim_next_job`]).
+const CLAIMABLE_JOB: &str = "SELECT j.id FROM jobs j \
+     WHERE j.status = 'queued' AND (j.run_after IS NULL OR j.run_after <= ?1) \
+     AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.collection = j.collection AND o.id <> j.id AND ( \
+         (j.kind = 'ingest' AND o.kind = 'reindex' AND (o.status = 'running' \
+             OR (o.status = 'queued' AND (o.created_at, o.id) < (j.created_at, j.id)))) \
+         OR (j.kind = 'reindex' AND o.status = 'running'))) \
+     ORDER BY j.created_at, j.id LIMIT 1";
+
 #[async_trait]
 impl Catalog for SqliteCatalog {
     async fn ping(&self) -> Result<(), CatalogError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
     }
 
     async fn create_collection(&self, new: &NewCollection) -> Result<Collection, CatalogError> {
@@ -172,7 +183,7 @@ impl Catalog for SqliteCatalog {
         .bind(model.map(|m| m.name.clone()))
         .bind(model.map(|m| m.variant.clone()))
         .bind(model.map(|m| m.dimension as i64))
-        .bind(now())
+        .bind(now_text())
         .fetch_one(&self.pool)
         .await?;
         collection_from_row(&row)
@@ -203,7 +214,7 @@ impl Catalog for SqliteCatalog {
 
     async fn insert_document(&self, new: &NewDocument) -> Result<InsertOutcome, CatalogError> {
         let mut tx = self.pool.begin().await?;
-        let at = now();
+        let at = now_text();
         let inserted = sqlx::query(&format!(
             "INSERT INTO documents (id, collection, filename, content_type, bytes, sha256, status, \
              metadata, job_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
@@ -236,10 +247,11 @@ impl Catalog for SqliteCatalog {
         };
 
         sqlx::query(
-            "INSERT INTO jobs (id, document_id, status, progress, attempts, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, 0, ?, ?)",
+            "INSERT INTO jobs (id, kind, collection, document_id, status, progress, attempts, created_at, updated_at) \
+             VALUES (?, 'ingest', ?, ?, ?, ?, 0, ?, ?)",
         )
         .bind(new.job_id.to_string())
+        .bind(new.collection.as_str())
         .bind(new.id.to_string())
         .bind(JobStatus::Queued.as_str())
         .bind(to_json(&JobProgress::queued()))
@@ -272,7 +284,7 @@ impl Catalog for SqliteCatalog {
         query: &DocumentQuery,
     ) -> Result<DocumentPage, CatalogError> {
         let (after_at, after_id) = match &query.after {
-            Some(cursor) => (cursor.created_at.clone(), cursor.id.to_string()),
+            Some(cursor) => (timestamp(cursor.created_at), cursor.id.to_string()),
             None => (String::new(), String::new()),
         };
         // One more than asked tells whether there is a next page.
@@ -289,17 +301,8 @@ impl Catalog for SqliteCatalog {
         .bind(i64::from(query.limit) + 1)
         .fetch_all(&self.pool)
         .await?;
-        let mut documents = rows.iter().map(document_from_row).collect::<Result<Vec<_>, _>>()?;
-        let next = if documents.len() > query.limit as usize {
-            documents.truncate(query.limit as usize);
-            documents.last().map(|d| DocumentCursor {
-                created_at: timestamp(d.created_at),
-                id: d.id,
-            })
-        } else {
-            None
-        };
-        Ok(DocumentPage { documents, next })
+        let documents = rows.iter().map(document_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(DocumentPage::of(documents, query.limit))
     }
 
     async fn document_ids(&self, collection: &CollectionName) -> Result<Vec<DocumentId>, CatalogError> {
@@ -367,13 +370,58 @@ impl Catalog for SqliteCatalog {
         row.as_ref().map(job_from_row).transpose()
     }
 
-    async fn claim_next_job(&self) -> Result<Option<(Job, Document)>, CatalogError> {
+    async fn enqueue_reindex(&self, collection: &CollectionName) -> Result<Job, CatalogError> {
+        // The check and the insert are one statement, and SQLite has one writer at a
+        // time: two requests cannot both insert.
         let mut tx = self.pool.begin().await?;
-        let at = now();
-        let row = sqlx::query(&format!(
-            "UPDATE jobs SET status = 'running', attempts = attempts + 1, updated_at = ? \
-             WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at, id LIMIT 1) \
+        let at = now_text();
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO jobs (id, kind, collection, status, progress, attempts, created_at, updated_at) \
+             SELECT ?, 'reindex', ?, 'queued', ?, 0, ?, ? WHERE NOT EXISTS (SELECT 1 FROM jobs \
+             WHERE collection = ? AND kind = 'reindex' AND status IN ('queued', 'running')) \
              RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(JobId::new().to_string())
+        .bind(collection.as_str())
+        .bind(to_json(&JobProgress::queued()))
+        .bind(&at)
+        .bind(&at)
+        .bind(collection.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let row = match inserted {
+            Some(row) => row,
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs WHERE collection = ? AND kind = 'reindex' \
+                     AND status IN ('queued', 'running') ORDER BY created_at LIMIT 1"
+                ))
+                .bind(collection.as_str())
+                .fetch_one(&mut *tx)
+                .await?
+            }
+        };
+        tx.commit().await?;
+        job_from_row(&row)
+    }
+
+    async fn active_reindex(&self, collection: &CollectionName) -> Result<Option<Job>, CatalogError> {
+        let row = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE collection = ? AND kind = 'reindex' \
+             AND status IN ('queued', 'running') ORDER BY created_at LIMIT 1"
+        ))
+        .bind(collection.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn claim_next_job(&self) -> Result<Option<ClaimedJob>, CatalogError> {
+        let mut tx = self.pool.begin().await?;
+        let at = now_text();
+        let row = sqlx::query(&format!(
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1, error = NULL, run_after = NULL, \
+             updated_at = ?1 WHERE id = ({CLAIMABLE_JOB}) RETURNING {JOB_COLUMNS}"
         ))
         .bind(&at)
         .fetch_optional(&mut *tx)
@@ -383,23 +431,43 @@ impl Catalog for SqliteCatalog {
             return Ok(None);
         };
         let job = job_from_row(&row)?;
-        let row = sqlx::query(&format!(
-            "UPDATE documents SET status = 'processing', error = NULL, updated_at = ? WHERE id = ? \
-             RETURNING {DOCUMENT_COLUMNS}"
-        ))
-        .bind(&at)
-        .bind(job.document_id.to_string())
-        .fetch_one(&mut *tx)
-        .await?;
-        let document = document_from_row(&row)?;
+        let claimed = match (job.kind, job.document_id) {
+            (JobKind::Ingest, Some(document_id)) => {
+                let row = sqlx::query(&format!(
+                    "UPDATE documents SET status = 'processing', error = NULL, updated_at = ? WHERE id = ? \
+                     RETURNING {DOCUMENT_COLUMNS}"
+                ))
+                .bind(&at)
+                .bind(document_id.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+                ClaimedJob::Ingest {
+                    document: document_from_row(&row)?,
+                    job,
+                }
+            }
+            (JobKind::Reindex, _) => {
+                let row = sqlx::query("SELECT * FROM collections WHERE name = ?")
+                    .bind(job.collection.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                ClaimedJob::Reindex {
+                    collection: collection_from_row(&row)?,
+                    job,
+                }
+            }
+            (JobKind::Ingest, None) => {
+                return Err(CatalogError::Corrupt(format!("ingest job {} has no document", job.id)));
+            }
+        };
         tx.commit().await?;
-        Ok(Some((job, document)))
+        Ok(Some(claimed))
     }
 
     async fn update_job_progress(&self, id: JobId, progress: JobProgress) -> Result<(), CatalogError> {
         sqlx::query("UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ?")
             .bind(to_json(&progress))
-            .bind(now())
+            .bind(now_text())
             .bind(id.to_string())
             .execute(&self.pool)
             .await?;
@@ -409,27 +477,25 @@ impl Catalog for SqliteCatalog {
     async fn finish_job(&self, id: JobId, outcome: &JobOutcome) -> Result<bool, CatalogError> {
         let mut tx = self.pool.begin().await?;
         let at = now();
-        let (job_status, error, progress) = match outcome {
-            JobOutcome::Succeeded { .. } => (JobStatus::Succeeded, None, JobProgress::done()),
-            JobOutcome::Failed { reason } => {
-                let progress = sqlx::query("SELECT progress FROM jobs WHERE id = ?")
-                    .bind(id.to_string())
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .map(|row| row.try_get::<String, _>("progress"))
-                    .transpose()?
-                    .map(|raw| json::<JobProgress>(&raw, "job progress"))
-                    .transpose()?
-                    .unwrap_or_else(JobProgress::queued);
-                (JobStatus::Failed, Some(reason.clone()), progress)
-            }
+        let (status, error) = job_ending(outcome);
+        let run_after = match outcome {
+            JobOutcome::Retry { after, .. } => Some(timestamp(at + chrono::Duration::from_std(*after).unwrap_or_default())),
+            _ => None,
         };
+        let progress = match outcome {
+            JobOutcome::Ingested { .. } | JobOutcome::Reindexed { .. } => Some(to_json(&JobProgress::done())),
+            // A failed job shows how far it got.
+            JobOutcome::Failed { .. } | JobOutcome::Retry { .. } => None,
+        };
+        let at = timestamp(at);
         let row = sqlx::query(
-            "UPDATE jobs SET status = ?, error = ?, progress = ?, updated_at = ? WHERE id = ? RETURNING document_id",
+            "UPDATE jobs SET status = ?, error = ?, progress = COALESCE(?, progress), run_after = ?, \
+             updated_at = ? WHERE id = ? RETURNING collection, document_id",
         )
-        .bind(job_status.as_str())
+        .bind(status.as_str())
         .bind(&error)
-        .bind(to_json(&progress))
+        .bind(progress)
+        .bind(run_after)
         .bind(&at)
         .bind(id.to_string())
         .fetch_optional(&mut *tx)
@@ -438,34 +504,64 @@ impl Catalog for SqliteCatalog {
             tx.rollback().await?;
             return Ok(false);
         };
-        let document_id: String = row.try_get("document_id")?;
-        let updated = match outcome {
-            JobOutcome::Succeeded { pages, chunks } => sqlx::query(
+        let collection: String = row.try_get("collection")?;
+        let document_id: Option<String> = row.try_get("document_id")?;
+        let updated = match (outcome, document_id) {
+            (JobOutcome::Reindexed { model }, _) => {
+                let model = model.as_ref();
+                sqlx::query(
+                    "UPDATE collections SET embed_model = ?, embed_variant = ?, embed_dim = ? WHERE name = ?",
+                )
+                .bind(model.map(|m| m.name.clone()))
+                .bind(model.map(|m| m.variant.clone()))
+                .bind(model.map(|m| m.dimension as i64))
+                .bind(&collection)
+                .execute(&mut *tx)
+                .await?
+            }
+            (JobOutcome::Ingested { pages, chunks }, Some(document_id)) => sqlx::query(
                 "UPDATE documents SET status = 'ready', error = NULL, pages = ?, chunks = ?, updated_at = ? WHERE id = ?",
             )
             .bind(i64::from(*pages))
             .bind(i64::from(*chunks))
             .bind(&at)
-            .bind(&document_id),
-            JobOutcome::Failed { reason } => sqlx::query(
-                "UPDATE documents SET status = 'failed', error = ?, updated_at = ? WHERE id = ?",
-            )
-            .bind(reason)
-            .bind(&at)
-            .bind(&document_id),
-        }
-        .execute(&mut *tx)
-        .await?;
+            .bind(&document_id)
+            .execute(&mut *tx)
+            .await?,
+            (JobOutcome::Failed { reason }, Some(document_id)) => {
+                sqlx::query("UPDATE documents SET status = 'failed', error = ?, updated_at = ? WHERE id = ?")
+                    .bind(reason)
+                    .bind(&at)
+                    .bind(&document_id)
+                    .execute(&mut *tx)
+                    .await?
+            }
+            (JobOutcome::Retry { .. }, Some(document_id)) => {
+                sqlx::query("UPDATE documents SET status = 'queued', updated_at = ? WHERE id = ?")
+                    .bind(&at)
+                    .bind(&document_id)
+                    .execute(&mut *tx)
+                    .await?
+            }
+            // A re-index that failed or waits changes nothing but its job.
+            (JobOutcome::Failed { .. } | JobOutcome::Retry { .. }, None) => {
+                tx.commit().await?;
+                return Ok(true);
+            }
+            (JobOutcome::Ingested { .. }, None) => {
+                return Err(CatalogError::Corrupt(format!("job {id} has no document to be ready")));
+            }
+        };
         tx.commit().await?;
         Ok(updated.rows_affected() > 0)
     }
 
     async fn requeue_interrupted_jobs(&self) -> Result<u64, CatalogError> {
         let mut tx = self.pool.begin().await?;
-        let at = now();
+        let at = now_text();
         sqlx::query(
             "UPDATE documents SET status = 'queued', updated_at = ? \
-             WHERE id IN (SELECT document_id FROM jobs WHERE status = 'running')",
+             WHERE id IN (SELECT document_id FROM jobs WHERE status = 'running' AND document_id IS NOT NULL)",
         )
         .bind(&at)
         .execute(&mut *tx)

@@ -90,6 +90,18 @@ pub struct Collection {
     pub created_at: DateTime<Utc>,
 }
 
+impl Collection {
+    /// The stored model and the server's, when the server's cannot search or fill
+    /// this collection's vectors. A server without a model is no mismatch: it
+    /// works on BM25 alone.
+    pub fn model_mismatch<'a>(&'a self, current: Option<&'a EmbeddingModel>) -> Option<(&'a EmbeddingModel, &'a EmbeddingModel)> {
+        match (&self.embedding_model, current) {
+            (Some(stored), Some(current)) if !stored.same_space(current) => Some((stored, current)),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,37 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{DocumentId, JobId};
+use super::{CollectionName, DocumentId, JobId};
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Extract, chunk, embed and index one uploaded document.
+    Ingest,
+    /// Re-embed every chunk of a collection into a fresh index and swap it in.
+    Reindex,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ingest => "ingest",
+            Self::Reindex => "reindex",
+        }
+    }
+}
+
+impl FromStr for JobKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ingest" => Ok(Self::Ingest),
+            "reindex" => Ok(Self::Reindex),
+            other => Err(format!("unknown job kind {other:?}")),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -99,7 +129,10 @@ impl JobProgress {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Job {
     pub id: JobId,
-    pub document_id: DocumentId,
+    pub kind: JobKind,
+    pub collection: CollectionName,
+    /// The document an ingest job processes; `null` for a re-index.
+    pub document_id: Option<DocumentId>,
     pub status: JobStatus,
     pub progress: JobProgress,
     pub error: Option<String>,

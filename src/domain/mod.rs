@@ -20,4 +20,4 @@ pub use document::{
 };
 pub use filter::{Filter, MetadataValue};
 pub use ids::{ChunkId, DocumentId, JobId};
-pub use job::{Job, JobProgress, JobStage, JobStatus};
+pub use job::{Job, JobKind, JobProgress, JobStage, JobStatus};

@@ -5,13 +5,13 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::extract::CollectionParam;
-use crate::collections::{Collections, CreateCollection};
-use crate::domain::Collection;
+use crate::collections::{CollectionView, Collections, CreateCollection};
+use crate::domain::Job;
 use crate::error::{AppError, Problem};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CollectionList {
-    pub collections: Vec<Collection>,
+    pub collections: Vec<CollectionView>,
 }
 
 /// Create a collection.
@@ -19,7 +19,7 @@ pub struct CollectionList {
     post, path = "/v1/collections", tag = "collections",
     request_body = CreateCollection,
     responses(
-        (status = 201, body = Collection),
+        (status = 201, body = CollectionView),
         (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
     )
@@ -30,7 +30,7 @@ pub async fn create(
 ) -> Result<HttpResponse, AppError> {
     let collection = collections.create(body.into_inner()).await?;
     Ok(HttpResponse::Created()
-        .insert_header(("location", format!("/v1/collections/{}", collection.name)))
+        .insert_header(("location", format!("/v1/collections/{}", collection.collection.name)))
         .json(collection))
 }
 
@@ -46,7 +46,7 @@ pub async fn list(collections: web::Data<Collections>) -> Result<HttpResponse, A
 #[utoipa::path(
     get, path = "/v1/collections/{collection}", tag = "collections",
     params(("collection" = String, Path)),
-    responses((status = 200, body = Collection), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = CollectionView), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn get(collection: CollectionParam, collections: web::Data<Collections>) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(collections.get(&collection.0).await?))
@@ -65,4 +65,26 @@ pub async fn get(collection: CollectionParam, collections: web::Data<Collections
 pub async fn delete(collection: CollectionParam, collections: web::Data<Collections>) -> Result<HttpResponse, AppError> {
     collections.delete(&collection.0).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Re-index a collection with the server's embedding model.
+///
+/// Every chunk is embedded again from the text the catalog keeps, into a fresh
+/// index that replaces the old one at once when it is complete; until then the
+/// old index keeps serving. Asking again while one is queued or running returns
+/// that job.
+#[utoipa::path(
+    post, path = "/v1/collections/{collection}/reindex", tag = "collections",
+    params(("collection" = String, Path)),
+    responses(
+        (status = 202, description = "Queued (or already queued)", body = Job),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The server runs without an embedding model", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn reindex(collection: CollectionParam, collections: web::Data<Collections>) -> Result<HttpResponse, AppError> {
+    let job = collections.reindex(&collection.0).await?;
+    Ok(HttpResponse::Accepted()
+        .insert_header(("location", format!("/v1/jobs/{}", job.id)))
+        .json(job))
 }

@@ -61,6 +61,7 @@ fn document_routes(cfg: &mut ServiceConfig, prefix: &str) {
             .route(web::get().to(documents::get))
             .route(web::delete().to(documents::delete)),
     )
+    .route(&format!("{prefix}/reindex"), web::post().to(collections::reindex))
     .route(&format!("{prefix}/search"), web::post().to(search::search))
     .route(&format!("{prefix}/query"), web::post().to(search::query));
 }

@@ -16,7 +16,7 @@ use super::{collections, documents, health, jobs, search};
     ),
     paths(
         health::healthz, health::readyz, health::metrics,
-        collections::create, collections::list, collections::get, collections::delete,
+        collections::create, collections::list, collections::get, collections::delete, collections::reindex,
         documents::upload, documents::list, documents::get, documents::delete,
         jobs::get,
         search::search, search::query,

@@ -1,19 +1,33 @@
 //! The vector index: chunk points with a `dense` and a `bm25` named vector and
 //! their payload; hybrid queries fused with RRF inside the store. Qdrant Edge in
-//! process now; a Qdrant server slots in behind the same trait.
+//! process (the embedded default) or a Qdrant server or cluster, behind one trait
+//! and one conformance suite.
+//!
+//! Each collection's index has generations: searches and ingestion use the live
+//! one, a re-index fills the next one beside it and swaps it in at once (an alias
+//! on Qdrant, a pointer file on Edge).
 
 mod edge;
+mod qdrant;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use edge::EdgeIndex;
+pub use qdrant::QdrantIndex;
 
 use crate::domain::{ChunkId, CollectionName, DocumentId, Filter, Metadata, PageBreak};
 use crate::embed::SparseVector;
 
 pub const DENSE_VECTOR: &str = "dense";
 pub const BM25_VECTOR: &str = "bm25";
+/// Payload fields filters and deletes go through; both backends index them.
+pub const DOCUMENT_ID_FIELD: &str = "document_id";
+pub const PENDING_FIELD: &str = "pending";
+/// Reciprocal rank fusion constant, on both backends: score = Σ 1 / (k + rank).
+pub const RRF_K: u32 = 60;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -42,6 +56,10 @@ pub struct ChunkPayload {
     pub page_breaks: Vec<PageBreak>,
     #[serde(default)]
     pub metadata: Metadata,
+    /// Written while its document is being ingested: searches skip the point
+    /// until the document is published, so no half-indexed document is seen.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -84,17 +102,56 @@ pub struct ScoredChunk {
     pub payload: ChunkPayload,
 }
 
+/// A re-index in progress: the generation being filled beside the live one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rebuild {
+    pub collection: CollectionName,
+    pub generation: u32,
+    pub layout: IndexLayout,
+}
+
 #[async_trait]
 pub trait VectorIndex: Send + Sync {
     async fn ping(&self) -> Result<(), IndexError>;
     /// Creates the collection's index if it does not exist yet.
     async fn ensure_collection(&self, collection: &CollectionName, layout: IndexLayout) -> Result<(), IndexError>;
+    /// Removes every generation of the collection's index.
     async fn drop_collection(&self, collection: &CollectionName) -> Result<(), IndexError>;
-    /// Inserts or overwrites points; durable when it returns.
+    /// Inserts or overwrites points in the live index; durable when it returns.
     async fn upsert(&self, collection: &CollectionName, points: Vec<ChunkPoint>) -> Result<(), IndexError>;
+    /// Makes a document's `pending` points searchable.
+    async fn publish_document(&self, collection: &CollectionName, document: DocumentId) -> Result<(), IndexError>;
+    /// Removes a document's points from the live index and from a rebuild in progress.
     async fn delete_document(&self, collection: &CollectionName, document: DocumentId) -> Result<(), IndexError>;
-    /// Dense and BM25 candidates fused with reciprocal rank fusion, best first.
+    /// Dense and BM25 candidates fused with reciprocal rank fusion, best first;
+    /// pending points are never found.
     async fn search(&self, collection: &CollectionName, query: HybridQuery) -> Result<Vec<ScoredChunk>, IndexError>;
-    /// How many points a document has (for consistency checks and tests).
+    /// How many points a document has, pending or not (for consistency checks and tests).
     async fn count_document(&self, collection: &CollectionName, document: DocumentId) -> Result<usize, IndexError>;
+
+    /// Starts a fresh, empty generation of the collection's index beside the live
+    /// one (replacing what an interrupted rebuild left).
+    async fn begin_rebuild(&self, collection: &CollectionName, layout: IndexLayout) -> Result<Rebuild, IndexError>;
+    /// Writes points into the rebuild; durable when it returns.
+    async fn upsert_rebuild(&self, rebuild: &Rebuild, points: Vec<ChunkPoint>) -> Result<(), IndexError>;
+    /// Swaps the rebuild in for searches and writes at once, then drops the old
+    /// generation.
+    async fn finish_rebuild(&self, rebuild: &Rebuild) -> Result<(), IndexError>;
+}
+
+/// The index `QDRANT_URL` asks for: a Qdrant server, else Qdrant Edge in the data dir.
+pub async fn open(config: &crate::config::Config) -> Result<Arc<dyn VectorIndex>, IndexError> {
+    match &config.qdrant {
+        Some(settings) => Ok(Arc::new(QdrantIndex::connect(settings).await?)),
+        None => Ok(Arc::new(EdgeIndex::open(config.data_dir.join("index"))?)),
+    }
+}
+
+/// Cosine similarity of a query and a stored vector: an absolute relevance
+/// measure next to the rank-fused score.
+pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let denominator = norm(a) * norm(b);
+    if denominator > 0.0 { dot / denominator } else { 0.0 }
 }

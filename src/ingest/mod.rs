@@ -6,6 +6,7 @@ pub mod detect;
 pub mod extract;
 mod files;
 pub mod staging;
+mod reindex;
 mod worker;
 
 use std::collections::HashMap;
@@ -20,7 +21,9 @@ pub use files::FileStore;
 pub use worker::{Pipeline, WorkerPool};
 
 use crate::catalog::{Catalog, InsertOutcome};
-use crate::domain::{CollectionName, ContentType, DocumentId, DocumentStatus, JobId, Metadata, NewDocument};
+use crate::domain::{
+    CollectionName, ContentType, DocumentId, DocumentStatus, EmbeddingModel, JobId, Metadata, NewDocument,
+};
 use crate::error::AppError;
 use detect::Detected;
 use staging::StagedFile;
@@ -108,6 +111,8 @@ pub struct Ingestor {
     catalog: Arc<dyn Catalog>,
     files: FileStore,
     signals: JobSignals,
+    /// The server's model: a collection filled by another takes no uploads.
+    embedding_model: Option<EmbeddingModel>,
     max_upload_bytes: u64,
     wait_timeout: Duration,
 }
@@ -117,6 +122,7 @@ impl Ingestor {
         catalog: Arc<dyn Catalog>,
         files: FileStore,
         signals: JobSignals,
+        embedding_model: Option<EmbeddingModel>,
         max_upload_bytes: u64,
         wait_timeout: Duration,
     ) -> Self {
@@ -124,6 +130,7 @@ impl Ingestor {
             catalog,
             files,
             signals,
+            embedding_model,
             max_upload_bytes,
             wait_timeout,
         }
@@ -174,8 +181,11 @@ impl Ingestor {
     }
 
     async fn judge(&self, collection: &CollectionName, staged: &[StagedFile]) -> Result<Vec<ContentType>, AppError> {
-        if self.catalog.get_collection(collection).await?.is_none() {
+        let Some(collection) = self.catalog.get_collection(collection).await? else {
             return Err(AppError::CollectionNotFound(collection.to_string()));
+        };
+        if let Some((stored, current)) = collection.model_mismatch(self.embedding_model.as_ref()) {
+            return Err(AppError::model_mismatch(&collection, stored, current));
         }
         if staged.is_empty() {
             return Err(AppError::NoFile);

@@ -1,7 +1,13 @@
 //! The durable job runner. Jobs live in the catalog; workers claim the oldest
-//! queued one, run the pipeline and record the outcome. Jobs a crash left
-//! `running` are queued again at start, and because point ids are deterministic
-//! a rerun overwrites what the interrupted run wrote.
+//! one that may run, run it and record the outcome. Jobs a crash left `running`
+//! are queued again at start, and because point ids are deterministic a rerun
+//! overwrites what the interrupted run wrote.
+//!
+//! An ingest job writes its document's points `pending` (invisible to search),
+//! stores the chunks, then publishes the points and marks the document `ready`:
+//! a document is searchable only once it is ready, and a failed one leaves no
+//! vectors behind. A job that meets a backend that is down goes back to the
+//! queue with a backoff instead of failing its document.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,13 +19,60 @@ use tokio_util::sync::CancellationToken;
 use super::chunk::Chunker;
 use super::extract;
 use super::{FileStore, JobSignals};
-use crate::catalog::{Catalog, JobOutcome};
-use crate::domain::{Chunk, Document, Job, JobProgress, JobStage};
-use crate::embed::{Bm25Encoder, Embedder};
-use crate::index::{ChunkPayload, ChunkPoint, IndexLayout, VectorIndex};
+use crate::catalog::{Catalog, CatalogError, ClaimedJob, JobOutcome};
+use crate::domain::{Chunk, Collection, Document, EmbeddingModel, Job, JobProgress, JobStage};
+use crate::embed::{Bm25Encoder, EmbedError, Embedder};
+use crate::index::{ChunkPayload, ChunkPoint, IndexError, IndexLayout, VectorIndex};
 
 /// Chunks embedded and written to the index per step (and per progress update).
-const CHUNKS_PER_STEP: usize = 64;
+pub(crate) const CHUNKS_PER_STEP: usize = 64;
+/// A job that keeps meeting a backend that is down fails after this many attempts.
+const MAX_ATTEMPTS: u32 = 20;
+const LONGEST_RETRY_PAUSE: Duration = Duration::from_secs(300);
+
+/// Why a job did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum JobError {
+    /// For good: the input or the setup is wrong. The reason is shown to users.
+    #[error("{0}")]
+    Failed(String),
+    /// Something the job needs is down: worth another try later.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl JobError {
+    pub(crate) fn failed(e: impl std::fmt::Display) -> Self {
+        Self::Failed(e.to_string())
+    }
+}
+
+impl From<CatalogError> for JobError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::Unavailable(detail) => Self::Unavailable(format!("catalog unavailable: {detail}")),
+            other => Self::Failed(format!("catalog: {other}")),
+        }
+    }
+}
+
+impl From<IndexError> for JobError {
+    fn from(e: IndexError) -> Self {
+        match e {
+            IndexError::Unavailable(detail) => Self::Unavailable(format!("vector index unavailable: {detail}")),
+            other => Self::Failed(format!("indexing: {other}")),
+        }
+    }
+}
+
+impl From<EmbedError> for JobError {
+    fn from(e: EmbedError) -> Self {
+        match e {
+            EmbedError::Remote(detail) => Self::Unavailable(format!("embedding service unavailable: {detail}")),
+            other => Self::Failed(other.to_string()),
+        }
+    }
+}
 
 /// Everything a job needs, shared by all workers.
 pub struct Pipeline {
@@ -33,15 +86,33 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Runs one job to its outcome. Every failure becomes a reason on the document.
-    pub async fn run(&self, job: &Job, document: &Document) -> JobOutcome {
-        match self.try_run(job, document).await {
-            Ok((pages, chunks)) => JobOutcome::Succeeded { pages, chunks },
-            Err(reason) => JobOutcome::Failed { reason },
+    /// Runs one claimed job to its outcome.
+    pub async fn run(&self, claimed: &ClaimedJob) -> JobOutcome {
+        let result = match claimed {
+            ClaimedJob::Ingest { job, document } => self
+                .ingest(job, document)
+                .await
+                .map(|(pages, chunks)| JobOutcome::Ingested { pages, chunks }),
+            ClaimedJob::Reindex { job, collection } => self
+                .reindex(job, collection)
+                .await
+                .map(|model| JobOutcome::Reindexed { model }),
+        };
+        let job = claimed.job();
+        match result {
+            Ok(outcome) => outcome,
+            Err(JobError::Unavailable(reason)) if job.attempts < MAX_ATTEMPTS => JobOutcome::Retry {
+                after: retry_pause(job.attempts),
+                reason,
+            },
+            Err(JobError::Unavailable(reason)) => JobOutcome::Failed {
+                reason: format!("gave up after {} attempts: {reason}", job.attempts),
+            },
+            Err(JobError::Failed(reason)) => JobOutcome::Failed { reason },
         }
     }
 
-    async fn try_run(&self, job: &Job, document: &Document) -> Result<(u32, u32), String> {
+    async fn ingest(&self, job: &Job, document: &Document) -> Result<(u32, u32), JobError> {
         self.progress(job, JobProgress::at(JobStage::Extract, 0, 1)).await;
         let started = Instant::now();
         let extracted = extract::extract_file(
@@ -50,7 +121,7 @@ impl Pipeline {
             self.extract_timeout,
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(JobError::failed)?;
         let pages = extracted.pages.len() as u32;
         let extract_ms = started.elapsed().as_millis() as u64;
         let started = Instant::now();
@@ -67,7 +138,7 @@ impl Pipeline {
             chunker.chunk_in_steps(id, &extracted.pages, CHUNKS_PER_STEP, |step| sender.blocking_send(step).is_ok());
         }));
         let mut chunks: Vec<Chunk> = Vec::new();
-        let mut writing: Option<Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>> = None;
+        let mut writing: Option<Pin<Box<dyn Future<Output = Result<(), JobError>> + Send + '_>>> = None;
         while let Some(batch) = steps.recv().await {
             let previous = async {
                 match writing.take() {
@@ -75,29 +146,30 @@ impl Pipeline {
                     None => Ok(()),
                 }
             };
-            let (points, written) = tokio::join!(self.points(document, &batch, dense.as_deref()), previous);
+            let (vectors, written) = tokio::join!(embed(dense.as_deref(), &batch), previous);
             written?;
+            let points = chunk_points(&self.bm25, document, &batch, vectors?, true);
             chunks.extend(batch);
             let done = chunks.len() as u64;
             let progress = JobProgress::at(JobStage::Embed, done, expected.max(done));
-            writing = Some(Box::pin(self.write(job, document, points?, progress)));
+            writing = Some(Box::pin(self.write(job, document, points, progress)));
         }
         if let Some(write) = writing {
             write.await?;
         }
         match chunking.await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(format!("chunking failed: {e}")),
-            Err(e) => return Err(format!("chunking failed: {e}")),
+            Ok(Err(e)) => return Err(JobError::Failed(format!("chunking failed: {e}"))),
+            Err(e) => return Err(JobError::Failed(format!("chunking failed: {e}"))),
         }
         if chunks.is_empty() {
-            return Err(extract::ExtractError::NoText.to_string());
+            return Err(JobError::failed(extract::ExtractError::NoText));
         }
-        // The catalog's copy of the chunks, once all of them are indexed.
-        self.catalog
-            .replace_chunks(document.id, &chunks)
-            .await
-            .map_err(|e| format!("storing chunks: {e}"))?;
+        // The catalog's copy of the chunks, once all of them are indexed; then the
+        // points become searchable, just before the document is marked ready.
+        self.progress(job, JobProgress::at(JobStage::Index, 0, 1)).await;
+        self.catalog.replace_chunks(document.id, &chunks).await?;
+        self.index.publish_document(&document.collection, document.id).await?;
         // Where a document's time goes: what to speed up next.
         tracing::info!(document = %document.id, extract_ms,
             chunk_embed_index_ms = started.elapsed().as_millis() as u64, chunks = chunks.len(), "pipeline stages");
@@ -105,11 +177,8 @@ impl Pipeline {
     }
 
     /// Writes one step's points to the index, then reports the progress they make.
-    async fn write(&self, job: &Job, document: &Document, points: Vec<ChunkPoint>, progress: JobProgress) -> Result<(), String> {
-        self.index
-            .upsert(&document.collection, points)
-            .await
-            .map_err(|e| format!("indexing: {e}"))?;
+    async fn write(&self, job: &Job, document: &Document, points: Vec<ChunkPoint>, progress: JobProgress) -> Result<(), JobError> {
+        self.index.upsert(&document.collection, points).await?;
         self.progress(job, progress).await;
         Ok(())
     }
@@ -117,20 +186,16 @@ impl Pipeline {
     /// The embedder, when it is the one the collection's vectors come from. A
     /// collection made without dense vectors stays BM25-only; one made with another
     /// model must not get mixed vectors.
-    async fn dense_embedder_for(&self, document: &Document) -> Result<Option<Arc<dyn Embedder>>, String> {
+    async fn dense_embedder_for(&self, document: &Document) -> Result<Option<Arc<dyn Embedder>>, JobError> {
         let collection = self
             .catalog
             .get_collection(&document.collection)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("collection {} is gone", document.collection))?;
+            .await?
+            .ok_or_else(|| JobError::Failed(format!("collection {} is gone", document.collection)))?;
         let layout = IndexLayout {
             dense_dimension: collection.embedding_model.as_ref().map(|m| m.dimension),
         };
-        self.index
-            .ensure_collection(&collection.name, layout)
-            .await
-            .map_err(|e| format!("index: {e}"))?;
+        self.index.ensure_collection(&collection.name, layout).await?;
         match (&collection.embedding_model, &self.embedder) {
             (None, _) => Ok(None),
             (Some(stored), None) => {
@@ -141,54 +206,53 @@ impl Pipeline {
                 Ok(None)
             }
             (Some(stored), Some(embedder)) if stored.same_space(embedder.model()) => Ok(Some(Arc::clone(embedder))),
-            (Some(stored), Some(current)) => Err(format!(
-                "the collection holds vectors of {} ({}, {} dims) but the server runs {}; re-index it",
+            (Some(stored), Some(current)) => Err(JobError::Failed(format!(
+                "the collection holds vectors of {} ({} dims) but the server runs {} ({} dims); \
+                 re-index the collection (POST /v1/collections/{}/reindex), then upload this document again",
                 stored.name,
-                stored.variant,
                 stored.dimension,
-                current.model().name
-            )),
+                current.model().name,
+                current.model().dimension,
+                collection.name,
+            ))),
         }
     }
 
-    async fn points(
-        &self,
-        document: &Document,
-        batch: &[Chunk],
-        dense: Option<&dyn Embedder>,
-    ) -> Result<Vec<ChunkPoint>, String> {
-        let dense_vectors = match dense {
-            Some(embedder) => {
-                let texts = batch.iter().map(|c| c.text.clone()).collect();
-                Some(
-                    embedder
-                        .embed_passages(texts)
-                        .await
-                        .map_err(|e| e.to_string())?,
-                )
-            }
-            None => None,
+    /// Re-embeds every ready document's chunks, as the catalog stores them, into a
+    /// fresh generation of the collection's index and swaps it in. Searches use the
+    /// old generation until the swap.
+    async fn reindex(&self, job: &Job, collection: &Collection) -> Result<Option<EmbeddingModel>, JobError> {
+        let embedder = self.embedder.as_ref().ok_or_else(|| {
+            JobError::Failed("re-indexing needs an embedding model, and the server runs without one".into())
+        })?;
+        let model = embedder.model().clone();
+        let layout = IndexLayout {
+            dense_dimension: Some(model.dimension),
         };
-        let mut dense_vectors = dense_vectors.map(Vec::into_iter);
-        Ok(batch
-            .iter()
-            .map(|chunk| ChunkPoint {
-                id: chunk.id(),
-                dense: dense_vectors.as_mut().and_then(Iterator::next),
-                bm25: self.bm25.passage(&chunk.text),
-                payload: ChunkPayload {
-                    collection: document.collection.to_string(),
-                    document_id: document.id,
-                    chunk_index: chunk.index,
-                    page_start: chunk.page_start,
-                    page_end: chunk.page_end,
-                    filename: document.filename.clone(),
-                    text: chunk.text.clone(),
-                    page_breaks: chunk.page_breaks.clone(),
-                    metadata: document.metadata.clone(),
-                },
-            })
-            .collect())
+        let documents = super::reindex::ready_documents(self.catalog.as_ref(), &collection.name).await?;
+        let total = documents.len() as u64;
+        self.progress(job, JobProgress::at(JobStage::Embed, 0, total)).await;
+        let rebuild = self.index.begin_rebuild(&collection.name, layout).await?;
+        tracing::info!(job = %job.id, collection = %collection.name, documents = total,
+            generation = rebuild.generation, model = %model.name, "re-index started");
+        for (done, document) in documents.iter().enumerate() {
+            let chunks = self.catalog.chunks_of(document.id).await?;
+            for batch in chunks.chunks(CHUNKS_PER_STEP) {
+                let vectors = embed(Some(embedder.as_ref()), batch).await?;
+                let points = chunk_points(&self.bm25, document, batch, vectors, false);
+                self.index.upsert_rebuild(&rebuild, points).await?;
+            }
+            self.progress(job, JobProgress::at(JobStage::Embed, done as u64 + 1, total)).await;
+        }
+        self.index.finish_rebuild(&rebuild).await?;
+        // A document deleted while it was being copied may have been written into
+        // the new generation after its delete: take such points back.
+        let remaining: std::collections::HashSet<_> = self.catalog.document_ids(&collection.name).await?.into_iter().collect();
+        for document in documents.iter().filter(|d| !remaining.contains(&d.id)) {
+            self.index.delete_document(&collection.name, document.id).await?;
+        }
+        tracing::info!(job = %job.id, collection = %collection.name, documents = total, "re-index swapped in");
+        Ok(Some(model))
     }
 
     async fn progress(&self, job: &Job, progress: JobProgress) {
@@ -196,6 +260,54 @@ impl Pipeline {
             tracing::warn!(job = %job.id, error = %e, "could not record job progress");
         }
     }
+}
+
+/// Backoff for a job that met a backend that is down: 5 s, 10 s, 20 s, … up to 5 min.
+fn retry_pause(attempts: u32) -> Duration {
+    let exponent = attempts.saturating_sub(1).min(10);
+    (Duration::from_secs(5) * 2u32.pow(exponent)).min(LONGEST_RETRY_PAUSE)
+}
+
+/// The dense vectors of a batch, when the collection has them.
+async fn embed(dense: Option<&dyn Embedder>, batch: &[Chunk]) -> Result<Option<Vec<Vec<f32>>>, JobError> {
+    match dense {
+        Some(embedder) => {
+            let texts = batch.iter().map(|c| c.text.clone()).collect();
+            Ok(Some(embedder.embed_passages(texts).await?))
+        }
+        None => Ok(None),
+    }
+}
+
+/// A batch of chunks as index points: dense vector (if any), BM25 terms, payload.
+fn chunk_points(
+    bm25: &Bm25Encoder,
+    document: &Document,
+    batch: &[Chunk],
+    dense: Option<Vec<Vec<f32>>>,
+    pending: bool,
+) -> Vec<ChunkPoint> {
+    let mut dense = dense.map(Vec::into_iter);
+    batch
+        .iter()
+        .map(|chunk| ChunkPoint {
+            id: chunk.id(),
+            dense: dense.as_mut().and_then(Iterator::next),
+            bm25: bm25.passage(&chunk.text),
+            payload: ChunkPayload {
+                collection: document.collection.to_string(),
+                document_id: document.id,
+                chunk_index: chunk.index,
+                page_start: chunk.page_start,
+                page_end: chunk.page_end,
+                filename: document.filename.clone(),
+                text: chunk.text.clone(),
+                page_breaks: chunk.page_breaks.clone(),
+                metadata: document.metadata.clone(),
+                pending,
+            },
+        })
+        .collect()
 }
 
 /// The workers, running until cancelled.
@@ -206,11 +318,7 @@ pub struct WorkerPool {
 
 impl WorkerPool {
     /// Requeues interrupted jobs, then starts `workers` loops.
-    pub async fn start(
-        pipeline: Arc<Pipeline>,
-        signals: JobSignals,
-        workers: usize,
-    ) -> Result<Self, crate::catalog::CatalogError> {
+    pub async fn start(pipeline: Arc<Pipeline>, signals: JobSignals, workers: usize) -> Result<Self, CatalogError> {
         let requeued = pipeline.catalog.requeue_interrupted_jobs().await?;
         if requeued > 0 {
             tracing::info!(requeued, "resuming jobs interrupted by the last shutdown");
@@ -246,26 +354,41 @@ impl WorkerPool {
 async fn work_loop(worker: usize, pipeline: Arc<Pipeline>, signals: JobSignals) {
     loop {
         match pipeline.catalog.claim_next_job().await {
-            Ok(Some((job, document))) => {
+            Ok(Some(claimed)) => {
+                let job = claimed.job();
                 let started = Instant::now();
-                tracing::info!(worker, job = %job.id, document = %document.id, attempt = job.attempts, "job started");
-                let outcome = pipeline.run(&job, &document).await;
+                tracing::info!(worker, job = %job.id, kind = job.kind.as_str(), collection = %job.collection,
+                    document = ?job.document_id, attempt = job.attempts, "job started");
+                let outcome = pipeline.run(&claimed).await;
+                if let ClaimedJob::Ingest { document, .. } = &claimed {
+                    if matches!(outcome, JobOutcome::Failed { .. }) {
+                        // A failed document leaves no vectors behind.
+                        remove_vectors(&pipeline, document).await;
+                    }
+                }
                 match pipeline.catalog.finish_job(job.id, &outcome).await {
                     Ok(true) => {}
                     Ok(false) => {
                         // Deleted while we worked: take back the vectors we wrote.
-                        if let Err(e) = pipeline.index.delete_document(&document.collection, document.id).await {
-                            tracing::warn!(document = %document.id, error = %e, "could not remove vectors of a deleted document");
+                        if let ClaimedJob::Ingest { document, .. } = &claimed {
+                            remove_vectors(&pipeline, document).await;
                         }
                     }
                     Err(e) => tracing::error!(job = %job.id, error = %e, "could not record job outcome"),
                 }
+                let ms = started.elapsed().as_millis() as u64;
                 match &outcome {
-                    JobOutcome::Succeeded { pages, chunks } => tracing::info!(
-                        job = %job.id, document = %document.id, pages, chunks,
-                        ms = started.elapsed().as_millis() as u64, "job succeeded"),
-                    JobOutcome::Failed { reason } => tracing::warn!(
-                        job = %job.id, document = %document.id, %reason, "job failed"),
+                    JobOutcome::Ingested { pages, chunks } => {
+                        tracing::info!(job = %job.id, document = ?job.document_id, pages, chunks, ms, "job succeeded")
+                    }
+                    JobOutcome::Reindexed { model } => {
+                        tracing::info!(job = %job.id, collection = %job.collection, model = ?model.as_ref().map(|m| &m.name), ms, "job succeeded")
+                    }
+                    JobOutcome::Failed { reason } => {
+                        tracing::warn!(job = %job.id, document = ?job.document_id, %reason, "job failed")
+                    }
+                    JobOutcome::Retry { reason, after } => tracing::warn!(job = %job.id, document = ?job.document_id,
+                        %reason, retry_in_s = after.as_secs(), "job postponed: a backend is down"),
                 }
                 signals.job_finished(job.id);
             }
@@ -275,5 +398,25 @@ async fn work_loop(worker: usize, pipeline: Arc<Pipeline>, signals: JobSignals) 
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
+    }
+}
+
+async fn remove_vectors(pipeline: &Pipeline, document: &Document) {
+    if let Err(e) = pipeline.index.delete_document(&document.collection, document.id).await {
+        tracing::warn!(document = %document.id, error = %e, "could not remove the vectors of a document");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_up_to_five_minutes() {
+        assert_eq!(retry_pause(1), Duration::from_secs(5));
+        assert_eq!(retry_pause(2), Duration::from_secs(10));
+        assert_eq!(retry_pause(4), Duration::from_secs(40));
+        assert_eq!(retry_pause(7), Duration::from_secs(300));
+        assert_eq!(retry_pause(u32::MAX), Duration::from_secs(300));
     }
 }

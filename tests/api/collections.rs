@@ -1,11 +1,11 @@
 use serde_json::{Value, json};
 
 use crate::fixtures::{WARRANTY_TXT, unique_text};
+use crate::backends::{on_every_backend, Backend};
 use crate::helpers::{TestApp, assert_problem};
 
-#[tokio::test(flavor = "multi_thread")]
-async fn collections_are_created_listed_shown_and_deleted() {
-    let app = TestApp::spawn().await;
+async fn collections_are_created_listed_shown_and_deleted(backend: Backend) {
+    let Some(app) = TestApp::on(backend, "collections_are_created_listed_shown_and_deleted").await else { return };
     let created = app.post_json("/v1/collections", &json!({"name": "handbooks", "description": "HR"})).await;
     assert_eq!(created.status(), 201);
     assert_eq!(created.headers()["location"], "/v1/collections/handbooks");
@@ -35,9 +35,8 @@ async fn collections_are_created_listed_shown_and_deleted() {
     assert_eq!(app.post_json("/v1/collections", &json!({"name": "handbooks"})).await.status(), 201);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn collections_keep_their_documents_apart() {
-    let app = TestApp::spawn().await;
+async fn collections_keep_their_documents_apart(backend: Backend) {
+    let Some(app) = TestApp::on(backend, "collections_keep_their_documents_apart").await else { return };
     for name in ["left", "right"] {
         app.post_json("/v1/collections", &json!({"name": name})).await;
     }
@@ -63,3 +62,8 @@ async fn collections_keep_their_documents_apart() {
     let right_id = right["documents"][0]["id"].as_str().unwrap();
     assert_eq!(app.get(&format!("/v1/collections/right/documents/{right_id}")).await.status(), 200);
 }
+
+on_every_backend!(
+    collections_are_created_listed_shown_and_deleted,
+    collections_keep_their_documents_apart,
+);

@@ -3,6 +3,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::fixtures::{GARDENING_TXT, ONBOARDING_MD, WARRANTY_TXT, unique_text};
+use crate::backends::{on_every_backend, Backend};
 use crate::helpers::{TestApp, assert_problem};
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -19,9 +20,8 @@ fn ids(results: &Value) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn text_and_markdown_are_recognised_by_content_not_by_name() {
-    let app = TestApp::spawn().await;
+async fn text_and_markdown_are_recognised_by_content_not_by_name(backend: Backend) {
+    let Some(app) = TestApp::on(backend, "text_and_markdown_are_recognised_by_content_not_by_name").await else { return };
     // Names that lie: the content decides.
     let markdown = app.ingest("notes.pdf", ONBOARDING_MD.into()).await;
     let plain = app.ingest("readme.md", WARRANTY_TXT.into()).await;
@@ -38,9 +38,8 @@ async fn text_and_markdown_are_recognised_by_content_not_by_name() {
     assert!(found["results"][0]["text"].as_str().unwrap().contains("two weeks"), "{found}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_document_records_what_was_uploaded_and_its_job() {
-    let app = TestApp::spawn().await;
+async fn a_document_records_what_was_uploaded_and_its_job(backend: Backend) {
+    let Some(app) = TestApp::on(backend, "a_document_records_what_was_uploaded_and_its_job").await else { return };
     let bytes = WARRANTY_TXT.as_bytes().to_vec();
     let uploaded = app
         .upload(None, &[("terms.txt", bytes.clone())], Some(r#"{"team":"sales","year":2024}"#), false)
@@ -79,9 +78,8 @@ async fn a_document_records_what_was_uploaded_and_its_job() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_same_bytes_twice_are_one_document() {
-    let app = TestApp::spawn().await;
+async fn the_same_bytes_twice_are_one_document(backend: Backend) {
+    let Some(app) = TestApp::on(backend, "the_same_bytes_twice_are_one_document").await else { return };
     let first = app.ingest("terms.txt", WARRANTY_TXT.into()).await;
     let again = app.upload(None, &[("copy-of-terms.txt", WARRANTY_TXT.into())], None, true).await;
     assert_eq!(again.status(), 200);
@@ -100,9 +98,8 @@ async fn the_same_bytes_twice_are_one_document() {
     assert_ne!(elsewhere["documents"][0]["id"], first["id"]);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_deleted_document_is_gone_from_search() {
-    let app = TestApp::spawn().await;
+async fn a_deleted_document_is_gone_from_search(backend: Backend) {
+    let Some(app) = TestApp::on(backend, "a_deleted_document_is_gone_from_search").await else { return };
     let keep = app.ingest("garden.txt", GARDENING_TXT.into()).await;
     let gone = app.ingest("terms.txt", WARRANTY_TXT.into()).await;
     let gone_id = gone["id"].as_str().unwrap();
@@ -126,9 +123,8 @@ async fn a_deleted_document_is_gone_from_search() {
     assert_eq!(kept.status(), 200);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn everything_is_still_there_after_a_restart() {
-    let mut app = TestApp::spawn().await;
+async fn everything_is_still_there_after_a_restart(backend: Backend) {
+    let Some(mut app) = TestApp::on(backend, "everything_is_still_there_after_a_restart").await else { return };
     let pdf = app.ingest("four-pages.pdf", crate::helpers::corpus("pdflatex-4-pages.pdf")).await;
     let text = app.ingest("terms.txt", WARRANTY_TXT.into()).await;
     let query = json!({"query": "warranty extended to 36 months", "top_k": 5});
@@ -149,9 +145,8 @@ async fn everything_is_still_there_after_a_restart() {
     assert_eq!(listed["documents"].as_array().unwrap().len(), 2);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn documents_are_listed_in_pages_and_by_status() {
-    let app = TestApp::spawn().await;
+async fn documents_are_listed_in_pages_and_by_status(backend: Backend) {
+    let Some(app) = TestApp::on(backend, "documents_are_listed_in_pages_and_by_status").await else { return };
     for marker in ["alpha", "bravo", "charlie"] {
         app.ingest(&format!("{marker}.txt"), unique_text(marker).into_bytes()).await;
     }
@@ -180,9 +175,8 @@ async fn documents_are_listed_in_pages_and_by_status() {
     assert_problem(app.get("/v1/documents?status=lost").await, 422, "/problems/invalid-request").await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn filters_by_metadata_and_document_apply_inside_the_index() {
-    let app = TestApp::spawn().await;
+async fn filters_by_metadata_and_document_apply_inside_the_index(backend: Backend) {
+    let Some(app) = TestApp::on(backend, "filters_by_metadata_and_document_apply_inside_the_index").await else { return };
     let legal: Value = app
         .upload(None, &[("legal.txt", unique_text("policy-legal").into_bytes())], Some(r#"{"team":"legal","year":2023}"#), true)
         .await
@@ -216,3 +210,13 @@ async fn filters_by_metadata_and_document_apply_inside_the_index() {
         .await;
     assert!(answer["citations"].as_array().unwrap().iter().all(|c| c["document_id"] == legal_id.as_str()), "{answer}");
 }
+
+on_every_backend!(
+    text_and_markdown_are_recognised_by_content_not_by_name,
+    a_document_records_what_was_uploaded_and_its_job,
+    the_same_bytes_twice_are_one_document,
+    a_deleted_document_is_gone_from_search,
+    everything_is_still_there_after_a_restart,
+    documents_are_listed_in_pages_and_by_status,
+    filters_by_metadata_and_document_apply_inside_the_index,
+);

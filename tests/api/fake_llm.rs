@@ -1,6 +1,8 @@
-//! A small OpenAI-compatible chat server inside the test, so that the real
-//! async-openai client code runs against it. It reads the sources out of the
-//! prompt and answers as told.
+//! A small OpenAI-compatible server inside the test, so that the real
+//! async-openai client code runs against it. Chat: it reads the sources out of
+//! the prompt and answers as told. Embeddings: a hashed bag of words of
+//! `EMBEDDING_DIMENSION` dimensions, another "model" than the local one, whose
+//! vectors still rank texts that share words.
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,23 +36,28 @@ pub enum Behaviour {
 struct State {
     behaviour: Behaviour,
     calls: Arc<AtomicUsize>,
+    /// Texts embedded so far.
+    embedded: Arc<AtomicUsize>,
     prompts: Arc<Mutex<Vec<String>>>,
 }
 
 pub struct FakeLlm {
     pub base_url: String,
     calls: Arc<AtomicUsize>,
+    embedded: Arc<AtomicUsize>,
     prompts: Arc<Mutex<Vec<String>>>,
     handle: actix_web::dev::ServerHandle,
 }
 
 pub const FOREIGN_CHUNK: &str = "00000000-0000-5000-8000-000000000042";
+pub const EMBEDDING_DIMENSION: usize = 64;
 
 impl FakeLlm {
     pub fn start(behaviour: Behaviour) -> Self {
         let state = State {
             behaviour,
             calls: Arc::new(AtomicUsize::new(0)),
+            embedded: Arc::new(AtomicUsize::new(0)),
             prompts: Arc::new(Mutex::new(Vec::new())),
         };
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -60,6 +67,7 @@ impl FakeLlm {
             App::new()
                 .app_data(data.clone())
                 .route("/v1/chat/completions", web::post().to(chat))
+                .route("/v1/embeddings", web::post().to(embeddings))
         })
         .workers(1)
         .listen(listener)
@@ -70,6 +78,7 @@ impl FakeLlm {
         Self {
             base_url: format!("http://{addr}/v1"),
             calls: state.calls,
+            embedded: state.embedded,
             prompts: state.prompts,
             handle,
         }
@@ -77,6 +86,11 @@ impl FakeLlm {
 
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
+    }
+
+    /// How many texts the embeddings endpoint has embedded.
+    pub fn embedded(&self) -> usize {
+        self.embedded.load(Ordering::SeqCst)
     }
 
     pub fn last_prompt(&self) -> Option<String> {
@@ -193,4 +207,38 @@ async fn chat(state: web::Data<State>, body: web::Json<Value>) -> HttpResponse {
         }
     };
     HttpResponse::Ok().json(completion(&content))
+}
+
+/// Each lowercased word adds 1 to the dimension its hash picks; normalised.
+pub fn hashed_embedding(text: &str) -> Vec<f32> {
+    use std::hash::{Hash, Hasher};
+    let mut vector = vec![0f32; EMBEDDING_DIMENSION];
+    for word in text.split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() > 2) {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        word.to_lowercase().hash(&mut hasher);
+        vector[(hasher.finish() % EMBEDDING_DIMENSION as u64) as usize] += 1.0;
+    }
+    let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+    vector.iter_mut().for_each(|x| *x /= norm);
+    vector
+}
+
+async fn embeddings(state: web::Data<State>, body: web::Json<Value>) -> HttpResponse {
+    let inputs: Vec<String> = match &body["input"] {
+        Value::String(one) => vec![one.clone()],
+        Value::Array(many) => many.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        _ => Vec::new(),
+    };
+    state.embedded.fetch_add(inputs.len(), Ordering::SeqCst);
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(index, text)| json!({"object": "embedding", "index": index, "embedding": hashed_embedding(text)}))
+        .collect();
+    HttpResponse::Ok().json(json!({
+        "object": "list",
+        "data": data,
+        "model": body["model"],
+        "usage": {"prompt_tokens": 1, "total_tokens": 1}
+    }))
 }

@@ -7,6 +7,8 @@ use std::sync::{Arc, OnceLock};
 
 use docqa::answer::LlmClient;
 use docqa::{App, Config, RunningApp};
+
+use crate::backends::{Backend, Provisioned};
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 
@@ -93,6 +95,8 @@ pub struct TestApp {
     pub data_dir: tempfile::TempDir,
     running: Option<RunningApp>,
     vars: HashMap<String, String>,
+    /// The backend's database or collections, removed after the app stops.
+    _backend: Option<Provisioned>,
 }
 
 impl TestApp {
@@ -100,7 +104,30 @@ impl TestApp {
         Self::spawn_with(TestOptions::default()).await
     }
 
+    /// On a storage backend; `None` (the test then ends, having said it was
+    /// skipped) when that backend is not available here.
+    pub async fn on(backend: Backend, test: &str) -> Option<Self> {
+        Self::on_with(backend, test, TestOptions::default()).await
+    }
+
+    pub async fn on_with(backend: Backend, test: &str, options: TestOptions) -> Option<Self> {
+        let provisioned = backend.provision(test).await?;
+        Some(Self::spawn_provisioned(provisioned, options).await)
+    }
+
+    /// On a backend already provisioned; `options.vars` override its settings.
+    pub async fn spawn_provisioned(provisioned: Provisioned, options: TestOptions) -> Self {
+        let mut app = Self::spawn_over(provisioned.vars.clone(), options).await;
+        app._backend = Some(provisioned);
+        app
+    }
+
     pub async fn spawn_with(options: TestOptions) -> Self {
+        Self::spawn_over(HashMap::new(), options).await
+    }
+
+    /// Spawns with the backend's settings, then the test's own on top.
+    async fn spawn_over(backend: HashMap<String, String>, options: TestOptions) -> Self {
         init_logging();
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut vars: HashMap<String, String> = HashMap::from([
@@ -108,6 +135,7 @@ impl TestApp {
             ("EMBEDDER".into(), "local".into()),
             ("EMBED_MODEL_DIR".into(), model_dir().display().to_string()),
         ]);
+        vars.extend(backend);
         for (k, v) in options.vars {
             vars.insert(k.to_string(), v);
         }
@@ -118,6 +146,7 @@ impl TestApp {
             data_dir,
             running: Some(running),
             vars,
+            _backend: None,
         }
     }
 
@@ -129,13 +158,18 @@ impl TestApp {
 
     /// Restarts with some settings changed (kept for later restarts).
     pub async fn restart_with(&mut self, changes: &[(&str, &str)]) {
+        self.restart_full(changes, None).await;
+    }
+
+    /// Restarts with settings changed and an LLM client given.
+    pub async fn restart_full(&mut self, changes: &[(&str, &str)], llm: Option<Arc<dyn LlmClient>>) {
         for (k, v) in changes {
             self.vars.insert(k.to_string(), v.to_string());
         }
         if let Some(running) = self.running.take() {
             running.stop().await;
         }
-        let running = start(&self.vars, None).await;
+        let running = start(&self.vars, llm).await;
         self.address = format!("http://{}", running.addr);
         self.running = Some(running);
     }

@@ -3,6 +3,8 @@
 //! talked to over HTTP. Only the LLM is replaced, by an OpenAI-compatible
 //! server inside the test.
 
+mod backends;
+mod catalog;
 mod chunking;
 mod collections;
 mod documents;
@@ -11,8 +13,11 @@ mod fake_llm;
 mod fixtures;
 mod health;
 mod helpers;
+mod index;
 mod llm;
 mod model_download;
 mod onnx;
+mod outages;
 mod pdf;
+mod reindex;
 mod retrieval;

@@ -4,19 +4,19 @@
 use serde_json::json;
 
 use crate::fixtures::{GARDENING_TXT, ONBOARDING_MD, WARRANTY_TXT};
+use crate::backends::{on_every_backend, Backend};
 use crate::helpers::TestApp;
 
-async fn library() -> TestApp {
-    let app = TestApp::spawn().await;
+async fn library(backend: Backend, test: &str) -> Option<TestApp> {
+    let app = TestApp::on(backend, test).await?;
     app.ingest("terms.txt", WARRANTY_TXT.into()).await;
     app.ingest("onboarding.md", ONBOARDING_MD.into()).await;
     app.ingest("garden.txt", GARDENING_TXT.into()).await;
-    app
+    Some(app)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_best_chunk_comes_first_in_paraphrase_and_in_keywords() {
-    let app = library().await;
+async fn the_best_chunk_comes_first_in_paraphrase_and_in_keywords(backend: Backend) {
+    let Some(app) = library(backend, "the_best_chunk_comes_first_in_paraphrase_and_in_keywords").await else { return };
     let cases = [
         ("How many hours of sun do tomato plants need?", "garden.txt"),
         ("Where do new hires pick up their computer?", "onboarding.md"),
@@ -32,9 +32,8 @@ async fn the_best_chunk_comes_first_in_paraphrase_and_in_keywords() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_unrelated_question_finds_nothing_and_says_so() {
-    let app = library().await;
+async fn an_unrelated_question_finds_nothing_and_says_so(backend: Backend) {
+    let Some(app) = library(backend, "an_unrelated_question_finds_nothing_and_says_so").await else { return };
     let (status, answer) = app
         .query(json!({"question": "What is the orbital period of the Andromeda satellite galaxies?"}))
         .await;
@@ -44,9 +43,8 @@ async fn an_unrelated_question_finds_nothing_and_says_so() {
     assert!(answer["citations"].as_array().unwrap().is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn extractive_answers_quote_the_matching_sentence() {
-    let app = library().await;
+async fn extractive_answers_quote_the_matching_sentence(backend: Backend) {
+    let Some(app) = library(backend, "extractive_answers_quote_the_matching_sentence").await else { return };
     let (status, answer) = app.query(json!({"question": "How long is the warranty period?"})).await;
     assert_eq!(status, 200);
     assert_eq!(answer["mode"], "extractive");
@@ -60,3 +58,9 @@ async fn extractive_answers_quote_the_matching_sentence() {
     assert!(WARRANTY_TXT.contains(quote));
     assert!(answer["answer"].as_str().unwrap().contains("[1]"));
 }
+
+on_every_backend!(
+    the_best_chunk_comes_first_in_paraphrase_and_in_keywords,
+    an_unrelated_question_finds_nothing_and_says_so,
+    extractive_answers_quote_the_matching_sentence,
+);

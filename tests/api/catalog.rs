@@ -1,0 +1,208 @@
+//! The `Catalog` contract on SQLite and on Postgres: the durable job queue's
+//! rules, which the HTTP tests cannot time precisely.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use docqa::catalog::{Catalog, ClaimedJob, InsertOutcome, JobOutcome, NewCollection};
+use docqa::domain::{
+    CollectionName, ContentType, DocumentId, DocumentStatus, EmbeddingModel, JobId, JobKind, JobStatus, Metadata,
+    NewDocument,
+};
+use docqa::Config;
+
+use crate::backends::Backend;
+
+struct TestCatalog {
+    catalog: Arc<dyn Catalog>,
+    _dir: tempfile::TempDir,
+    _backend: crate::backends::Provisioned,
+}
+
+async fn open(backend: Backend, test: &str) -> Option<TestCatalog> {
+    let provisioned = backend.provision(test).await?;
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars: HashMap<String, String> = provisioned.vars.clone();
+    vars.insert("DOCQA_DATA_DIR".into(), dir.path().display().to_string());
+    let config = Config::from_vars(&vars).expect("config");
+    let catalog = docqa::catalog::connect(&config.database).await.expect("catalog opens");
+    Some(TestCatalog {
+        catalog,
+        _dir: dir,
+        _backend: provisioned,
+    })
+}
+
+fn model(name: &str, dimension: usize) -> EmbeddingModel {
+    EmbeddingModel {
+        name: name.into(),
+        variant: "test".into(),
+        dimension,
+    }
+}
+
+async fn upload(catalog: &dyn Catalog, collection: &CollectionName, content: &str) -> (DocumentId, JobId) {
+    let new = NewDocument {
+        id: DocumentId::new(),
+        job_id: JobId::new(),
+        collection: collection.clone(),
+        filename: format!("{content}.txt"),
+        content_type: ContentType::PlainText,
+        bytes: content.len() as u64,
+        sha256: content.to_string(),
+        metadata: Metadata::default(),
+    };
+    match catalog.insert_document(&new).await.unwrap() {
+        InsertOutcome::Created(document) => (document.id, document.job_id),
+        InsertOutcome::Duplicate(_) => panic!("{content} was new"),
+    }
+}
+
+fn claimed_id(claimed: Option<ClaimedJob>) -> Option<JobId> {
+    claimed.map(|c| c.job().id)
+}
+
+async fn a_reindex_runs_alone_in_its_collection(backend: Backend) {
+    let Some(t) = open(backend, "a_reindex_runs_alone_in_its_collection").await else { return };
+    let catalog = t.catalog.as_ref();
+    let docs = CollectionName::parse("docs").unwrap();
+    let other = CollectionName::parse("other").unwrap();
+    for name in [&docs, &other] {
+        catalog
+            .create_collection(&NewCollection {
+                name: name.clone(),
+                description: None,
+                embedding_model: Some(model("old-model", 384)),
+            })
+            .await
+            .unwrap();
+    }
+    let (first_doc, first) = upload(catalog, &docs, "first").await;
+    let reindex = catalog.enqueue_reindex(&docs).await.unwrap();
+    assert_eq!(reindex.kind, JobKind::Reindex);
+    assert_eq!(reindex.document_id, None);
+    assert_eq!(catalog.enqueue_reindex(&docs).await.unwrap().id, reindex.id, "asked twice, one job");
+    let (_, after) = upload(catalog, &docs, "after").await;
+    let (_, elsewhere) = upload(catalog, &other, "elsewhere").await;
+
+    // The oldest first; its document is processing.
+    let claimed = catalog.claim_next_job().await.unwrap();
+    let Some(ClaimedJob::Ingest { job, document }) = claimed else { panic!("the first upload comes first") };
+    assert_eq!((job.id, document.id, document.status), (first, first_doc, DocumentStatus::Processing));
+    // The re-index waits for the running ingest; the later upload waits behind
+    // the re-index; another collection is not held up.
+    assert_eq!(claimed_id(catalog.claim_next_job().await.unwrap()), Some(elsewhere));
+    assert_eq!(claimed_id(catalog.claim_next_job().await.unwrap()), None);
+    assert!(catalog.finish_job(first, &JobOutcome::Ingested { pages: 1, chunks: 2 }).await.unwrap());
+
+    let claimed = catalog.claim_next_job().await.unwrap();
+    let Some(ClaimedJob::Reindex { job, collection }) = claimed else { panic!("the re-index is next") };
+    assert_eq!((job.id, job.status, collection.name.clone()), (reindex.id, JobStatus::Running, docs.clone()));
+    assert_eq!(catalog.active_reindex(&docs).await.unwrap().map(|j| j.id), Some(reindex.id));
+    assert_eq!(claimed_id(catalog.claim_next_job().await.unwrap()), None, "nothing runs beside it");
+    assert!(catalog
+        .finish_job(reindex.id, &JobOutcome::Reindexed { model: Some(model("new-model", 64)) })
+        .await
+        .unwrap());
+    let stored = catalog.get_collection(&docs).await.unwrap().unwrap();
+    assert_eq!(stored.embedding_model, Some(model("new-model", 64)));
+    assert_eq!(catalog.active_reindex(&docs).await.unwrap().map(|j| j.id), None);
+    assert_eq!(claimed_id(catalog.claim_next_job().await.unwrap()), Some(after));
+}
+
+async fn a_job_that_meets_a_backend_down_waits_and_keeps_its_reason(backend: Backend) {
+    let Some(t) = open(backend, "a_job_that_meets_a_backend_down_waits_and_keeps_its_reason").await else { return };
+    let catalog = t.catalog.as_ref();
+    let docs = CollectionName::parse("docs").unwrap();
+    catalog
+        .create_collection(&NewCollection {
+            name: docs.clone(),
+            description: None,
+            embedding_model: None,
+        })
+        .await
+        .unwrap();
+    let (document, job) = upload(catalog, &docs, "waiting").await;
+    assert_eq!(claimed_id(catalog.claim_next_job().await.unwrap()), Some(job));
+    let retry = JobOutcome::Retry {
+        reason: "vector index unavailable: connection refused".into(),
+        after: Duration::from_secs(3600),
+    };
+    assert!(catalog.finish_job(job, &retry).await.unwrap());
+    let stored = catalog.get_job(job).await.unwrap().unwrap();
+    assert_eq!(stored.status, JobStatus::Queued);
+    assert_eq!(stored.error.as_deref(), Some("vector index unavailable: connection refused"));
+    assert_eq!(catalog.get_document(&docs, document).await.unwrap().unwrap().status, DocumentStatus::Queued);
+    assert_eq!(claimed_id(catalog.claim_next_job().await.unwrap()), None, "not before its time");
+
+    let soon = JobOutcome::Retry {
+        reason: "still down".into(),
+        after: Duration::ZERO,
+    };
+    assert!(catalog.finish_job(job, &soon).await.unwrap());
+    let claimed = catalog.claim_next_job().await.unwrap();
+    let Some(ClaimedJob::Ingest { job: again, .. }) = claimed else { panic!("due now") };
+    assert_eq!((again.id, again.attempts, again.error), (job, 2, None));
+
+    // A crash leaves it running; the next start queues it again.
+    assert_eq!(catalog.requeue_interrupted_jobs().await.unwrap(), 1);
+    assert_eq!(claimed_id(catalog.claim_next_job().await.unwrap()), Some(job));
+    assert!(catalog.finish_job(job, &JobOutcome::Failed { reason: "corrupt: truncated".into() }).await.unwrap());
+    let document = catalog.get_document(&docs, document).await.unwrap().unwrap();
+    assert_eq!((document.status, document.error.as_deref()), (DocumentStatus::Failed, Some("corrupt: truncated")));
+}
+
+async fn concurrent_inserts_of_the_same_bytes_make_one_document(backend: Backend) {
+    let Some(t) = open(backend, "concurrent_inserts_of_the_same_bytes_make_one_document").await else { return };
+    let docs = CollectionName::parse("docs").unwrap();
+    t.catalog
+        .create_collection(&NewCollection {
+            name: docs.clone(),
+            description: None,
+            embedding_model: None,
+        })
+        .await
+        .unwrap();
+    let attempts = (0..8).map(|_| {
+        let catalog = Arc::clone(&t.catalog);
+        let docs = docs.clone();
+        tokio::spawn(async move {
+            let new = NewDocument {
+                id: DocumentId::new(),
+                job_id: JobId::new(),
+                collection: docs,
+                filename: "same.txt".into(),
+                content_type: ContentType::PlainText,
+                bytes: 4,
+                sha256: "same-bytes".into(),
+                metadata: Metadata::default(),
+            };
+            catalog.insert_document(&new).await.unwrap()
+        })
+    });
+    let outcomes = futures_util::future::join_all(attempts).await;
+    let created = outcomes
+        .iter()
+        .filter(|o| matches!(o.as_ref().unwrap(), InsertOutcome::Created(_)))
+        .count();
+    assert_eq!(created, 1);
+    assert_eq!(t.catalog.document_ids(&docs).await.unwrap().len(), 1);
+}
+
+macro_rules! on_every_catalog {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread")] async fn $test() { super::$test(crate::backends::Backend::SqliteEdge).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread")] async fn $test() { super::$test(crate::backends::Backend::PostgresEdge).await } )*
+        }
+    };
+}
+
+on_every_catalog!(
+    a_reindex_runs_alone_in_its_collection,
+    a_job_that_meets_a_backend_down_waits_and_keeps_its_reason,
+    concurrent_inserts_of_the_same_bytes_make_one_document,
+);

@@ -1,0 +1,163 @@
+//! The `VectorIndex` contract, on Qdrant Edge and (with `QDRANT_URL`) on a
+//! Qdrant server: pending points stay invisible until published, and a rebuild
+//! serves the old generation until it is swapped in.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use docqa::domain::{ChunkId, CollectionName, DocumentId, Filter, Metadata};
+use docqa::embed::Bm25Encoder;
+use docqa::index::{ChunkPayload, ChunkPoint, HybridQuery, IndexLayout, VectorIndex};
+use docqa::Config;
+
+use crate::backends::Backend;
+
+struct TestIndex {
+    index: Arc<dyn VectorIndex>,
+    _dir: tempfile::TempDir,
+    _backend: crate::backends::Provisioned,
+}
+
+async fn open(backend: Backend, test: &str) -> Option<TestIndex> {
+    let provisioned = backend.provision(test).await?;
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars: HashMap<String, String> = provisioned.vars.clone();
+    vars.insert("DOCQA_DATA_DIR".into(), dir.path().display().to_string());
+    let config = Config::from_vars(&vars).expect("config");
+    let index = docqa::index::open(&config).await.expect("index opens");
+    Some(TestIndex {
+        index,
+        _dir: dir,
+        _backend: provisioned,
+    })
+}
+
+const LAYOUT: IndexLayout = IndexLayout { dense_dimension: Some(4) };
+
+fn points(bm25: &Bm25Encoder, document: DocumentId, texts: &[&str], dense: [f32; 4], pending: bool) -> Vec<ChunkPoint> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| ChunkPoint {
+            id: ChunkId::for_chunk(document, i as u32),
+            dense: Some(dense.to_vec()),
+            bm25: bm25.passage(text),
+            payload: ChunkPayload {
+                collection: "docs".into(),
+                document_id: document,
+                chunk_index: i as u32,
+                page_start: 1,
+                page_end: 1,
+                filename: format!("{document}.txt"),
+                text: text.to_string(),
+                page_breaks: Vec::new(),
+                metadata: Metadata::default(),
+                pending,
+            },
+        })
+        .collect()
+}
+
+fn query(bm25: &Bm25Encoder, text: &str, dense: [f32; 4]) -> HybridQuery {
+    HybridQuery {
+        dense: Some(dense.to_vec()),
+        bm25: bm25.query(text),
+        filter: Filter::default(),
+        limit: 10,
+        prefetch: 32,
+        min_dense_score: 0.25,
+    }
+}
+
+fn documents_of(found: &[docqa::index::ScoredChunk]) -> Vec<DocumentId> {
+    let mut ids: Vec<DocumentId> = found.iter().map(|c| c.payload.document_id).collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+async fn pending_points_are_found_only_once_published(backend: Backend) {
+    let Some(t) = open(backend, "pending_points_are_found_only_once_published").await else { return };
+    let bm25 = Bm25Encoder::new();
+    let collection = CollectionName::parse("docs").unwrap();
+    t.index.ensure_collection(&collection, LAYOUT).await.unwrap();
+    let ready = DocumentId::new();
+    let loading = DocumentId::new();
+    let texts = ["the lighthouse keeper logs the tides", "tides rise twice a day at the lighthouse"];
+    t.index.upsert(&collection, points(&bm25, ready, &texts, [1.0, 0.0, 0.0, 0.0], false)).await.unwrap();
+    t.index.upsert(&collection, points(&bm25, loading, &texts, [1.0, 0.1, 0.0, 0.0], true)).await.unwrap();
+
+    let found = t.index.search(&collection, query(&bm25, "lighthouse tides", [1.0, 0.0, 0.0, 0.0])).await.unwrap();
+    assert_eq!(documents_of(&found), vec![ready], "a pending document is not found");
+    assert_eq!(t.index.count_document(&collection, loading).await.unwrap(), 2, "but its points are there");
+
+    t.index.publish_document(&collection, loading).await.unwrap();
+    let found = t.index.search(&collection, query(&bm25, "lighthouse tides", [1.0, 0.0, 0.0, 0.0])).await.unwrap();
+    let mut both = vec![ready, loading];
+    both.sort();
+    assert_eq!(documents_of(&found), both);
+    assert!(found.iter().all(|c| !c.payload.pending));
+    // The cosine of the query and each stored vector comes back with the hit.
+    for hit in &found {
+        let expected = if hit.payload.document_id == ready { 1.0 } else { 1.0 / 1.01f32.sqrt() };
+        let got = hit.dense_similarity.expect("dense similarity");
+        assert!((got - expected).abs() < 1e-3, "{got} vs {expected}");
+    }
+
+    t.index.delete_document(&collection, loading).await.unwrap();
+    assert_eq!(t.index.count_document(&collection, loading).await.unwrap(), 0);
+    t.index.drop_collection(&collection).await.unwrap();
+    assert!(t.index.count_document(&collection, ready).await.is_err(), "a dropped collection is gone");
+}
+
+async fn a_rebuild_serves_the_old_generation_until_it_is_swapped_in(backend: Backend) {
+    let Some(t) = open(backend, "a_rebuild_serves_the_old_generation_until_it_is_swapped_in").await else { return };
+    let bm25 = Bm25Encoder::new();
+    let collection = CollectionName::parse("docs").unwrap();
+    t.index.ensure_collection(&collection, IndexLayout { dense_dimension: Some(4) }).await.unwrap();
+    let old = DocumentId::new();
+    t.index.upsert(&collection, points(&bm25, old, &["orchard apples ripen in autumn"], [0.0, 1.0, 0.0, 0.0], false)).await.unwrap();
+
+    let rebuild = t.index.begin_rebuild(&collection, LAYOUT).await.unwrap();
+    let kept = DocumentId::new();
+    let deleted = DocumentId::new();
+    t.index.upsert_rebuild(&rebuild, points(&bm25, kept, &["orchard apples ripen in autumn"], [0.0, 1.0, 0.0, 0.0], false)).await.unwrap();
+    t.index.upsert_rebuild(&rebuild, points(&bm25, deleted, &["orchard pears ripen in autumn"], [0.0, 1.0, 0.1, 0.0], false)).await.unwrap();
+    // A delete while rebuilding reaches the rebuild too.
+    t.index.delete_document(&collection, deleted).await.unwrap();
+
+    let search = || t.index.search(&collection, query(&bm25, "orchard autumn", [0.0, 1.0, 0.0, 0.0]));
+    assert_eq!(documents_of(&search().await.unwrap()), vec![old], "the old generation serves");
+    t.index.finish_rebuild(&rebuild).await.unwrap();
+    let found = search().await.unwrap();
+    assert_eq!(documents_of(&found), vec![kept], "the new generation serves");
+    assert!(found[0].dense_similarity.is_some_and(|s| s > 0.99), "{:?}", found[0].dense_similarity);
+    // Writes go to the new generation too, and a second rebuild works the same.
+    let later = DocumentId::new();
+    t.index.upsert(&collection, points(&bm25, later, &["autumn orchard harvest festival"], [0.0, 1.0, 0.0, 0.0], false)).await.unwrap();
+    let mut expected = vec![kept, later];
+    expected.sort();
+    assert_eq!(documents_of(&search().await.unwrap()), expected);
+    let second = t.index.begin_rebuild(&collection, LAYOUT).await.unwrap();
+    assert!(second.generation > rebuild.generation);
+    t.index.finish_rebuild(&second).await.unwrap();
+    assert!(search().await.unwrap().is_empty(), "an empty rebuild swapped in leaves nothing");
+    t.index.drop_collection(&collection).await.unwrap();
+}
+
+/// Index tests run on each index; the catalog plays no part.
+macro_rules! on_every_index {
+    ($($test:ident),* $(,)?) => {
+        mod edge {
+            $( #[tokio::test(flavor = "multi_thread")] async fn $test() { super::$test(crate::backends::Backend::SqliteEdge).await } )*
+        }
+        mod qdrant {
+            $( #[tokio::test(flavor = "multi_thread")] async fn $test() { super::$test(crate::backends::Backend::SqliteQdrant).await } )*
+        }
+    };
+}
+
+on_every_index!(
+    pending_points_are_found_only_once_published,
+    a_rebuild_serves_the_old_generation_until_it_is_swapped_in,
+);

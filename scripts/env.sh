@@ -47,3 +47,22 @@ ensure_onnx() {
     EMBED_ONNX_MODEL="$model"
     export ORT_DYLIB_PATH EMBED_ONNX_MODEL
 }
+
+# Postgres for the conformance tests: DOCQA_TEST_POSTGRES_URL (default the
+# machine's, postgres@127.0.0.1:5432). Starts the local cluster if it is down.
+ensure_postgres() {
+    # A Postgres of the caller's own is the caller's to run.
+    [ -n "${DOCQA_TEST_POSTGRES_URL:-}" ] && return 0
+    export DOCQA_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:5432/postgres"
+    if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return 0; fi
+    if [ -d /etc/postgresql ] && command -v pg_ctlcluster >/dev/null 2>&1; then
+        echo "starting Postgres…" >&2
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start >&2 || true
+        for _ in $(seq 1 30); do
+            pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && return 0
+            sleep 1
+        done
+    fi
+    echo "Postgres is not reachable at 127.0.0.1:5432 and could not be started; the Postgres tests need it" >&2
+    return 1
+}

@@ -207,6 +207,20 @@ pub trait Catalog: Send + Sync {
     async fn requeue_interrupted_jobs(&self) -> Result<u64, CatalogError>;
 }
 
+/// The oldest queued job that may run now (see [`Catalog::claim_next_job`]), for
+/// either dialect: `now` is the placeholder of the current time (`?1`, `$1`).
+pub(crate) fn claimable_job_sql(now: &str) -> String {
+    format!(
+        "SELECT j.id FROM jobs j \
+         WHERE j.status = 'queued' AND (j.run_after IS NULL OR j.run_after <= {now}) \
+         AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.collection = j.collection AND o.id <> j.id AND ( \
+             (j.kind = 'ingest' AND o.kind = 'reindex' AND (o.status = 'running' \
+                 OR (o.status = 'queued' AND (o.created_at, o.id) < (j.created_at, j.id)))) \
+             OR (j.kind = 'reindex' AND o.status = 'running'))) \
+         ORDER BY j.created_at, j.id LIMIT 1"
+    )
+}
+
 /// The status, error and progress a job ends with.
 pub(crate) fn job_ending(outcome: &JobOutcome) -> (crate::domain::JobStatus, Option<String>) {
     use crate::domain::JobStatus;

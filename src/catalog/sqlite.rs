@@ -9,7 +9,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    job_ending, now, timestamp, Catalog, CatalogError, ClaimedJob, DocumentPage,
+    claimable_job_sql, job_ending, now, timestamp, Catalog, CatalogError, ClaimedJob, DocumentPage,
     DocumentQuery, InsertOutcome, JobOutcome, NewCollection,
 };
 use crate::domain::{
@@ -151,15 +151,6 @@ fn chunk_from_row(row: &SqliteRow) -> Result<Chunk, CatalogError> {
         page_breaks: json::<Vec<PageBreak>>(&row.try_get::<String, _>("page_breaks")?, "page breaks")?,
     })
 }
-
-/// The oldest queued job that may run now (see [`Catalog::claim_next_job`]).
-const CLAIMABLE_JOB: &str = "SELECT j.id FROM jobs j \
-     WHERE j.status = 'queued' AND (j.run_after IS NULL OR j.run_after <= ?1) \
-     AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.collection = j.collection AND o.id <> j.id AND ( \
-         (j.kind = 'ingest' AND o.kind = 'reindex' AND (o.status = 'running' \
-             OR (o.status = 'queued' AND (o.created_at, o.id) < (j.created_at, j.id)))) \
-         OR (j.kind = 'reindex' AND o.status = 'running'))) \
-     ORDER BY j.created_at, j.id LIMIT 1";
 
 #[async_trait]
 impl Catalog for SqliteCatalog {
@@ -421,7 +412,8 @@ impl Catalog for SqliteCatalog {
         let at = now_text();
         let row = sqlx::query(&format!(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, error = NULL, run_after = NULL, \
-             updated_at = ?1 WHERE id = ({CLAIMABLE_JOB}) RETURNING {JOB_COLUMNS}"
+             updated_at = ?1 WHERE id = ({claimable}) RETURNING {JOB_COLUMNS}",
+            claimable = claimable_job_sql("?1")
         ))
         .bind(&at)
         .fetch_optional(&mut *tx)

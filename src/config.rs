@@ -43,6 +43,9 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "TOP_K",
     "INGEST_WORKERS",
     "EXTRACT_TIMEOUT_SECS",
+    "EXTRACT_ISOLATION",
+    "EXTRACT_MEMORY_MB",
+    "DOCQA_EXE",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +122,28 @@ pub struct LlmSettings {
     pub timeout: Duration,
 }
 
+/// Where parsers run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtractIsolation {
+    /// A child process when the docqa executable answers, else a thread (logged).
+    Auto,
+    /// A child process, or refuse to start.
+    Process,
+    /// A low-priority thread of the server (a crash that aborts takes it down).
+    Thread,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExtractSettings {
+    /// A document whose extraction takes longer fails with `timeout`.
+    pub timeout: Duration,
+    pub isolation: ExtractIsolation,
+    /// Address space a child may use.
+    pub memory_mb: u64,
+    /// `DOCQA_EXE`: the docqa binary children run (default: this process's own).
+    pub exe: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone)]
 pub struct ChunkSettings {
     pub tokens: usize,
@@ -192,7 +217,7 @@ pub struct Config {
     pub chunk: ChunkSettings,
     pub top_k: usize,
     pub ingest_workers: usize,
-    pub extract_timeout: Duration,
+    pub extract: ExtractSettings,
     pub wait_timeout: Duration,
 }
 
@@ -418,13 +443,29 @@ impl Config {
             },
             top_k: parse_range(get("TOP_K"), "TOP_K", 5, 1, MAX_TOP_K)?,
             ingest_workers: parse_range(get("INGEST_WORKERS"), "INGEST_WORKERS", 1, 1, 64)?,
-            extract_timeout: Duration::from_secs(parse_range(
-                get("EXTRACT_TIMEOUT_SECS"),
-                "EXTRACT_TIMEOUT_SECS",
-                120,
-                1,
-                3600,
-            )?),
+            extract: ExtractSettings {
+                timeout: Duration::from_secs(parse_range(
+                    get("EXTRACT_TIMEOUT_SECS"),
+                    "EXTRACT_TIMEOUT_SECS",
+                    120,
+                    1,
+                    3600,
+                )?),
+                isolation: match get("EXTRACT_ISOLATION").unwrap_or("auto").to_ascii_lowercase().as_str() {
+                    "auto" => ExtractIsolation::Auto,
+                    "process" => ExtractIsolation::Process,
+                    "thread" => ExtractIsolation::Thread,
+                    other => {
+                        return Err(ConfigError::Invalid {
+                            var: "EXTRACT_ISOLATION",
+                            value: other.into(),
+                            message: "expected one of auto, process, thread".into(),
+                        });
+                    }
+                },
+                memory_mb: parse_range(get("EXTRACT_MEMORY_MB"), "EXTRACT_MEMORY_MB", 2048, 64, 1 << 20)?,
+                exe: get("DOCQA_EXE").map(PathBuf::from),
+            },
             wait_timeout: Duration::from_secs(parse_range(
                 get("DOCQA_WAIT_TIMEOUT_SECS"),
                 "DOCQA_WAIT_TIMEOUT_SECS",

@@ -149,7 +149,8 @@ impl App {
             bm25: bm25.clone(),
             chunker,
             files: files.clone(),
-            extract_timeout: config.extract_timeout,
+            extractor: ingest::extract::Extractor::from_settings(&config.extract)
+                .map_err(|e| StartError::Setup(e.to_string()))?,
         });
         let workers = WorkerPool::start(pipeline, signals.clone(), config.ingest_workers)
             .await

@@ -22,6 +22,11 @@ enum Command {
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
+    // A parser child (see ingest::extract::Extractor): no runtime, no logging on stdout.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(docqa::ingest::extract::CHILD_COMMAND) {
+        return ExitCode::from(docqa::ingest::extract::child_main(&args[2..]) as u8);
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

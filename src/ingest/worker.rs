@@ -82,7 +82,7 @@ pub struct Pipeline {
     pub bm25: Arc<Bm25Encoder>,
     pub chunker: Arc<Chunker>,
     pub files: FileStore,
-    pub extract_timeout: Duration,
+    pub extractor: extract::Extractor,
 }
 
 impl Pipeline {
@@ -115,13 +115,11 @@ impl Pipeline {
     async fn ingest(&self, job: &Job, document: &Document) -> Result<(u32, u32), JobError> {
         self.progress(job, JobProgress::at(JobStage::Extract, 0, 1)).await;
         let started = Instant::now();
-        let extracted = extract::extract_file(
-            &self.files.path(document.id),
-            document.content_type,
-            self.extract_timeout,
-        )
-        .await
-        .map_err(JobError::failed)?;
+        let extracted = self
+            .extractor
+            .extract_file(&self.files.path(document.id), document.content_type)
+            .await
+            .map_err(JobError::failed)?;
         let pages = extracted.pages.len() as u32;
         let extract_ms = started.elapsed().as_millis() as u64;
         let started = Instant::now();

@@ -134,6 +134,9 @@ impl TestApp {
             ("DOCQA_DATA_DIR".into(), data_dir.path().display().to_string()),
             ("EMBEDDER".into(), "local".into()),
             ("EMBED_MODEL_DIR".into(), model_dir().display().to_string()),
+            // Parsers run in children of the real binary, as in production.
+            ("DOCQA_EXE".into(), env!("CARGO_BIN_EXE_docqa").to_string()),
+            ("EXTRACT_ISOLATION".into(), "process".into()),
         ]);
         vars.extend(backend);
         for (k, v) in options.vars {

@@ -1,17 +1,23 @@
-//! Text out of a file, page by page. Parsers run on a blocking thread with a
-//! time limit, and a panic inside one becomes a failed document, not a dead server.
+//! Text out of a file, page by page. Parsers run in a child process with time
+//! and memory limits ([`Extractor`]), or on a low-priority thread with a time
+//! limit; either way a parser failure becomes a failed document, not a dead server.
 
+mod isolated;
 mod pdf;
 mod text;
+
+pub use isolated::{CHILD_COMMAND, Extractor, IsolationUnavailable, child_main};
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::domain::ContentType;
 
 /// A document's text, one entry per page (plain text and Markdown are one page).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExtractedText {
     pub pages: Vec<String>,
     /// Pages that could not be read while others could.
@@ -26,7 +32,7 @@ impl ExtractedText {
 
 /// Why a document could not be read. The `Display` text is what the document's
 /// `error` field shows.
-#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Serialize, Deserialize)]
 pub enum ExtractError {
     #[error("encrypted: the PDF needs a password")]
     Encrypted,
@@ -38,6 +44,8 @@ pub enum ExtractError {
     Panicked(String),
     #[error("timeout: extraction took longer than {0} s")]
     Timeout(u64),
+    #[error("too large: extraction needed more than {0} MiB of memory (EXTRACT_MEMORY_MB)")]
+    OutOfMemory(u64),
     #[error("could not read the stored file: {0}")]
     Io(String),
 }
@@ -58,8 +66,8 @@ pub fn extract_bytes(content_type: ContentType, bytes: &[u8]) -> Result<Extracte
 /// Reads and extracts a stored file on a low-priority thread, giving up after `timeout`.
 ///
 /// A parser stuck in a loop keeps its thread until it ends; the document fails at
-/// the deadline either way. (Isolating parsers in a child process is issue P4.)
-pub async fn extract_file(
+/// the deadline either way. [`Extractor`] isolates better, in a child process.
+pub(crate) async fn extract_in_thread(
     path: &Path,
     content_type: ContentType,
     timeout: Duration,

@@ -1,0 +1,224 @@
+//! Extraction in a child process of the same binary (`docqa extract-child`),
+//! with an address-space and a CPU-time limit: a parser that panics, loops,
+//! overflows its stack or eats memory costs that child, never the server or
+//! another document. `catch_unwind` alone is not enough: a stack overflow or an
+//! allocation failure aborts the whole process.
+//!
+//! The child reads the stored file, extracts it with the same code as the
+//! in-thread path ([`super::extract_bytes`]) and writes the result as JSON on
+//! stdout; the parent maps a kill, a signal or a limit to a document reason.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use super::{ExtractError, ExtractedText};
+use crate::config::{ExtractIsolation, ExtractSettings};
+use crate::domain::ContentType;
+
+/// The hidden subcommand the child runs.
+pub const CHILD_COMMAND: &str = "extract-child";
+const PROBE_ANSWER: &str = "docqa extract-child ready";
+
+/// How extraction is isolated here, decided once at start.
+#[derive(Debug, Clone)]
+pub struct Extractor {
+    isolation: Isolation,
+    timeout: Duration,
+    memory_mb: u64,
+}
+
+#[derive(Debug, Clone)]
+enum Isolation {
+    Process(PathBuf),
+    /// On a low-priority thread of the server, with `catch_unwind`.
+    Thread,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("EXTRACT_ISOLATION=process: {0}")]
+pub struct IsolationUnavailable(String);
+
+impl Extractor {
+    /// Checks that the executable answers as a docqa extraction child. With
+    /// `auto`, a missing one falls back to threads (said in the log); with
+    /// `process`, it stops the start.
+    pub fn from_settings(settings: &ExtractSettings) -> Result<Self, IsolationUnavailable> {
+        let isolation = match settings.isolation {
+            ExtractIsolation::Thread => Isolation::Thread,
+            ExtractIsolation::Process | ExtractIsolation::Auto => {
+                let checked = match settings.exe.clone().or_else(|| std::env::current_exe().ok()) {
+                    Some(exe) => probe(&exe).map(|()| exe),
+                    None => Err("the server's own executable is unknown".to_string()),
+                };
+                match checked {
+                    Ok(exe) => Isolation::Process(exe),
+                    Err(why) if settings.isolation == ExtractIsolation::Auto => {
+                        tracing::warn!(reason = %why,
+                            "parsers run in threads of the server, not in child processes: set DOCQA_EXE to the docqa binary");
+                        Isolation::Thread
+                    }
+                    Err(why) => return Err(IsolationUnavailable(why)),
+                }
+            }
+        };
+        if let Isolation::Process(exe) = &isolation {
+            tracing::info!(exe = %exe.display(), memory_mb = settings.memory_mb, "parsers run in child processes");
+        }
+        Ok(Self {
+            isolation,
+            timeout: settings.timeout,
+            memory_mb: settings.memory_mb,
+        })
+    }
+
+    pub fn is_isolated(&self) -> bool {
+        matches!(self.isolation, Isolation::Process(_))
+    }
+
+    /// Reads and extracts a stored file, giving up after the timeout.
+    pub async fn extract_file(&self, path: &Path, content_type: ContentType) -> Result<ExtractedText, ExtractError> {
+        match &self.isolation {
+            Isolation::Thread => super::extract_in_thread(path, content_type, self.timeout).await,
+            Isolation::Process(exe) => self.extract_in_child(exe, path, content_type).await,
+        }
+    }
+
+    async fn extract_in_child(&self, exe: &Path, path: &Path, content_type: ContentType) -> Result<ExtractedText, ExtractError> {
+        let mut command = tokio::process::Command::new(exe);
+        command
+            .arg(CHILD_COMMAND)
+            .arg(content_type.mime())
+            .arg(path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let limits = Limits {
+            memory_bytes: self.memory_mb.saturating_mul(1024 * 1024),
+            cpu_seconds: self.timeout.as_secs() + 1,
+        };
+        // SAFETY: the closure runs between fork and exec and only calls
+        // async-signal-safe functions (setrlimit, setpriority).
+        unsafe {
+            command.pre_exec(move || {
+                limits.apply();
+                Ok(())
+            });
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| ExtractError::Io(format!("starting the extraction process: {e}")))?;
+        let output = match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
+            // Dropping the future kills the child (kill_on_drop).
+            Err(_) => return Err(ExtractError::Timeout(self.timeout.as_secs())),
+            Ok(Err(e)) => return Err(ExtractError::Io(format!("waiting for the extraction process: {e}"))),
+            Ok(Ok(output)) => output,
+        };
+        if output.status.success() {
+            return serde_json::from_slice::<Result<ExtractedText, ExtractError>>(&output.stdout)
+                .map_err(|e| ExtractError::Io(format!("the extraction process answered nonsense: {e}")))?;
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        Err(self.failure(output.status, &stderr))
+    }
+
+    /// Why a child that did not exit cleanly failed.
+    fn failure(&self, status: std::process::ExitStatus, stderr: &str) -> ExtractError {
+        use std::os::unix::process::ExitStatusExt;
+        if stderr.contains("memory allocation of") || stderr.contains("out of memory") {
+            return ExtractError::OutOfMemory(self.memory_mb);
+        }
+        match status.signal() {
+            Some(libc::SIGXCPU) | Some(libc::SIGKILL) => ExtractError::Timeout(self.timeout.as_secs()),
+            Some(signal) => {
+                let overflow = stderr.contains("has overflowed its stack");
+                ExtractError::Panicked(if overflow {
+                    "stack overflow".to_string()
+                } else {
+                    format!("killed by signal {signal}")
+                })
+            }
+            None => ExtractError::Panicked(last_line(stderr)),
+        }
+    }
+}
+
+fn last_line(stderr: &str) -> String {
+    stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.chars().take(300).collect())
+        .unwrap_or_else(|| "exited without a result".to_string())
+}
+
+/// Resource limits of a child, applied between fork and exec.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    memory_bytes: u64,
+    cpu_seconds: u64,
+}
+
+impl Limits {
+    fn apply(self) {
+        let set = |resource, value: u64| {
+            let limit = libc::rlimit {
+                rlim_cur: value as libc::rlim_t,
+                rlim_max: value as libc::rlim_t,
+            };
+            // SAFETY: setrlimit with a valid pointer to a local struct.
+            unsafe { libc::setrlimit(resource, &limit) };
+        };
+        set(libc::RLIMIT_AS, self.memory_bytes);
+        set(libc::RLIMIT_CPU, self.cpu_seconds);
+        set(libc::RLIMIT_CORE, 0);
+        // SAFETY: lowers this (child) process's own priority.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+    }
+}
+
+/// Asks the executable to answer as an extraction child.
+fn probe(exe: &Path) -> Result<(), String> {
+    let output = std::process::Command::new(exe)
+        .args([CHILD_COMMAND, "--probe"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| format!("{}: {e}", exe.display()))?;
+    if String::from_utf8_lossy(&output.stdout).trim() == PROBE_ANSWER {
+        Ok(())
+    } else {
+        Err(format!("{} is not a docqa binary with `{CHILD_COMMAND}`", exe.display()))
+    }
+}
+
+/// The child's side: `docqa extract-child CONTENT_TYPE PATH` (or `--probe`).
+/// Writes the JSON result on stdout; returns the exit code.
+pub fn child_main(args: &[String]) -> i32 {
+    match args {
+        [flag] if flag == "--probe" => {
+            println!("{PROBE_ANSWER}");
+            0
+        }
+        [content_type, path] => {
+            let result = match content_type.parse::<ContentType>() {
+                Err(e) => Err(ExtractError::Io(e)),
+                Ok(content_type) => std::fs::read(path)
+                    .map_err(|e| ExtractError::Io(e.to_string()))
+                    .and_then(|bytes| super::extract_bytes(content_type, &bytes)),
+            };
+            match serde_json::to_writer(std::io::stdout().lock(), &result) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("writing the result: {e}");
+                    1
+                }
+            }
+        }
+        _ => {
+            eprintln!("usage: docqa {CHILD_COMMAND} CONTENT_TYPE PATH");
+            2
+        }
+    }
+}

@@ -42,6 +42,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "CHUNK_OVERLAP",
     "TOP_K",
     "INGEST_WORKERS",
+    "INGEST_QUEUE_MAX",
     "EXTRACT_TIMEOUT_SECS",
     "EXTRACT_ISOLATION",
     "EXTRACT_MEMORY_MB",
@@ -217,6 +218,8 @@ pub struct Config {
     pub chunk: ChunkSettings,
     pub top_k: usize,
     pub ingest_workers: usize,
+    /// Uploads are refused (429) while this many jobs wait.
+    pub ingest_queue_max: u64,
     pub extract: ExtractSettings,
     pub wait_timeout: Duration,
 }
@@ -443,6 +446,7 @@ impl Config {
             },
             top_k: parse_range(get("TOP_K"), "TOP_K", 5, 1, MAX_TOP_K)?,
             ingest_workers: parse_range(get("INGEST_WORKERS"), "INGEST_WORKERS", 1, 1, 64)?,
+            ingest_queue_max: parse_range(get("INGEST_QUEUE_MAX"), "INGEST_QUEUE_MAX", 10_000, 1, 10_000_000)?,
             extract: ExtractSettings {
                 timeout: Duration::from_secs(parse_range(
                     get("EXTRACT_TIMEOUT_SECS"),

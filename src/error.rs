@@ -60,6 +60,10 @@ pub enum AppError {
         stored: String,
         current: String,
     },
+    #[error("job {0} has not failed; only a failed job can be retried")]
+    JobNotRetryable(String),
+    #[error("the ingestion queue is full ({queued} jobs waiting, INGEST_QUEUE_MAX {limit}); retry later")]
+    QueueFull { queued: u64, limit: u64 },
     #[error("re-indexing needs an embedding model, and the server runs without one (BM25 alone)")]
     ReindexNeedsModel,
     #[error("generative answers need an LLM: set LLM_BASE_URL or LLM_API_KEY, or ask with mode \"extractive\"")]
@@ -112,6 +116,8 @@ impl AppError {
                 ("/problems/embedding-model-mismatch", "Embedding model mismatch")
             }
             Self::ReindexNeedsModel => ("/problems/reindex-needs-model", "No embedding model"),
+            Self::JobNotRetryable(_) => ("/problems/job-not-failed", "Job has not failed"),
+            Self::QueueFull { .. } => ("/problems/queue-full", "Ingestion queue full"),
             Self::LlmNotConfigured => ("/problems/llm-not-configured", "No LLM configured"),
             Self::LlmTimeout(_) => ("/problems/llm-timeout", "LLM timeout"),
             Self::LlmFailed(_) => ("/problems/llm-error", "LLM error"),
@@ -166,7 +172,9 @@ impl ResponseError for AppError {
             Self::CollectionExists(_)
             | Self::DefaultCollectionIsPermanent
             | Self::EmbeddingModelMismatch { .. }
-            | Self::ReindexNeedsModel => StatusCode::CONFLICT,
+            | Self::ReindexNeedsModel
+            | Self::JobNotRetryable(_) => StatusCode::CONFLICT,
+            Self::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType { .. } | Self::NotMultipart(_) | Self::NotJson(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
@@ -211,8 +219,14 @@ impl ResponseError for AppError {
         };
         let mut response = HttpResponse::build(status);
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json")));
-        if matches!(self, Self::Unavailable { .. }) {
-            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+        match self {
+            Self::Unavailable { .. } => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            }
+            Self::QueueFull { .. } => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("30")));
+            }
+            _ => {}
         }
         response.json(problem)
     }

@@ -6,6 +6,7 @@
 pub mod answer;
 pub mod backoff;
 pub mod background;
+pub mod bulk;
 pub mod catalog;
 pub mod collections;
 pub mod config;
@@ -172,6 +173,7 @@ impl App {
                 signals,
                 embedding_model,
                 config.max_upload_bytes,
+                config.ingest_queue_max,
                 config.wait_timeout,
             )),
             retriever: Data::from(retriever.clone()),

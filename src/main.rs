@@ -18,6 +18,22 @@ enum Command {
     /// Bring the catalog's schema (DATABASE_URL) up to date, then exit. `serve`
     /// does this too at every start.
     Migrate,
+    /// Ingest files and folders, with a progress bar and a summary; exits 1 if any
+    /// file failed. Without --url, a server on the same settings runs in this process.
+    Ingest {
+        /// Files and folders (walked; hidden files skipped).
+        #[arg(required = true)]
+        paths: Vec<std::path::PathBuf>,
+        /// A running docqa to send them to, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        url: Option<String>,
+        /// The collection to ingest into (it must exist).
+        #[arg(long, default_value = "default")]
+        collection: String,
+        /// No progress bar (for logs and scripts).
+        #[arg(long)]
+        quiet: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -57,6 +73,18 @@ async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve().await,
         Command::Migrate => migrate().await,
+        Command::Ingest {
+            paths,
+            url,
+            collection,
+            quiet,
+        } => match ingest(paths, url, collection, quiet).await {
+            Ok(summary) if summary.failed.is_empty() => Ok(()),
+            Ok(summary) => {
+                return ExitCode::from(u8::try_from(summary.failed.len().min(100)).unwrap_or(1).max(1));
+            }
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -66,6 +94,30 @@ async fn run(cli: Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn ingest(
+    paths: Vec<std::path::PathBuf>,
+    url: Option<String>,
+    collection: String,
+    quiet: bool,
+) -> Result<docqa::bulk::Summary, Box<dyn std::error::Error>> {
+    let files = docqa::bulk::walk(&paths)?;
+    let summary = match url {
+        Some(url) => docqa::bulk::ingest(url.trim_end_matches('/'), &collection, files, !quiet).await?,
+        None => {
+            let mut config = Config::from_env()?;
+            config.addr = "127.0.0.1:0".parse()?;
+            let listener = TcpListener::bind(config.addr)?;
+            let running = App::build(config).await?.start(listener)?;
+            let base = format!("http://{}", running.addr);
+            let result = docqa::bulk::ingest(&base, &collection, files, !quiet).await;
+            running.stop().await;
+            result?
+        }
+    };
+    summary.print();
+    Ok(summary)
 }
 
 async fn migrate() -> Result<(), Box<dyn std::error::Error>> {

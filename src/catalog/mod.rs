@@ -205,6 +205,11 @@ pub trait Catalog: Send + Sync {
     async fn finish_job(&self, id: JobId, outcome: &JobOutcome) -> Result<bool, CatalogError>;
     /// Puts jobs a crash left `running` back in the queue; returns how many.
     async fn requeue_interrupted_jobs(&self) -> Result<u64, CatalogError>;
+    /// Queues a failed job again (its document, if any, becomes `queued`); `None`
+    /// when there is no such job or it has not failed.
+    async fn retry_job(&self, id: JobId) -> Result<Option<Job>, CatalogError>;
+    /// How many jobs wait in the queue (for back-pressure on uploads).
+    async fn queued_jobs(&self) -> Result<u64, CatalogError>;
 }
 
 /// The oldest queued job that may run now (see [`Catalog::claim_next_job`]), for

@@ -557,4 +557,39 @@ impl Catalog for PostgresCatalog {
         tx.commit().await?;
         Ok(done.rows_affected())
     }
+
+    async fn retry_job(&self, id: JobId) -> Result<Option<Job>, CatalogError> {
+        let mut tx = self.pool.begin().await?;
+        let at = now();
+        let row = sqlx::query(&format!(
+            "UPDATE jobs SET status = 'queued', error = NULL, run_after = NULL, progress = $1, updated_at = $2 \
+             WHERE id = $3 AND status = 'failed' RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(Json(JobProgress::queued()))
+        .bind(&at)
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let job = job_from_row(&row)?;
+        if let Some(document) = row.try_get::<Option<Uuid>, _>("document_id")? {
+            sqlx::query("UPDATE documents SET status = 'queued', error = NULL, updated_at = $1 WHERE id = $2")
+                .bind(&at)
+                .bind(document)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(job))
+    }
+
+    async fn queued_jobs(&self) -> Result<u64, CatalogError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM jobs WHERE status = 'queued'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")?.max(0) as u64)
+    }
 }

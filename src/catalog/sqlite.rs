@@ -565,4 +565,39 @@ impl Catalog for SqliteCatalog {
         tx.commit().await?;
         Ok(done.rows_affected())
     }
+
+    async fn retry_job(&self, id: JobId) -> Result<Option<Job>, CatalogError> {
+        let mut tx = self.pool.begin().await?;
+        let at = now_text();
+        let row = sqlx::query(&format!(
+            "UPDATE jobs SET status = 'queued', error = NULL, run_after = NULL, progress = ?, updated_at = ? \
+             WHERE id = ? AND status = 'failed' RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(to_json(&JobProgress::queued()))
+        .bind(&at)
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let job = job_from_row(&row)?;
+        if let Some(document) = row.try_get::<Option<String>, _>("document_id")? {
+            sqlx::query("UPDATE documents SET status = 'queued', error = NULL, updated_at = ? WHERE id = ?")
+                .bind(&at)
+                .bind(document)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(job))
+    }
+
+    async fn queued_jobs(&self) -> Result<u64, CatalogError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM jobs WHERE status = 'queued'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")?.max(0) as u64)
+    }
 }

@@ -16,16 +16,19 @@ pub enum ContentType {
     PlainText,
     #[serde(rename = "text/markdown")]
     Markdown,
+    #[serde(rename = "text/html")]
+    Html,
 }
 
 impl ContentType {
-    pub const SUPPORTED: &'static [&'static str] = &["application/pdf", "text/plain", "text/markdown"];
+    pub const SUPPORTED: &'static [&'static str] = &["application/pdf", "text/plain", "text/markdown", "text/html"];
 
     pub fn mime(self) -> &'static str {
         match self {
             Self::Pdf => "application/pdf",
             Self::PlainText => "text/plain",
             Self::Markdown => "text/markdown",
+            Self::Html => "text/html",
         }
     }
 }
@@ -43,6 +46,7 @@ impl FromStr for ContentType {
             "application/pdf" => Ok(Self::Pdf),
             "text/plain" => Ok(Self::PlainText),
             "text/markdown" => Ok(Self::Markdown),
+            "text/html" => Ok(Self::Html),
             other => Err(format!("unknown content type {other:?}")),
         }
     }

@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, web};
 
 use super::extract::JobIdParam;
 use crate::documents::Documents;
+use crate::ingest::Ingestor;
 use crate::domain::Job;
 use crate::error::{AppError, Problem};
 
@@ -15,4 +16,18 @@ use crate::error::{AppError, Problem};
 )]
 pub async fn get(id: JobIdParam, documents: web::Data<Documents>) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(documents.job(id.0).await?))
+}
+
+/// Queue a failed job again (its document is processed anew).
+#[utoipa::path(
+    post, path = "/v1/jobs/{job_id}/retry", tag = "documents",
+    params(("job_id" = String, Path)),
+    responses(
+        (status = 202, description = "Queued again", body = Job),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The job has not failed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn retry(id: JobIdParam, ingestor: web::Data<Ingestor>) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Accepted().json(ingestor.retry(id.0).await?))
 }

@@ -45,7 +45,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .configure(|cfg| document_routes(cfg, "/collections/{collection}"))
                 // The same on `default`.
                 .configure(|cfg| document_routes(cfg, ""))
-                .route("/jobs/{job_id}", web::get().to(jobs::get)),
+                .route("/jobs/{job_id}", web::get().to(jobs::get))
+                .route("/jobs/{job_id}/retry", web::post().to(jobs::retry)),
         )
         .default_service(web::to(not_found));
 }

@@ -18,7 +18,7 @@ use super::{collections, documents, health, jobs, search};
         health::healthz, health::readyz, health::metrics,
         collections::create, collections::list, collections::get, collections::delete, collections::reindex,
         documents::upload, documents::list, documents::get, documents::delete,
-        jobs::get,
+        jobs::get, jobs::retry,
         search::search, search::query,
     ),
     tags(

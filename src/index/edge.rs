@@ -487,6 +487,15 @@ impl VectorIndex for EdgeIndex {
         .await
     }
 
+    async fn count_points(&self, collection: &CollectionName) -> Result<usize, IndexError> {
+        self.with_shard(collection, |shard| {
+            shard
+                .count(CountRequest { filter: None, exact: true })
+                .map_err(op_error)
+        })
+        .await
+    }
+
     async fn begin_rebuild(&self, collection: &CollectionName, layout: IndexLayout) -> Result<Rebuild, IndexError> {
         let generation = self.live_generation(collection)? + 1;
         let abandoned = self.rebuilds.write().unwrap_or_else(|p| p.into_inner()).remove(collection.as_str());

@@ -128,6 +128,8 @@ pub trait VectorIndex: Send + Sync {
     async fn search(&self, collection: &CollectionName, query: HybridQuery) -> Result<Vec<ScoredChunk>, IndexError>;
     /// How many points a document has, pending or not (for consistency checks and tests).
     async fn count_document(&self, collection: &CollectionName, document: DocumentId) -> Result<usize, IndexError>;
+    /// How many points the collection's live index holds, pending or not.
+    async fn count_points(&self, collection: &CollectionName) -> Result<usize, IndexError>;
 
     /// Starts a fresh, empty generation of the collection's index beside the live
     /// one (replacing what an interrupted rebuild left).

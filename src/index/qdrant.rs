@@ -442,6 +442,12 @@ impl VectorIndex for QdrantIndex {
         Ok(response.result.map_or(0, |r| r.count as usize))
     }
 
+    async fn count_points(&self, collection: &CollectionName) -> Result<usize, IndexError> {
+        let request = CountPointsBuilder::new(self.alias(collection)).exact(true);
+        let response = self.client.count(request).await.map_err(error)?;
+        Ok(response.result.map_or(0, |r| r.count as usize))
+    }
+
     async fn begin_rebuild(&self, collection: &CollectionName, layout: IndexLayout) -> Result<Rebuild, IndexError> {
         let live = self.live_generation(collection).await?;
         let generation = live.map_or(0, |g| g + 1);

@@ -43,14 +43,33 @@ pub fn detect(head: &[u8], whole_is_utf8: bool) -> Detected {
         return Detected::Unsupported("application/octet-stream (binary, or text that is not UTF-8)");
     }
     let start = String::from_utf8_lossy(&text[..text.len().min(512)]).trim_start().to_ascii_lowercase();
-    if start.starts_with("<!doctype html") || start.starts_with("<html") {
-        return Detected::Unsupported("text/html");
+    if looks_like_html(&start) {
+        return Detected::Supported(ContentType::Html);
     }
     if looks_like_markdown(&String::from_utf8_lossy(text)) {
         Detected::Supported(ContentType::Markdown)
     } else {
         Detected::Supported(ContentType::PlainText)
     }
+}
+
+/// HTML by its opening: a doctype, `<html>`, or a document that starts with a
+/// head or body element (after an optional XML declaration or comment).
+fn looks_like_html(start: &str) -> bool {
+    let mut rest = start;
+    loop {
+        rest = rest.trim_start();
+        if rest.starts_with("<?xml") || rest.starts_with("<!--") {
+            let close = if rest.starts_with("<?xml") { "?>" } else { "-->" };
+            match rest.find(close) {
+                Some(end) => rest = &rest[end + close.len()..],
+                None => return false,
+            }
+        } else {
+            break;
+        }
+    }
+    ["<!doctype html", "<html", "<head", "<body"].iter().any(|opening| rest.starts_with(opening))
 }
 
 /// Markdown if enough lines carry its syntax: headings, fences, lists with
@@ -135,10 +154,23 @@ mod tests {
     }
 
     #[test]
-    fn binaries_and_html_are_refused_with_a_name() {
+    fn binaries_are_refused_with_a_name() {
         assert_eq!(detect(b"\x89PNG\r\n\x1a\nxxxx", false), Detected::Unsupported("image/png"));
         assert!(matches!(detect(&[0, 159, 146, 150], false), Detected::Unsupported(_)));
-        assert_eq!(detect(b"<!DOCTYPE html><html>", true), Detected::Unsupported("text/html"));
+    }
+
+    #[test]
+    fn html_is_known_by_its_opening() {
+        for html in [
+            &b"<!DOCTYPE html><html>"[..],
+            b"  <html lang=\"en\"><body>x</body></html>",
+            b"<?xml version=\"1.0\"?>\n<!-- saved --><html xmlns=\"http://www.w3.org/1999/xhtml\">",
+            b"<body><p>fragment</p></body>",
+        ] {
+            assert_eq!(detect(html, true), Detected::Supported(ContentType::Html), "{}", String::from_utf8_lossy(html));
+        }
+        // A text that merely mentions a tag is text.
+        assert_eq!(detect(b"Use <html> to start a page.", true), Detected::Supported(ContentType::PlainText));
     }
 
     #[test]

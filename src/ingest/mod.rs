@@ -114,6 +114,8 @@ pub struct Ingestor {
     /// The server's model: a collection filled by another takes no uploads.
     embedding_model: Option<EmbeddingModel>,
     max_upload_bytes: u64,
+    /// More queued jobs than this and uploads are refused with 429.
+    max_queued_jobs: u64,
     wait_timeout: Duration,
 }
 
@@ -124,6 +126,7 @@ impl Ingestor {
         signals: JobSignals,
         embedding_model: Option<EmbeddingModel>,
         max_upload_bytes: u64,
+        max_queued_jobs: u64,
         wait_timeout: Duration,
     ) -> Self {
         Self {
@@ -132,6 +135,7 @@ impl Ingestor {
             signals,
             embedding_model,
             max_upload_bytes,
+            max_queued_jobs,
             wait_timeout,
         }
     }
@@ -189,6 +193,13 @@ impl Ingestor {
         }
         if staged.is_empty() {
             return Err(AppError::NoFile);
+        }
+        let queued = self.catalog.queued_jobs().await?;
+        if queued + staged.len() as u64 > self.max_queued_jobs {
+            return Err(AppError::QueueFull {
+                queued,
+                limit: self.max_queued_jobs,
+            });
         }
         staged
             .iter()
@@ -264,6 +275,21 @@ impl Ingestor {
                 }
             }
         })
+    }
+
+    /// Queues a failed job again: its document is processed anew.
+    pub async fn retry(&self, id: JobId) -> Result<crate::domain::Job, AppError> {
+        match self.catalog.retry_job(id).await? {
+            Some(job) => {
+                self.signals.work_available();
+                tracing::info!(job = %job.id, document = ?job.document_id, "job queued again");
+                Ok(job)
+            }
+            None => match self.catalog.get_job(id).await? {
+                Some(_) => Err(AppError::JobNotRetryable(id.to_string())),
+                None => Err(AppError::JobNotFound(id.to_string())),
+            },
+        }
     }
 
     /// Waits until every accepted document is ready or failed (or the wait times

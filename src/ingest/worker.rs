@@ -121,6 +121,7 @@ impl Pipeline {
             .await
             .map_err(JobError::failed)?;
         let pages = extracted.pages.len() as u32;
+        self.progress(job, JobProgress::at(JobStage::Extract, u64::from(pages), u64::from(pages))).await;
         let extract_ms = started.elapsed().as_millis() as u64;
         let started = Instant::now();
         let dense = self.dense_embedder_for(document).await?;

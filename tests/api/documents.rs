@@ -211,6 +211,26 @@ async fn filters_by_metadata_and_document_apply_inside_the_index(backend: Backen
     assert!(answer["citations"].as_array().unwrap().iter().all(|c| c["document_id"] == legal_id.as_str()), "{answer}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn html_pages_are_read_for_their_visible_text() {
+    let app = TestApp::spawn().await;
+    let page = r#"<!doctype html><html><head><title>Parking rules</title>
+        <script>const token = "zebracrossing-secret";</script><style>.x{}</style></head>
+        <body><h1>Visitor parking</h1><p>Visitors park on level <b>minus two</b> and register at the front desk.</p></body></html>"#;
+    let document = app.ingest("parking", page.as_bytes().to_vec()).await;
+    let stored: Value = app.get(&format!("/v1/documents/{}", document["id"].as_str().unwrap())).await.json().await.unwrap();
+    assert_eq!(stored["content_type"], "text/html", "{stored}");
+
+    let found = app.search(None, json!({"query": "Where do visitors park?", "top_k": 1})).await;
+    let text = found["results"][0]["text"].as_str().unwrap();
+    assert!(text.contains("Visitors park on level minus two"), "{found}");
+    assert!(text.starts_with("Parking rules"), "{found}");
+    assert!(!text.contains("zebracrossing") && !text.contains(".x{}"), "scripts and styles are not text: {found}");
+    let (_, answer) = app.query(json!({"question": "Where do visitors park?", "mode": "extractive"})).await;
+    let quotes: Vec<&str> = answer["citations"].as_array().unwrap().iter().filter_map(|c| c["quote"].as_str()).collect();
+    assert!(quotes.iter().any(|q| q.contains("level minus two")), "{answer}");
+}
+
 on_every_backend!(
     text_and_markdown_are_recognised_by_content_not_by_name,
     a_document_records_what_was_uploaded_and_its_job,

@@ -39,7 +39,7 @@ async fn refused_uploads_store_nothing() {
     let png = app.upload(None, &[("picture.pdf", PNG.to_vec())], None, false).await;
     let body = assert_problem(png, 415, "/problems/unsupported-media-type").await;
     assert!(body["detail"].as_str().unwrap().contains("image/png"), "{body}");
-    assert_eq!(body["supported_types"], json!(["application/pdf", "text/plain", "text/markdown"]));
+    assert_eq!(body["supported_types"], json!(["application/pdf", "text/plain", "text/markdown", "text/html"]));
 
     let random = app.upload(None, &[("random.pdf", random_bytes(4096))], None, false).await;
     assert_problem(random, 415, "/problems/unsupported-media-type").await;
@@ -50,8 +50,9 @@ async fn refused_uploads_store_nothing() {
         .await;
     assert_problem(mixed, 415, "/problems/unsupported-media-type").await;
 
-    let html = app.upload(None, &[("page.txt", b"<!DOCTYPE html><html><body>hi</body></html>".to_vec())], None, false).await;
-    assert_problem(html, 415, "/problems/unsupported-media-type").await;
+    let gzip = app.upload(None, &[("page.html.gz", b"\x1f\x8b\x08\x00rest".to_vec())], None, false).await;
+    let body = assert_problem(gzip, 415, "/problems/unsupported-media-type").await;
+    assert!(body["detail"].as_str().unwrap().contains("gzip"), "{body}");
 
     assert_nothing_stored(&app).await;
 }

@@ -26,3 +26,40 @@ pub fn unique_text(marker: &str) -> String {
          Each review of {marker} ends with a written summary for the board.\n"
     )
 }
+
+/// A one-page PDF whose page content stream is `content` (stored with the given
+/// `/Filter`, if any), with a correct cross-reference table; `extra` objects
+/// (numbered from 5) are appended as written.
+pub fn pdf_with_content(content: &[u8], filter: Option<&str>, extra: &[Vec<u8>]) -> Vec<u8> {
+    let filter = filter.map(|f| format!(" /Filter /{f}")).unwrap_or_default();
+    let mut objects: Vec<Vec<u8>> = vec![
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
+           /Resources << /Font << /F1 << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> >> >> >>"
+            .to_vec(),
+        [format!("<< /Length {}{filter} >>\nstream\n", content.len()).as_bytes(), content, b"\nendstream"].concat(),
+    ];
+    objects.extend(extra.iter().cloned());
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend(format!("{} 0 obj\n", i + 1).as_bytes());
+        out.extend(body);
+        out.extend(b"\nendobj\n");
+    }
+    let xref = out.len();
+    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for offset in offsets {
+        out.extend(format!("{offset:010} 00000 n \n").as_bytes());
+    }
+    out.extend(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes());
+    out
+}
+
+/// A page that says `text` in Helvetica.
+pub fn pdf_saying(text: &str) -> Vec<u8> {
+    let escaped = text.replace('\\', "\\\\").replace('(', "\\(").replace(')', "\\)");
+    pdf_with_content(format!("BT /F1 12 Tf 72 720 Td ({escaped}) Tj ET").as_bytes(), None, &[])
+}

@@ -2,6 +2,7 @@
 //! and memory limits ([`Extractor`]), or on a low-priority thread with a time
 //! limit; either way a parser failure becomes a failed document, not a dead server.
 
+mod html;
 mod isolated;
 mod pdf;
 mod text;
@@ -55,6 +56,7 @@ pub fn extract_bytes(content_type: ContentType, bytes: &[u8]) -> Result<Extracte
     let result = catch_unwind(AssertUnwindSafe(|| match content_type {
         ContentType::Pdf => pdf::extract(bytes),
         ContentType::PlainText | ContentType::Markdown => text::extract(bytes),
+        ContentType::Html => html::extract(bytes),
     }));
     let extracted = result.map_err(|panic| ExtractError::Panicked(panic_message(&*panic)))??;
     if !extracted.has_text() {

@@ -49,6 +49,10 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "DOCQA_EXE",
 ];
 
+/// `DOCQA_` variables of the scripts and tests, not of the server: set in a
+/// developer's shell, they must not stop it.
+pub const TOOLING_VARIABLES: &[&str] = &["DOCQA_SHARED_DIR", "DOCQA_CACHE_DIR", "DOCQA_TEST_POSTGRES_URL"];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{var}: {message} (got {value:?})")]
@@ -239,7 +243,10 @@ impl Config {
     /// a plain map in tests).
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         for key in vars.keys() {
-            if key.starts_with("DOCQA_") && !KNOWN_VARIABLES.contains(&key.as_str()) {
+            if key.starts_with("DOCQA_")
+                && !KNOWN_VARIABLES.contains(&key.as_str())
+                && !TOOLING_VARIABLES.contains(&key.as_str())
+            {
                 return Err(ConfigError::Unknown(key.clone()));
             }
         }
@@ -590,6 +597,8 @@ mod tests {
     fn an_unknown_docqa_variable_stops_the_start() {
         let err = Config::from_vars(&vars(&[("DOCQA_ADRR", "x")])).unwrap_err();
         assert!(err.to_string().contains("DOCQA_ADRR"));
+        // The scripts' own variables are not the server's business.
+        assert!(Config::from_vars(&vars(&[("DOCQA_SHARED_DIR", "../shared")])).is_ok());
     }
 
     #[test]

@@ -309,12 +309,25 @@ pub async fn assert_problem(response: reqwest::Response, status: u16, problem_ty
     body
 }
 
-/// Only letters and digits, lowercased: comparable across extraction layouts.
+/// Only letters and digits, lowercased, typographic ligatures spelled out
+/// ("ﬁ" is "fi"): comparable across readers and layouts.
 pub fn alnum(text: &str) -> String {
     text.chars()
+        .flat_map(|c| docqa::ingest::extract::expand_ligature(c).chars().collect::<Vec<_>>())
         .filter(|c| c.is_alphanumeric())
         .flat_map(char::to_lowercase)
         .collect()
+}
+
+/// Whether `text` stands in `page` as another reader read it: every word of it
+/// is in the page's letters, and at least half its lines are there whole. Not all:
+/// readers differ in how they order a page's columns, blocks and at times lines.
+pub fn lines_stand_in(text: &str, page: &str) -> bool {
+    let page = alnum(page);
+    let every_word = text.split_whitespace().map(alnum).all(|word| page.contains(&word));
+    let lines: Vec<String> = text.lines().map(alnum).filter(|line| line.len() >= 20).collect();
+    let whole = lines.iter().filter(|line| page.contains(line.as_str())).count();
+    every_word && whole * 2 >= lines.len()
 }
 
 /// The text of each page of a PDF, read independently of the server.

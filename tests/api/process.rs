@@ -211,8 +211,24 @@ async fn a_200_mib_upload_over_the_limit_is_413_and_memory_stays_flat() {
         Err(e) => assert!(e.is_request() || e.is_body(), "{e}"),
     }
     let after = server.peak_rss_mib();
-    eprintln!("peak resident memory: {before} MiB before, {after} MiB after a 200 MiB upload");
+    eprintln!("peak resident memory: {before} MiB before, {after} MiB after a refused 200 MiB upload");
     assert!(after < before + 50, "peak grew from {before} to {after} MiB");
+
+    // 99 MiB within the limit, streamed to disk whole, then judged (not UTF-8,
+    // no known magic: 415) — the upload path's memory for a file it keeps reading.
+    let body = futures_util::stream::iter((0..99).map(|_| Ok::<_, std::io::Error>(vec![0xffu8; 1024 * 1024])));
+    let part = reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(body), 99 * 1024 * 1024)
+        .file_name("blob.bin");
+    let response = client
+        .post(format!("{}/v1/documents", server.url))
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 415);
+    let whole = server.peak_rss_mib();
+    eprintln!("peak resident memory: {whole} MiB after a 99 MiB upload read to its end");
+    assert!(whole < before + 50, "peak grew from {before} to {whole} MiB");
     assert_eq!(std::fs::read_dir(data.path().join("uploads")).unwrap().count(), 0, "the partial upload is gone");
     assert_eq!(client.get(format!("{}/readyz", server.url)).send().await.unwrap().status(), 200);
 }
@@ -244,4 +260,44 @@ async fn fifty_parallel_uploads_all_end_ready_and_the_same_bytes_once() {
     let listed: Value = app.get("/v1/documents?limit=500").await.json().await.unwrap();
     assert_eq!(listed["documents"].as_array().unwrap().len(), 46);
     assert_eq!(app.stored_files(), 46);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docqa_ingest_walks_folders_and_reports_what_failed() {
+    let data = tempfile::tempdir().unwrap();
+    let docs = tempfile::tempdir().unwrap();
+    std::fs::create_dir(docs.path().join("nested")).unwrap();
+    std::fs::write(docs.path().join("a.txt"), unique_text("bulk-a")).unwrap();
+    std::fs::write(docs.path().join("nested/b.pdf"), pdf_saying("A PDF found in a nested folder.")).unwrap();
+    std::fs::write(docs.path().join("nested/broken.pdf"), &pdf_saying("cut")[..40]).unwrap();
+    std::fs::write(docs.path().join("picture.png"), b"\x89PNG\r\n\x1a\n0000").unwrap();
+    std::fs::write(docs.path().join(".hidden.txt"), "not ingested").unwrap();
+
+    let run = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_docqa"));
+        command
+            .args(["ingest", "--quiet"])
+            .arg(docs.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DOCQA_DATA_DIR", data.path())
+            .env("EMBEDDER", "local")
+            .env("EMBED_MODEL_DIR", model_dir())
+            .env("RUST_LOG", "error");
+        for (k, v) in onnx_vars() {
+            command.env(k, v);
+        }
+        command.output().expect("docqa ingest runs")
+    };
+    let first = run();
+    let out = String::from_utf8_lossy(&first.stdout);
+    assert!(!first.status.success(), "a failed file makes the exit code non-zero: {out}");
+    assert!(out.contains("2 ready, 0 duplicate, 2 failed"), "{out}");
+    assert!(out.contains("broken.pdf") && out.contains("picture.png"), "{out}");
+    assert!(!out.contains(".hidden"), "{out}");
+
+    // Again: what is there is a duplicate; the failures are reported again.
+    let again = run();
+    let out = String::from_utf8_lossy(&again.stdout);
+    assert!(out.contains("0 ready, 3 duplicate, 1 failed"), "{out}");
 }

@@ -4,7 +4,7 @@
 
 mod html;
 mod isolated;
-mod pdf;
+pub mod pdf;
 mod text;
 
 pub use isolated::{CHILD_COMMAND, Extractor, IsolationUnavailable, child_main};
@@ -49,6 +49,22 @@ pub enum ExtractError {
     OutOfMemory(u64),
     #[error("could not read the stored file: {0}")]
     Io(String),
+}
+
+/// A typographic ligature (U+FB00..FB06, as PDF fonts often encode "fi") as
+/// the letters it stands for, so that "ﬁlled" is found by "filled"; any other
+/// character as itself.
+pub fn expand_ligature(c: char) -> std::borrow::Cow<'static, str> {
+    let letters = match c {
+        '\u{fb00}' => "ff",
+        '\u{fb01}' => "fi",
+        '\u{fb02}' => "fl",
+        '\u{fb03}' => "ffi",
+        '\u{fb04}' => "ffl",
+        '\u{fb05}' | '\u{fb06}' => "st",
+        other => return std::borrow::Cow::Owned(other.to_string()),
+    };
+    std::borrow::Cow::Borrowed(letters)
 }
 
 /// Extracts on the calling thread, catching parser panics.

@@ -37,6 +37,9 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "OPENAI_API_KEY",
     "LLM_MODEL",
     "LLM_TIMEOUT_SECS",
+    "LLM_MAX_RETRIES",
+    "LLM_BREAKER_FAILURES",
+    "LLM_BREAKER_COOLDOWN_SECS",
     "MAX_UPLOAD_BYTES",
     "CHUNK_TOKENS",
     "CHUNK_OVERLAP",
@@ -47,6 +50,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "EXTRACT_ISOLATION",
     "EXTRACT_MEMORY_MB",
     "DOCQA_EXE",
+    "DOCQA_EVAL_DIR",
 ];
 
 /// `DOCQA_` variables of the scripts and tests, not of the server: set in a
@@ -124,7 +128,14 @@ pub struct LlmSettings {
     pub base_url: String,
     pub api_key: Option<String>,
     pub model: String,
+    /// For one call, retries included.
     pub timeout: Duration,
+    /// Further attempts after a 429, a 5xx or a refused connection.
+    pub max_retries: u32,
+    /// Failed calls in a row after which the provider is not called…
+    pub breaker_failures: u32,
+    /// …for this long (then one call probes it).
+    pub breaker_cooldown: Duration,
 }
 
 /// Where parsers run.
@@ -397,6 +408,10 @@ impl Config {
 
         let api_key = get("LLM_API_KEY").or(get("OPENAI_API_KEY")).map(str::to_string);
         let llm_timeout = parse_range(get("LLM_TIMEOUT_SECS"), "LLM_TIMEOUT_SECS", 60, 1, 3600)?;
+        let llm_max_retries = parse_range::<u32>(get("LLM_MAX_RETRIES"), "LLM_MAX_RETRIES", 2, 0, 10)?;
+        let breaker_failures = parse_range::<u32>(get("LLM_BREAKER_FAILURES"), "LLM_BREAKER_FAILURES", 5, 1, 1000)?;
+        let breaker_cooldown =
+            parse_range::<u64>(get("LLM_BREAKER_COOLDOWN_SECS"), "LLM_BREAKER_COOLDOWN_SECS", 30, 1, 3600)?;
         let llm = match (get("LLM_BASE_URL"), &api_key) {
             (None, None) => None,
             (base, _) => {
@@ -413,6 +428,9 @@ impl Config {
                     api_key: api_key.clone(),
                     model: get("LLM_MODEL").unwrap_or("gpt-4o-mini").to_string(),
                     timeout: Duration::from_secs(llm_timeout),
+                    max_retries: llm_max_retries,
+                    breaker_failures,
+                    breaker_cooldown: Duration::from_secs(breaker_cooldown),
                 })
             }
         };

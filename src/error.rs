@@ -74,6 +74,8 @@ pub enum AppError {
     LlmFailed(String),
     #[error("the LLM's answer was not the structured answer asked for: {0}")]
     LlmInvalidOutput(String),
+    #[error("{0}")]
+    LlmUnavailable(String),
     #[error("{what} is unavailable: {detail}")]
     Unavailable { what: &'static str, detail: String },
     #[error("internal error: {0}")]
@@ -122,6 +124,7 @@ impl AppError {
             Self::LlmTimeout(_) => ("/problems/llm-timeout", "LLM timeout"),
             Self::LlmFailed(_) => ("/problems/llm-error", "LLM error"),
             Self::LlmInvalidOutput(_) => ("/problems/llm-invalid-output", "LLM answer unusable"),
+            Self::LlmUnavailable(_) => ("/problems/llm-unavailable", "LLM unavailable"),
             Self::Unavailable { .. } => ("/problems/service-unavailable", "Service unavailable"),
             Self::Internal(_) => ("/problems/internal", "Internal error"),
         }
@@ -129,6 +132,40 @@ impl AppError {
 
     pub fn problem_type(&self) -> &'static str {
         self.kind().0
+    }
+
+    /// The problem document for this error, logged under the current request id.
+    pub fn problem(&self) -> Problem {
+        let status = self.status_code();
+        let (problem_type, title) = self.kind();
+        let request_id = crate::http::request_id::current();
+        let detail = match self {
+            // Internals stay in the log; the caller gets the request id to quote.
+            Self::Internal(_) => "the server failed; the log has details under this request id".to_string(),
+            other => other.to_string(),
+        };
+        if status.is_server_error() {
+            tracing::error!(%request_id, problem = problem_type, error = %self, "request failed");
+        } else {
+            tracing::info!(%request_id, problem = problem_type, error = %self, "request refused");
+        }
+        Problem {
+            problem_type: problem_type.to_string(),
+            title: title.to_string(),
+            status: status.as_u16(),
+            detail,
+            request_id,
+            documents: match self {
+                Self::IngestionFailed { documents } => Some(documents.clone()),
+                _ => None,
+            },
+            supported_types: matches!(self, Self::UnsupportedMediaType { .. } | Self::NotMultipart(_))
+                .then(|| ContentType::SUPPORTED.iter().map(|s| s.to_string()).collect()),
+            limit_bytes: match self {
+                Self::PayloadTooLarge { limit } | Self::BodyTooLarge { limit } => Some(*limit),
+                _ => None,
+            },
+        }
     }
 }
 
@@ -180,7 +217,7 @@ impl ResponseError for AppError {
             }
             Self::PayloadTooLarge { .. } | Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::LlmTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            Self::LlmFailed(_) | Self::LlmInvalidOutput(_) => StatusCode::BAD_GATEWAY,
+            Self::LlmFailed(_) | Self::LlmInvalidOutput(_) | Self::LlmUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -188,35 +225,7 @@ impl ResponseError for AppError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        let (problem_type, title) = self.kind();
-        let request_id = crate::http::request_id::current();
-        let detail = match self {
-            // Internals stay in the log; the caller gets the request id to quote.
-            Self::Internal(_) => "the server failed; the log has details under this request id".to_string(),
-            other => other.to_string(),
-        };
-        if status.is_server_error() {
-            tracing::error!(%request_id, problem = problem_type, error = %self, "request failed");
-        } else {
-            tracing::info!(%request_id, problem = problem_type, error = %self, "request refused");
-        }
-        let problem = Problem {
-            problem_type: problem_type.to_string(),
-            title: title.to_string(),
-            status: status.as_u16(),
-            detail,
-            request_id,
-            documents: match self {
-                Self::IngestionFailed { documents } => Some(documents.clone()),
-                _ => None,
-            },
-            supported_types: matches!(self, Self::UnsupportedMediaType { .. } | Self::NotMultipart(_))
-                .then(|| ContentType::SUPPORTED.iter().map(|s| s.to_string()).collect()),
-            limit_bytes: match self {
-                Self::PayloadTooLarge { limit } | Self::BodyTooLarge { limit } => Some(*limit),
-                _ => None,
-            },
-        };
+        let problem = self.problem();
         let mut response = HttpResponse::build(status);
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json")));
         match self {

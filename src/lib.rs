@@ -14,6 +14,7 @@ pub mod documents;
 pub mod domain;
 pub mod embed;
 pub mod error;
+pub mod eval;
 pub mod health;
 pub mod http;
 pub mod index;

@@ -34,6 +34,31 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Measure retrieval and answer quality on a benchmark (../shared/eval's
+    /// formats): ingests its documents into a fresh collection, asks its
+    /// questions, prints a table (and JSON with --json). Without --url, a server
+    /// runs in this process on a temporary data dir.
+    Eval {
+        #[arg(value_enum)]
+        dataset: docqa::eval::Dataset,
+        /// The folder with scifact/ and squad/.
+        #[arg(long, env = "DOCQA_EVAL_DIR", default_value = "../shared/eval")]
+        data: std::path::PathBuf,
+        /// SciFact: test (default) or train. SQuAD: dev (default), heldout or all.
+        #[arg(long)]
+        split: Option<String>,
+        /// Only the first N questions.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// A running docqa to evaluate, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        url: Option<String>,
+        /// Also write the report as JSON to this file (`-`: stdout, no table).
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+        #[arg(long)]
+        quiet: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -85,6 +110,24 @@ async fn run(cli: Cli) -> ExitCode {
             }
             Err(e) => Err(e),
         },
+        Command::Eval {
+            dataset,
+            data,
+            split,
+            limit,
+            url,
+            json,
+            quiet,
+        } => {
+            let options = docqa::eval::EvalOptions {
+                dataset,
+                data_dir: data,
+                split,
+                limit,
+                progress: !quiet,
+            };
+            eval(options, url, json).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -118,6 +161,41 @@ async fn ingest(
     };
     summary.print();
     Ok(summary)
+}
+
+async fn eval(
+    options: docqa::eval::EvalOptions,
+    url: Option<String>,
+    json: Option<std::path::PathBuf>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let report = match url {
+        Some(url) => docqa::eval::run(url.trim_end_matches('/'), &options).await?,
+        None => {
+            // A throwaway server: the benchmark must not land in the user's data.
+            let data_dir = tempfile::tempdir()?;
+            let _ = dotenvy::dotenv();
+            let mut vars: std::collections::HashMap<String, String> = std::env::vars().collect();
+            vars.insert("DOCQA_DATA_DIR".into(), data_dir.path().display().to_string());
+            let mut config = Config::from_vars(&vars)?;
+            config.addr = "127.0.0.1:0".parse()?;
+            let listener = TcpListener::bind(config.addr)?;
+            let running = App::build(config).await?.start(listener)?;
+            let base = format!("http://{}", running.addr);
+            let result = docqa::eval::run(&base, &options).await;
+            running.stop().await;
+            result?
+        }
+    };
+    let as_json = serde_json::to_string_pretty(&report)?;
+    match json.as_deref() {
+        Some(path) if path.as_os_str() == "-" => println!("{as_json}"),
+        Some(path) => {
+            std::fs::write(path, &as_json)?;
+            print!("{}", report.table());
+        }
+        None => print!("{}", report.table()),
+    }
+    Ok(())
 }
 
 async fn migrate() -> Result<(), Box<dyn std::error::Error>> {

@@ -38,6 +38,9 @@ pub enum LlmError {
     /// The reply was not the structured answer asked for (worth one retry).
     #[error("{0}")]
     InvalidOutput(String),
+    /// Not called: the provider failed too often lately (circuit breaker).
+    #[error("the LLM provider failed {failures} times in a row; not calling it for another {retry_in_secs} s")]
+    Unavailable { failures: u32, retry_in_secs: u64 },
 }
 
 #[async_trait]
@@ -46,4 +49,20 @@ pub trait LlmClient: Send + Sync {
     fn model(&self) -> &str;
 
     async fn answer(&self, question: &str, context: &[ContextPassage]) -> Result<LlmAnswer, LlmError>;
+
+    /// The same answer, with `on_delta` called with the answer text as it is
+    /// written. A client that cannot stream hands over the whole text at once.
+    async fn answer_streaming(
+        &self,
+        question: &str,
+        context: &[ContextPassage],
+        on_delta: &(dyn Fn(String) + Send + Sync),
+    ) -> Result<LlmAnswer, LlmError> {
+        let answer = self.answer(question, context).await?;
+        on_delta(answer.answer.clone());
+        Ok(answer)
+    }
 }
+
+/// Called with each piece of answer text of a streamed answer.
+pub type OnDelta<'a> = &'a (dyn Fn(String) + Send + Sync);

@@ -1,22 +1,28 @@
 //! Answering a question: retrieve, then either let the LLM write a cited answer
 //! (every citation checked here) or pick the best sentences extractively.
 
+pub mod breaker;
 pub mod citations;
 pub mod extractive;
 pub mod llm;
 pub mod openai;
+pub mod partial_json;
 pub mod prompt;
 pub mod retrieve;
+pub mod stream;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Deserialize;
+use tokio::sync::mpsc;
+use tracing::Instrument;
 use utoipa::ToSchema;
 
-pub use llm::{ContextPassage, LlmAnswer, LlmCitation, LlmClient, LlmError};
+pub use llm::{ContextPassage, LlmAnswer, LlmCitation, LlmClient, LlmError, OnDelta};
 pub use openai::OpenAiLlm;
-pub use retrieve::{Retrieved, Retriever, SearchQuery, SearchRequest};
+pub use retrieve::{Retrieval, Retrieved, Retriever, SearchQuery, SearchRequest};
+pub use stream::{AnswerEvent, AnswerEvents};
 
 use crate::domain::{Answer, AnswerMode, CollectionName, Filter, SearchHit, Timings};
 use crate::embed::Bm25Encoder;
@@ -39,7 +45,8 @@ pub struct QueryRequest {
     pub filter: Option<Filter>,
     #[serde(default)]
     pub mode: AnswerMode,
-    /// Server-sent events instead of one JSON answer (not implemented yet: issue P5).
+    /// Server-sent events (`retrieval`, `delta`…, then `answer` or `error`)
+    /// instead of one JSON answer; so does `Accept: text/event-stream`.
     #[serde(default)]
     pub stream: bool,
 }
@@ -48,6 +55,16 @@ pub struct Answerer {
     retriever: Arc<Retriever>,
     llm: Option<Arc<dyn LlmClient>>,
     bm25: Arc<Bm25Encoder>,
+}
+
+/// A question whose chunks are found, ready to be answered.
+struct Prepared {
+    started: Instant,
+    query: SearchQuery,
+    requested: AnswerMode,
+    llm: Option<Arc<dyn LlmClient>>,
+    retrieved: Retrieved,
+    timings: Timings,
 }
 
 impl Answerer {
@@ -60,12 +77,42 @@ impl Answerer {
     }
 
     pub async fn answer(&self, collection: &CollectionName, request: QueryRequest) -> Result<Answer, AppError> {
+        let prepared = self.prepare(collection, request).await?;
+        self.finish(prepared, None).await
+    }
+
+    /// The answer as events. What can be refused (bad request, unknown
+    /// collection, retrieval down) is refused before the stream starts, with
+    /// its status; later failures arrive as an `error` event.
+    pub async fn answer_events(
+        self: Arc<Self>,
+        collection: &CollectionName,
+        request: QueryRequest,
+    ) -> Result<AnswerEvents, AppError> {
+        let prepared = self.prepare(collection, request).await?;
+        let (events, receiver) = mpsc::unbounded_channel();
+        // The receiver may be gone already: then nobody is listening, and the
+        // task is aborted with the response.
+        let _ = events.send(AnswerEvent::Retrieval(prepared.retrieved.hits.clone()));
+        let request_id = crate::http::request_id::current();
+        let work = async move {
+            let on_delta = |text: String| {
+                let _ = events.send(AnswerEvent::Delta(text));
+            };
+            let last = match self.finish(prepared, Some(&on_delta)).await {
+                Ok(answer) => AnswerEvent::Answer(Box::new(answer)),
+                Err(e) => AnswerEvent::Error(Box::new(e.problem())),
+            };
+            let _ = events.send(last);
+        };
+        let task = actix_web::rt::spawn(
+            crate::http::request_id::scope(request_id, work).instrument(tracing::Span::current()),
+        );
+        Ok(AnswerEvents::new(receiver, task))
+    }
+
+    async fn prepare(&self, collection: &CollectionName, request: QueryRequest) -> Result<Prepared, AppError> {
         let started = Instant::now();
-        if request.stream {
-            return Err(AppError::InvalidRequest(
-                "streaming answers are not available yet; ask without \"stream\"".into(),
-            ));
-        }
         let query = SearchQuery::parse(
             &request.question,
             request.top_k,
@@ -75,36 +122,73 @@ impl Answerer {
         // Decide before retrieving, so a request that cannot be served costs nothing.
         let llm = match (request.mode, &self.llm) {
             (AnswerMode::Extractive, _) | (AnswerMode::Auto, None) => None,
-            (AnswerMode::Generative | AnswerMode::Auto, Some(llm)) => Some(llm),
+            (AnswerMode::Generative | AnswerMode::Auto, Some(llm)) => Some(llm.clone()),
             (AnswerMode::Generative, None) => return Err(AppError::LlmNotConfigured),
         };
         let mut retrieved = self.retriever.retrieve(collection, &query).await?;
-        retrieved.hits = relevant(&query.text, retrieved.hits, &self.bm25);
-        let mut timings = Timings {
+        retrieved.hits = relevant(&query.text, std::mem::take(&mut retrieved.hits), &self.bm25);
+        let timings = Timings {
             embed: retrieved.embed_ms,
             search: retrieved.search_ms,
             ..Timings::default()
         };
+        Ok(Prepared {
+            started,
+            query,
+            requested: request.mode,
+            llm,
+            retrieved,
+            timings,
+        })
+    }
 
+    async fn finish(&self, prepared: Prepared, on_delta: Option<OnDelta<'_>>) -> Result<Answer, AppError> {
+        let Prepared {
+            started,
+            query,
+            requested,
+            llm,
+            retrieved,
+            mut timings,
+        } = prepared;
         if retrieved.hits.is_empty() {
             timings.total = started.elapsed().as_millis() as u64;
-            return Ok(not_found(
-                if llm.is_some() { AnswerMode::Generative } else { AnswerMode::Extractive },
-                timings,
-                retrieved.warnings,
-            ));
+            let mode = if llm.is_some() { AnswerMode::Generative } else { AnswerMode::Extractive };
+            if let Some(on_delta) = on_delta {
+                on_delta(NOT_FOUND_ANSWER.to_string());
+            }
+            return Ok(not_found(mode, timings, retrieved.warnings));
         }
 
-        let (text, citations, mode, model) = match llm {
+        let mut fallback_reason = None;
+        let generated = match llm {
             Some(llm) => {
                 let llm_started = Instant::now();
-                let reply = ask_with_one_retry(llm.as_ref(), &query.text, &retrieved.hits).await;
+                let reply = ask_with_one_retry(llm.as_ref(), &query.text, &retrieved.hits, on_delta).await;
                 timings.llm = llm_started.elapsed().as_millis() as u64;
-                let (text, citations) = citations::verify(reply?, &retrieved.hits);
-                (text, citations, AnswerMode::Generative, Some(llm.model().to_string()))
+                match reply {
+                    Ok(reply) => {
+                        let (text, citations) = citations::verify(reply, &retrieved.hits);
+                        Some((text, citations, Some(llm.model().to_string())))
+                    }
+                    // `auto` promises an answer: the extractive one, saying why.
+                    Err(e) if requested == AnswerMode::Auto => {
+                        tracing::warn!(error = %e, "the LLM failed; answering extractively");
+                        fallback_reason = Some(format!("{e}; answered extractively instead"));
+                        None
+                    }
+                    Err(e) => return Err(e),
+                }
             }
+            None => None,
+        };
+        let (text, citations, mode, model) = match generated {
+            Some((text, citations, model)) => (text, citations, AnswerMode::Generative, model),
             None => {
                 let (text, citations) = extractive::answer(&query.text, &retrieved.hits, &self.bm25);
+                if let Some(on_delta) = on_delta {
+                    on_delta(text.clone());
+                }
                 (text, citations, AnswerMode::Extractive, None)
             }
         };
@@ -112,6 +196,7 @@ impl Answerer {
         if citations.is_empty() {
             let mut answer = not_found(mode, timings, retrieved.warnings);
             answer.model = model;
+            answer.fallback_reason = fallback_reason;
             return Ok(answer);
         }
         Ok(Answer {
@@ -122,6 +207,7 @@ impl Answerer {
             model,
             timings_ms: timings,
             warnings: retrieved.warnings,
+            fallback_reason,
         })
     }
 }
@@ -158,11 +244,17 @@ fn not_found(mode: AnswerMode, timings: Timings, warnings: Vec<String>) -> Answe
         model: None,
         timings_ms: timings,
         warnings,
+        fallback_reason: None,
     }
 }
 
 /// A reply that is not the structured answer gets one more chance.
-async fn ask_with_one_retry(llm: &dyn LlmClient, question: &str, hits: &[SearchHit]) -> Result<LlmAnswer, AppError> {
+async fn ask_with_one_retry(
+    llm: &dyn LlmClient,
+    question: &str,
+    hits: &[SearchHit],
+    on_delta: Option<OnDelta<'_>>,
+) -> Result<LlmAnswer, AppError> {
     let context: Vec<ContextPassage> = hits
         .iter()
         .map(|hit| ContextPassage {
@@ -176,7 +268,11 @@ async fn ask_with_one_retry(llm: &dyn LlmClient, question: &str, hits: &[SearchH
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match llm.answer(question, &context).await {
+        let reply = match on_delta {
+            None => llm.answer(question, &context).await,
+            Some(on_delta) => llm.answer_streaming(question, &context, on_delta).await,
+        };
+        match reply {
             Ok(answer) => return Ok(answer),
             Err(LlmError::InvalidOutput(reason)) if attempt == 1 => {
                 tracing::warn!(%reason, "the LLM's reply was not a structured answer; asking once more");
@@ -184,6 +280,7 @@ async fn ask_with_one_retry(llm: &dyn LlmClient, question: &str, hits: &[SearchH
             Err(LlmError::InvalidOutput(reason)) => return Err(AppError::LlmInvalidOutput(reason)),
             Err(LlmError::Timeout(secs)) => return Err(AppError::LlmTimeout(secs)),
             Err(LlmError::Upstream(reason)) => return Err(AppError::LlmFailed(reason)),
+            Err(unavailable @ LlmError::Unavailable { .. }) => return Err(AppError::LlmUnavailable(unavailable.to_string())),
         }
     }
 }

@@ -1,5 +1,7 @@
 //! `LlmClient` on async-openai: chat completions with a strict JSON-schema
-//! response format, against any OpenAI-compatible endpoint.
+//! response format, against any OpenAI-compatible endpoint. Retries happen
+//! below (crate::openai::retry), all within `LLM_TIMEOUT_SECS`; a circuit
+//! breaker above stops calling a provider that keeps failing.
 
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
@@ -11,15 +13,19 @@ use async_openai::types::chat::{
     ResponseFormatJsonSchema,
 };
 use async_trait::async_trait;
+use futures_util::StreamExt;
 
-use super::llm::{ContextPassage, LlmAnswer, LlmClient, LlmError};
+use super::breaker::CircuitBreaker;
+use super::llm::{ContextPassage, LlmAnswer, LlmClient, LlmError, OnDelta};
+use super::partial_json::AnswerFieldScanner;
 use super::prompt;
 use crate::config::LlmSettings;
 
 pub struct OpenAiLlm {
     client: Client<OpenAIConfig>,
     model: String,
-    timeout_secs: u64,
+    timeout: std::time::Duration,
+    breaker: CircuitBreaker,
 }
 
 impl OpenAiLlm {
@@ -27,8 +33,66 @@ impl OpenAiLlm {
         Ok(Self {
             client: crate::openai::client(settings)?,
             model: settings.model.clone(),
-            timeout_secs: settings.timeout.as_secs(),
+            timeout: settings.timeout,
+            breaker: CircuitBreaker::new(settings.breaker_failures, settings.breaker_cooldown),
         })
+    }
+
+    /// The reply's content: whole, or streamed with the answer text handed to
+    /// `on_delta` as it comes. Within the timeout, retries included.
+    async fn call(&self, question: &str, context: &[ContextPassage], on_delta: Option<OnDelta<'_>>) -> Result<String, LlmError> {
+        let request = self.request(question, context);
+        let call = async {
+            match on_delta {
+                None => {
+                    let response = self.client.chat().create(request).await.map_err(|e| self.llm_error(e))?;
+                    response.choices.into_iter().next().and_then(|choice| choice.message.content).ok_or_else(no_content)
+                }
+                Some(on_delta) => {
+                    let mut stream = self.client.chat().create_stream(request).await.map_err(|e| self.llm_error(e))?;
+                    let mut content = String::new();
+                    let mut scanner = AnswerFieldScanner::default();
+                    while let Some(chunk) = stream.next().await {
+                        let chunk = chunk.map_err(|e| self.llm_error(e))?;
+                        for piece in chunk.choices.into_iter().filter_map(|choice| choice.delta.content) {
+                            content.push_str(&piece);
+                            let text = scanner.feed(&piece);
+                            if !text.is_empty() {
+                                on_delta(text);
+                            }
+                        }
+                    }
+                    if content.is_empty() { Err(no_content()) } else { Ok(content) }
+                }
+            }
+        };
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| LlmError::Timeout(self.timeout.as_secs()))?
+    }
+
+    fn llm_error(&self, e: OpenAIError) -> LlmError {
+        match e {
+            OpenAIError::Reqwest(ref inner) if inner.is_timeout() => LlmError::Timeout(self.timeout.as_secs()),
+            // A 200 whose body is not a chat completion at all.
+            OpenAIError::JSONDeserialize(err, _) => LlmError::InvalidOutput(err.to_string()),
+            other => LlmError::Upstream(other.to_string()),
+        }
+    }
+
+    /// Asks, unless the circuit is open; tells the breaker how it went.
+    async fn guarded(&self, question: &str, context: &[ContextPassage], on_delta: Option<OnDelta<'_>>) -> Result<LlmAnswer, LlmError> {
+        self.breaker.permit().map_err(|open| LlmError::Unavailable {
+            failures: open.failures,
+            retry_in_secs: open.retry_in.as_secs().max(1),
+        })?;
+        let content = self.call(question, context, on_delta).await;
+        match &content {
+            // The provider is down or drowning; a bad reply still means it is up.
+            Err(LlmError::Timeout(_) | LlmError::Upstream(_)) => self.breaker.failed(),
+            _ => self.breaker.succeeded(),
+        }
+        parse_answer(&content?)
     }
 
     fn request(&self, question: &str, context: &[ContextPassage]) -> CreateChatCompletionRequest {
@@ -64,25 +128,16 @@ impl LlmClient for OpenAiLlm {
     }
 
     async fn answer(&self, question: &str, context: &[ContextPassage]) -> Result<LlmAnswer, LlmError> {
-        let response = self
-            .client
-            .chat()
-            .create(self.request(question, context))
-            .await
-            .map_err(|e| match e {
-                OpenAIError::Reqwest(ref inner) if inner.is_timeout() => LlmError::Timeout(self.timeout_secs),
-                // A 200 whose body is not a chat completion at all.
-                OpenAIError::JSONDeserialize(err, _) => LlmError::InvalidOutput(err.to_string()),
-                other => LlmError::Upstream(other.to_string()),
-            })?;
-        let content = response
-            .choices
-            .into_iter()
-            .next()
-            .and_then(|choice| choice.message.content)
-            .ok_or_else(|| LlmError::InvalidOutput("the reply has no message content".into()))?;
-        parse_answer(&content)
+        self.guarded(question, context, None).await
     }
+
+    async fn answer_streaming(&self, question: &str, context: &[ContextPassage], on_delta: OnDelta<'_>) -> Result<LlmAnswer, LlmError> {
+        self.guarded(question, context, Some(on_delta)).await
+    }
+}
+
+fn no_content() -> LlmError {
+    LlmError::InvalidOutput("the reply has no message content".into())
 }
 
 /// The model's content as an answer. Tolerates a Markdown code fence around the

@@ -32,6 +32,20 @@ pub struct SearchRequest {
     /// How many chunks to return (1 to 50; default `TOP_K`).
     pub top_k: Option<usize>,
     pub filter: Option<Filter>,
+    /// Which side of the index to search (default `hybrid`; the others are
+    /// there to compare, as `docqa eval` does).
+    #[serde(default)]
+    pub retrieval: Retrieval,
+}
+
+/// Dense and BM25 fused, or one of them alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Retrieval {
+    #[default]
+    Hybrid,
+    Dense,
+    Bm25,
 }
 
 /// A search that passed the checks.
@@ -40,6 +54,7 @@ pub struct SearchQuery {
     pub text: String,
     pub top_k: usize,
     pub filter: Filter,
+    pub retrieval: Retrieval,
 }
 
 impl SearchQuery {
@@ -65,6 +80,7 @@ impl SearchQuery {
             text: text.to_string(),
             top_k,
             filter,
+            retrieval: Retrieval::Hybrid,
         })
     }
 }
@@ -108,7 +124,8 @@ impl Retriever {
     }
 
     pub async fn search(&self, collection: &CollectionName, request: SearchRequest) -> Result<Retrieved, AppError> {
-        let query = SearchQuery::parse(&request.query, request.top_k, request.filter, self.default_top_k)?;
+        let mut query = SearchQuery::parse(&request.query, request.top_k, request.filter, self.default_top_k)?;
+        query.retrieval = request.retrieval;
         self.retrieve(collection, &query).await
     }
 
@@ -122,7 +139,13 @@ impl Retriever {
 
         let started = Instant::now();
         let dense = match self.dense_embedder(&collection)? {
+            _ if query.retrieval == Retrieval::Bm25 => None,
             Some(embedder) => Some(embedder.embed_query(&query.text).await?),
+            None if query.retrieval == Retrieval::Dense => {
+                return Err(AppError::InvalidRequest(
+                    "dense retrieval needs dense vectors, and this collection or server has none".into(),
+                ));
+            }
             None if collection.embedding_model.is_none() => {
                 warnings.push("retrieval used BM25 alone: this collection has no dense vectors".to_string());
                 None
@@ -142,7 +165,10 @@ impl Retriever {
                 &collection.name,
                 HybridQuery {
                     dense,
-                    bm25: self.bm25.query(&query.text),
+                    bm25: match query.retrieval {
+                        Retrieval::Dense => Default::default(),
+                        Retrieval::Hybrid | Retrieval::Bm25 => self.bm25.query(&query.text),
+                    },
                     filter: query.filter.clone(),
                     limit: query.top_k,
                     prefetch,

@@ -73,4 +73,7 @@ pub struct Answer {
     /// Things the caller should know, e.g. that retrieval ran on BM25 alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Set when `mode: auto` asked the LLM and it failed: why this answer is extractive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
 }

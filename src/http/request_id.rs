@@ -21,6 +21,11 @@ pub fn current() -> String {
         .unwrap_or_else(|_| "-".to_string())
 }
 
+/// Runs `future` (a task spawned for a request) under that request's id.
+pub async fn scope<F: std::future::Future>(id: String, future: F) -> F::Output {
+    REQUEST_ID.scope(id, future).await
+}
+
 fn from_caller(req: &ServiceRequest) -> Option<String> {
     let raw = req.headers().get(HEADER)?.to_str().ok()?;
     let sane = (1..=128).contains(&raw.len())

@@ -1,6 +1,7 @@
 //! `/v1/collections/{collection}/search` and `/query` (and the short routes on `default`).
 
-use actix_web::{HttpResponse, web};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -43,12 +44,17 @@ pub async fn search(
 }
 
 /// Answer a question from the documents, with citations. Also `POST /v1/query` on `default`.
+///
+/// With `"stream": true` or `Accept: text/event-stream`: server-sent events,
+/// `retrieval` (`{results}`), `delta` (`{text}`, the answer as it is written),
+/// then `answer` (the Answer, citations verified: it is the one that counts) or
+/// `error` (a problem). Comment lines keep an idle stream alive.
 #[utoipa::path(
     post, path = "/v1/collections/{collection}/query", tag = "search",
     params(("collection" = String, Path)),
     request_body = QueryRequest,
     responses(
-        (status = 200, body = Answer),
+        (status = 200, body = Answer, description = "The answer; `text/event-stream` when streamed"),
         (status = 400, description = "Malformed JSON; generative mode without an LLM", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
@@ -57,9 +63,28 @@ pub async fn search(
     )
 )]
 pub async fn query(
+    http: HttpRequest,
     collection: CollectionParam,
     body: web::Json<QueryRequest>,
     answerer: web::Data<Answerer>,
 ) -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::Ok().json(answerer.answer(&collection.0, body.into_inner()).await?))
+    let request = body.into_inner();
+    if request.stream || wants_event_stream(&http) {
+        let events = answerer.into_inner().answer_events(&collection.0, request).await?;
+        return Ok(HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            // Proxies such as nginx would otherwise hold the events back.
+            .insert_header(("x-accel-buffering", "no"))
+            .streaming(events));
+    }
+    Ok(HttpResponse::Ok().json(answerer.answer(&collection.0, request).await?))
+}
+
+fn wants_event_stream(http: &HttpRequest) -> bool {
+    http.headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|media| media.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("text/event-stream")))
 }

@@ -5,11 +5,15 @@
 //! vectors still rank texts that share words.
 
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use actix_web::web::Bytes;
 use actix_web::{App, HttpResponse, HttpServer, web};
+use futures_util::Stream;
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,6 +34,18 @@ pub enum Behaviour {
     Slow(Duration),
     /// HTTP 500 with an OpenAI error body.
     ServerError,
+    /// HTTP 503 the first time, then a good answer.
+    ServerErrorOnce,
+    /// HTTP 429 with `Retry-After: n` the first time, then a good answer.
+    RateLimitedOnce(u64),
+    /// HTTP 429 with `Retry-After: 3600`, every time.
+    RateLimitedForAnHour,
+    /// Streams the first piece of a good answer, then nothing, ever (streaming
+    /// requests; notes when the caller hangs up).
+    StallAfterFirstDelta,
+    /// Does what a source tells it to: a source that says "ignore previous
+    /// instructions" gets an uncited "PWNED".
+    ObeysInjections,
 }
 
 #[derive(Clone)]
@@ -39,6 +55,11 @@ struct State {
     /// Texts embedded so far.
     embedded: Arc<AtomicUsize>,
     prompts: Arc<Mutex<Vec<String>>>,
+    call_times: Arc<Mutex<Vec<Instant>>>,
+    /// Chat calls that asked for a stream.
+    streamed: Arc<AtomicUsize>,
+    /// A streamed reply was dropped before its end: the caller hung up.
+    hung_up: Arc<AtomicBool>,
 }
 
 pub struct FakeLlm {
@@ -46,6 +67,9 @@ pub struct FakeLlm {
     calls: Arc<AtomicUsize>,
     embedded: Arc<AtomicUsize>,
     prompts: Arc<Mutex<Vec<String>>>,
+    call_times: Arc<Mutex<Vec<Instant>>>,
+    streamed: Arc<AtomicUsize>,
+    hung_up: Arc<AtomicBool>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -59,6 +83,9 @@ impl FakeLlm {
             calls: Arc::new(AtomicUsize::new(0)),
             embedded: Arc::new(AtomicUsize::new(0)),
             prompts: Arc::new(Mutex::new(Vec::new())),
+            call_times: Arc::new(Mutex::new(Vec::new())),
+            streamed: Arc::new(AtomicUsize::new(0)),
+            hung_up: Arc::new(AtomicBool::new(false)),
         };
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -80,6 +107,9 @@ impl FakeLlm {
             calls: state.calls,
             embedded: state.embedded,
             prompts: state.prompts,
+            call_times: state.call_times,
+            streamed: state.streamed,
+            hung_up: state.hung_up,
             handle,
         }
     }
@@ -91,6 +121,22 @@ impl FakeLlm {
     /// How many texts the embeddings endpoint has embedded.
     pub fn embedded(&self) -> usize {
         self.embedded.load(Ordering::SeqCst)
+    }
+
+    /// How many chat calls asked for a streamed reply.
+    pub fn streamed_calls(&self) -> usize {
+        self.streamed.load(Ordering::SeqCst)
+    }
+
+    /// Whether a caller hung up in the middle of a streamed reply.
+    pub fn caller_hung_up(&self) -> bool {
+        self.hung_up.load(Ordering::SeqCst)
+    }
+
+    /// The pauses between one chat call and the next.
+    pub fn gaps_between_calls(&self) -> Vec<Duration> {
+        let times = self.call_times.lock().unwrap();
+        times.windows(2).map(|w| w[1] - w[0]).collect()
     }
 
     pub fn last_prompt(&self) -> Option<String> {
@@ -159,6 +205,7 @@ fn completion(content: &str) -> Value {
 
 async fn chat(state: web::Data<State>, body: web::Json<Value>) -> HttpResponse {
     let call = state.calls.fetch_add(1, Ordering::SeqCst) + 1;
+    state.call_times.lock().unwrap().push(Instant::now());
     let prompt = body["messages"]
         .as_array()
         .and_then(|m| m.iter().find(|m| m["role"] == "user"))
@@ -205,8 +252,98 @@ async fn chat(state: web::Data<State>, body: web::Json<Value>) -> HttpResponse {
                 "error": {"message": "the model crashed", "type": "server_error", "param": null, "code": null}
             }));
         }
+        Behaviour::ServerErrorOnce if call == 1 => {
+            return HttpResponse::ServiceUnavailable().body("upstream overloaded");
+        }
+        Behaviour::ServerErrorOnce => good.to_string(),
+        Behaviour::RateLimitedOnce(seconds) if call == 1 => return rate_limited(seconds),
+        Behaviour::RateLimitedOnce(_) => good.to_string(),
+        Behaviour::RateLimitedForAnHour => return rate_limited(3600),
+        Behaviour::ObeysInjections if sources.iter().any(|(_, text)| text.to_lowercase().contains("ignore previous instructions")) => {
+            json!({"answer": "PWNED", "citations": []}).to_string()
+        }
+        Behaviour::ObeysInjections => good.to_string(),
+        Behaviour::StallAfterFirstDelta => good.to_string(),
     };
+    if body["stream"] == true {
+        state.streamed.fetch_add(1, Ordering::SeqCst);
+        let stall = state.behaviour == Behaviour::StallAfterFirstDelta;
+        return streamed(&content, stall, state.hung_up.clone());
+    }
     HttpResponse::Ok().json(completion(&content))
+}
+
+/// The content as OpenAI's `chat.completion.chunk` events, a few characters each.
+fn streamed(content: &str, stall: bool, hung_up: Arc<AtomicBool>) -> HttpResponse {
+    let chars: Vec<char> = content.chars().collect();
+    let mut events: Vec<Bytes> = chars
+        .chunks(7)
+        .map(|piece| {
+            let chunk = json!({
+                "id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0, "model": "fake-llm",
+                "choices": [{"index": 0, "delta": {"content": piece.iter().collect::<String>()}, "finish_reason": null}]
+            });
+            Bytes::from(format!("data: {chunk}\n\n"))
+        })
+        .collect();
+    if stall {
+        // Far enough into the answer text that the caller has seen a delta.
+        events.truncate(6);
+    } else {
+        events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    }
+    let keep_alive = tokio::time::interval(Duration::from_millis(200));
+    HttpResponse::Ok().content_type("text/event-stream").streaming(Chunks {
+        events: events.into_iter(),
+        stall,
+        keep_alive,
+        finished: false,
+        hung_up,
+    })
+}
+
+struct Chunks {
+    events: std::vec::IntoIter<Bytes>,
+    stall: bool,
+    /// While stalled: SSE comments, as providers send, so a caller that left is noticed.
+    keep_alive: tokio::time::Interval,
+    finished: bool,
+    hung_up: Arc<AtomicBool>,
+}
+
+impl Stream for Chunks {
+    type Item = Result<Bytes, actix_web::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.events.next() {
+            Some(event) => Poll::Ready(Some(Ok(event))),
+            // The reply stalls until the caller gives up.
+            None if self.stall => match self.keep_alive.poll_tick(cx) {
+                Poll::Ready(_) => Poll::Ready(Some(Ok(Bytes::from_static(b": thinking\n\n")))),
+                Poll::Pending => Poll::Pending,
+            },
+            None => {
+                self.finished = true;
+                Poll::Ready(None)
+            }
+        }
+    }
+}
+
+impl Drop for Chunks {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.hung_up.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+fn rate_limited(retry_after_secs: u64) -> HttpResponse {
+    HttpResponse::TooManyRequests()
+        .insert_header(("retry-after", retry_after_secs.to_string()))
+        .json(json!({
+            "error": {"message": "slow down", "type": "rate_limit_error", "param": null, "code": "rate_limit_exceeded"}
+        }))
 }
 
 /// Each lowercased word adds 1 to the dimension its hash picks; normalised.

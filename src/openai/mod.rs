@@ -1,8 +1,12 @@
 //! One way to reach any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, …):
-//! an async-openai client on our own reqwest client, so timeouts are ours.
+//! an async-openai client on our own reqwest client, so timeouts are ours, and
+//! our retry policy under it (429 and 5xx, `Retry-After`, jittered backoff).
+
+pub mod retry;
 
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
+use async_openai::middleware::ReqwestService;
 
 use crate::config::LlmSettings;
 
@@ -22,5 +26,8 @@ pub fn client(settings: &LlmSettings) -> Result<Client<OpenAIConfig>, reqwest::E
     if let Some(key) = &settings.api_key {
         config = config.with_api_key(key.clone());
     }
-    Ok(Client::build(http, config))
+    let service = tower::ServiceBuilder::new()
+        .retry(retry::RetryPolicy::new(settings.max_retries, settings.timeout))
+        .service(ReqwestService::new(http));
+    Ok(Client::with_config(config).with_http_service(service))
 }

@@ -1,0 +1,165 @@
+//! BEIR datasets (SciFact): every abstract becomes a text document named
+//! `<corpus-id>.txt` (title, blank line, text); each query is searched in each
+//! retrieval mode, hits are mapped back to corpus ids (first chunk of a
+//! document counts), and scored against `qrels/<split>.tsv`.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::metrics::{dedup_ranked, mean, ndcg_at, recall_at, reciprocal_rank_at};
+use super::{EvalClient, EvalError, EvalOptions, IngestScores, Latency, Report, RetrievalScores, progress_bar, read_jsonl};
+
+/// Chunks asked for per query: enough for 10 distinct documents when abstracts
+/// are split into a few chunks each.
+const HITS_PER_QUERY: usize = 50;
+pub const MODES: [&str; 3] = ["hybrid", "dense", "bm25"];
+
+#[derive(Debug, Deserialize)]
+pub struct CorpusEntry {
+    #[serde(rename = "_id")]
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+    pub text: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct QueryEntry {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub text: String,
+}
+
+/// query id → (corpus id → graded relevance > 0).
+pub type Qrels = HashMap<String, HashMap<String, u32>>;
+
+pub fn read_qrels(path: &Path) -> Result<Qrels, EvalError> {
+    let text = std::fs::read_to_string(path).map_err(|e| EvalError::Read(path.to_path_buf(), e))?;
+    let mut qrels = Qrels::new();
+    for (i, line) in text.lines().enumerate() {
+        let fields: Vec<&str> = line.split('\t').map(str::trim).collect();
+        // The header line, or a blank one.
+        if fields.len() < 3 || fields[2].parse::<i64>().is_err() {
+            continue;
+        }
+        let score: i64 = fields[2].parse().map_err(|e| EvalError::Parse {
+            path: path.to_path_buf(),
+            line: i + 1,
+            detail: format!("{e}"),
+        })?;
+        if score > 0 {
+            qrels.entry(fields[0].to_string()).or_default().insert(fields[1].to_string(), score as u32);
+        }
+    }
+    Ok(qrels)
+}
+
+pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalError> {
+    let dir = options.data_dir.join("scifact");
+    let split = options.split.clone().unwrap_or_else(|| "test".to_string());
+    let corpus: Vec<CorpusEntry> = read_jsonl(&dir.join("corpus.jsonl"))?;
+    let queries: Vec<QueryEntry> = read_jsonl(&dir.join("queries.jsonl"))?;
+    let qrels = read_qrels(&dir.join("qrels").join(format!("{split}.tsv")))?;
+    let mut queries: Vec<QueryEntry> = queries.into_iter().filter(|q| qrels.contains_key(&q.id)).collect();
+    if let Some(limit) = options.limit {
+        queries.truncate(limit);
+    }
+    if queries.is_empty() {
+        return Err(EvalError::Data(format!("no query of {} has judgements in qrels/{split}.tsv", dir.display())));
+    }
+
+    // The abstracts as files, so they go through the same upload pipeline as any document.
+    let staging = tempfile::tempdir().map_err(|e| EvalError::Read(std::env::temp_dir(), e))?;
+    let mut files = Vec::with_capacity(corpus.len());
+    for entry in &corpus {
+        let path = staging.path().join(format!("{}.txt", entry.id));
+        let text = if entry.title.is_empty() { entry.text.clone() } else { format!("{}\n\n{}", entry.title, entry.text) };
+        std::fs::write(&path, text).map_err(|e| EvalError::Read(path.clone(), e))?;
+        files.push(path);
+    }
+    let client = EvalClient::fresh_collection(base, "eval-scifact").await?;
+    let ingested = crate::bulk::ingest(base, &client.collection, files, options.progress).await?;
+    let mut notes: Vec<String> = ingested.failed.iter().take(5).map(|(path, why)| format!("{} failed: {why}", path.display())).collect();
+
+    let mut retrieval = Vec::new();
+    let mut hybrid_latency = Vec::new();
+    for mode in MODES {
+        let bar = progress_bar(queries.len(), options.progress, &format!("queries ({mode})"));
+        let (mut ndcg, mut r1, mut r5, mut r10, mut mrr) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut refused = false;
+        for query in &queries {
+            let Some((hits, ms)) = client.search(&query.text, HITS_PER_QUERY, mode).await? else {
+                refused = true;
+                break;
+            };
+            if mode == "hybrid" {
+                hybrid_latency.push(ms);
+            }
+            let ranked = dedup_ranked(hits.iter().filter_map(|hit| corpus_id(hit["filename"].as_str()?)));
+            let judged = &qrels[&query.id];
+            let relevant: HashSet<String> = judged.keys().cloned().collect();
+            ndcg.push(ndcg_at(10, &ranked, judged));
+            r1.push(recall_at(1, &ranked, &relevant));
+            r5.push(recall_at(5, &ranked, &relevant));
+            r10.push(recall_at(10, &ranked, &relevant));
+            mrr.push(reciprocal_rank_at(10, &ranked, &relevant));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        if refused {
+            notes.push(format!("{mode} retrieval was refused by the server (no embedding model?)"));
+            continue;
+        }
+        retrieval.push(RetrievalScores {
+            retrieval: mode.to_string(),
+            questions: ndcg.len(),
+            ndcg_at_10: mean(&ndcg),
+            recall_at_1: mean(&r1),
+            recall_at_5: mean(&r5),
+            recall_at_10: mean(&r10),
+            mrr_at_10: mean(&mrr),
+        });
+    }
+    Ok(Report {
+        dataset: options.dataset,
+        split,
+        collection: client.collection.clone(),
+        ingest: IngestScores {
+            documents: corpus.len(),
+            ready: ingested.ready + ingested.duplicate,
+            failed: ingested.failed.len(),
+            pages: ingested.pages,
+            seconds: ingested.elapsed.as_secs_f64(),
+        },
+        retrieval,
+        answers: None,
+        search_latency: Latency::of(&hybrid_latency),
+        query_latency: None,
+        notes,
+        seconds: 0.0,
+    })
+}
+
+/// `4983.txt` → `4983`.
+fn corpus_id(filename: &str) -> Option<String> {
+    filename.strip_suffix(".txt").map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qrels_skip_the_header_and_zero_scores() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("test.tsv");
+        std::fs::write(&path, "query-id\tcorpus-id\tscore\n1\t31715818\t1\n1\t99\t0\n3\t14717500\t2\n").unwrap();
+        let qrels = read_qrels(&path).unwrap();
+        assert_eq!(qrels.len(), 2);
+        assert_eq!(qrels["1"].len(), 1);
+        assert_eq!(qrels["3"]["14717500"], 2);
+        assert_eq!(corpus_id("4983.txt").as_deref(), Some("4983"));
+    }
+}

@@ -1,0 +1,275 @@
+//! SQuAD v1.1 as a document collection: the split's articles are uploaded as
+//! text, every question of the split is searched, and a hit counts when the
+//! chunk overlaps the question's gold paragraph — located by its text in the
+//! article, compared by character span. Extractive answers are scored with
+//! SQuAD's normalisation: contains a gold answer, EM and F1.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::metrics::{contains_answer, exact_match, f1, mean};
+use super::{AnswerScores, EvalClient, EvalError, EvalOptions, IngestScores, Latency, Report, RetrievalScores, progress_bar, read_jsonl};
+
+const HITS_PER_QUESTION: usize = 10;
+/// Chunks an extractive answer is made from.
+const ANSWER_TOP_K: usize = 5;
+
+#[derive(Debug, Deserialize)]
+struct Paragraph {
+    paragraph_id: String,
+    title: String,
+    split: String,
+    article_file: String,
+    article_char_start: usize,
+    article_char_end: usize,
+}
+
+#[derive(Debug, Deserialize)]
+struct Question {
+    question: String,
+    paragraph_id: String,
+    answers: Vec<GoldAnswer>,
+}
+
+#[derive(Debug, Deserialize)]
+struct GoldAnswer {
+    text: String,
+}
+
+/// An article's text, lower-cased letters and digits only, each byte mapped
+/// back to the character it came from: chunk text is found in it however the
+/// extractor and the chunker changed whitespace and punctuation.
+pub struct ArticleText {
+    letters: String,
+    char_of_byte: Vec<usize>,
+}
+
+impl ArticleText {
+    pub fn new(text: &str) -> Self {
+        let mut letters = String::with_capacity(text.len());
+        let mut char_of_byte = Vec::with_capacity(text.len());
+        for (index, c) in text.chars().enumerate() {
+            if c.is_alphanumeric() {
+                for lower in c.to_lowercase() {
+                    letters.push(lower);
+                    char_of_byte.extend(std::iter::repeat_n(index, lower.len_utf8()));
+                }
+            }
+        }
+        Self { letters, char_of_byte }
+    }
+
+    /// The character span `[start, end)` of `chunk` in the article.
+    pub fn locate(&self, chunk: &str) -> Option<(usize, usize)> {
+        let needle: String = chunk.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
+        if needle.is_empty() {
+            return None;
+        }
+        let at = self.letters.find(&needle)?;
+        Some((self.char_of_byte[at], self.char_of_byte[at + needle.len() - 1] + 1))
+    }
+}
+
+fn split_titles(options: &EvalOptions, split: &str) -> Result<Option<HashSet<String>>, EvalError> {
+    if split == "all" {
+        return Ok(None);
+    }
+    let path = options.data_dir.join("squad").join("split.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| EvalError::Read(path.clone(), e))?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| EvalError::Parse {
+        path: path.clone(),
+        line: e.line(),
+        detail: e.to_string(),
+    })?;
+    let titles = value[split]
+        .as_array()
+        .ok_or_else(|| EvalError::Data(format!("{} has no split {split:?} (dev, heldout or all)", path.display())))?;
+    Ok(Some(titles.iter().filter_map(|t| t.as_str().map(str::to_string)).collect()))
+}
+
+pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalError> {
+    let dir = options.data_dir.join("squad");
+    let split = options.split.clone().unwrap_or_else(|| "dev".to_string());
+    let titles = split_titles(options, &split)?;
+    let in_split = |title: &str, s: &str| titles.as_ref().map_or(true, |t| t.contains(title)) && (split == "all" || s == split);
+
+    let paragraphs: Vec<Paragraph> = read_jsonl(&dir.join("paragraphs.jsonl"))?;
+    let paragraphs: HashMap<String, Paragraph> = paragraphs
+        .into_iter()
+        .filter(|p| in_split(&p.title, &p.split))
+        .map(|p| (p.paragraph_id.clone(), p))
+        .collect();
+    let mut questions: Vec<Question> = read_jsonl::<Question>(&dir.join("questions.jsonl"))?
+        .into_iter()
+        .filter(|q| paragraphs.contains_key(&q.paragraph_id))
+        .collect();
+    if let Some(limit) = options.limit {
+        questions.truncate(limit);
+    }
+    if questions.is_empty() {
+        return Err(EvalError::Data(format!("no SQuAD question in {} for split {split}", dir.display())));
+    }
+
+    // article file name → its located text
+    let mut articles: HashMap<String, ArticleText> = HashMap::new();
+    let mut files = Vec::new();
+    for paragraph in paragraphs.values() {
+        let name = paragraph.article_file.rsplit('/').next().unwrap_or(&paragraph.article_file).to_string();
+        if articles.contains_key(&name) {
+            continue;
+        }
+        let path = dir.join(&paragraph.article_file);
+        let text = std::fs::read_to_string(&path).map_err(|e| EvalError::Read(path.clone(), e))?;
+        articles.insert(name, ArticleText::new(&text));
+        files.push(path);
+    }
+    files.sort();
+
+    let client = EvalClient::fresh_collection(base, "eval-squad").await?;
+    let ingested = crate::bulk::ingest(base, &client.collection, files.clone(), options.progress).await?;
+    let mut notes: Vec<String> = ingested.failed.iter().map(|(path, why)| format!("{} failed: {why}", path.display())).collect();
+
+    // chunk id → its span in its article, or None where it cannot be found
+    let mut spans: HashMap<String, Option<(String, usize, usize)>> = HashMap::new();
+    let mut unlocated = 0usize;
+    let mut locate = |hit: &Value| -> Option<(String, usize, usize)> {
+        let id = hit["chunk_id"].as_str()?.to_string();
+        spans
+            .entry(id)
+            .or_insert_with(|| {
+                let file = hit["filename"].as_str()?.to_string();
+                let located = articles.get(&file)?.locate(hit["text"].as_str()?);
+                if located.is_none() {
+                    unlocated += 1;
+                }
+                located.map(|(start, end)| (file, start, end))
+            })
+            .clone()
+    };
+
+    let mut retrieval = Vec::new();
+    let mut hybrid_latency = Vec::new();
+    // question index → gold paragraph within the hybrid top 5
+    let mut retrieved_top5 = vec![false; questions.len()];
+    for mode in super::beir::MODES {
+        let bar = progress_bar(questions.len(), options.progress, &format!("questions ({mode})"));
+        let (mut r1, mut r5, mut r10, mut mrr) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut refused = false;
+        for (index, question) in questions.iter().enumerate() {
+            let Some((hits, ms)) = client.search(&question.question, HITS_PER_QUESTION, mode).await? else {
+                refused = true;
+                break;
+            };
+            if mode == "hybrid" {
+                hybrid_latency.push(ms);
+            }
+            let gold = &paragraphs[&question.paragraph_id];
+            let gold_file = gold.article_file.rsplit('/').next().unwrap_or_default();
+            let rank = hits.iter().position(|hit| {
+                locate(hit).is_some_and(|(file, start, end)| {
+                    file == gold_file && start < gold.article_char_end && gold.article_char_start < end
+                })
+            });
+            let hit_within = |k: usize| f64::from(u8::from(rank.is_some_and(|r| r < k)));
+            r1.push(hit_within(1));
+            r5.push(hit_within(5));
+            r10.push(hit_within(10));
+            mrr.push(rank.map_or(0.0, |r| 1.0 / (r as f64 + 1.0)));
+            if mode == "hybrid" {
+                retrieved_top5[index] = rank.is_some_and(|r| r < 5);
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        if refused {
+            notes.push(format!("{mode} retrieval was refused by the server (no embedding model?)"));
+            continue;
+        }
+        retrieval.push(RetrievalScores {
+            retrieval: mode.to_string(),
+            questions: r1.len(),
+            // One gold paragraph per question: nDCG@10 is 1/log2(rank+1).
+            ndcg_at_10: mean(&mrr_to_ndcg(&mrr)),
+            recall_at_1: mean(&r1),
+            recall_at_5: mean(&r5),
+            recall_at_10: mean(&r10),
+            mrr_at_10: mean(&mrr),
+        });
+    }
+    if unlocated > 0 {
+        notes.push(format!("{unlocated} returned chunks could not be located in their article (counted as misses)"));
+    }
+
+    let bar = progress_bar(questions.len(), options.progress, "extractive answers");
+    let mut query_latency = Vec::new();
+    let (mut contains, mut contains_retrieved, mut em, mut f1s) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (index, question) in questions.iter().enumerate() {
+        let (answer, ms) = client.answer_extractively(&question.question, ANSWER_TOP_K).await?;
+        query_latency.push(ms);
+        let text = answer["answer"].as_str().unwrap_or_default();
+        let golds = &question.answers;
+        let has = golds.iter().any(|g| contains_answer(text, &g.text));
+        contains.push(f64::from(u8::from(has)));
+        if retrieved_top5[index] {
+            contains_retrieved.push(f64::from(u8::from(has)));
+        }
+        em.push(f64::from(u8::from(golds.iter().any(|g| exact_match(text, &g.text)))));
+        f1s.push(golds.iter().map(|g| f1(text, &g.text)).fold(0.0, f64::max));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+
+    Ok(Report {
+        dataset: options.dataset,
+        split,
+        collection: client.collection.clone(),
+        ingest: IngestScores {
+            documents: files.len(),
+            ready: ingested.ready + ingested.duplicate,
+            failed: ingested.failed.len(),
+            pages: ingested.pages,
+            seconds: ingested.elapsed.as_secs_f64(),
+        },
+        retrieval,
+        answers: Some(AnswerScores {
+            questions: questions.len(),
+            contains_gold: mean(&contains),
+            contains_gold_when_retrieved: mean(&contains_retrieved),
+            questions_retrieved: contains_retrieved.len(),
+            exact_match: mean(&em),
+            f1: mean(&f1s),
+        }),
+        search_latency: Latency::of(&hybrid_latency),
+        query_latency: Some(Latency::of(&query_latency)),
+        notes,
+        seconds: 0.0,
+    })
+}
+
+/// With a single relevant item at rank r (reciprocal rank 1/r), nDCG = 1/log2(r + 1).
+fn mrr_to_ndcg(reciprocal_ranks: &[f64]) -> Vec<f64> {
+    reciprocal_ranks
+        .iter()
+        .map(|rr| if *rr == 0.0 { 0.0 } else { 1.0 / (1.0 / rr + 1.0).log2() })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_found_in_their_article_whatever_the_whitespace() {
+        let article = "Warsaw is the capital.\n\nIt lies on the Vistula — in Poland. Überall Straße.";
+        let text = ArticleText::new(article);
+        let (start, end) = text.locate("It lies on the\nVistula  in Poland").unwrap();
+        assert_eq!(&article.chars().skip(start).take(end - start).collect::<String>(), "It lies on the Vistula — in Poland");
+        let (start, _) = text.locate("überall").unwrap();
+        assert_eq!(start, article.chars().position(|c| c == 'Ü').unwrap());
+        assert!(text.locate("Krakow").is_none());
+        assert!(text.locate(" — ").is_none());
+        assert_eq!(mrr_to_ndcg(&[1.0, 0.5, 0.0]), vec![1.0, 1.0 / 3f64.log2(), 0.0]);
+    }
+}

@@ -470,7 +470,7 @@ impl Config {
                 overlap: chunk_overlap,
             },
             top_k: parse_range(get("TOP_K"), "TOP_K", 5, 1, MAX_TOP_K)?,
-            ingest_workers: parse_range(get("INGEST_WORKERS"), "INGEST_WORKERS", 1, 1, 64)?,
+            ingest_workers: parse_range(get("INGEST_WORKERS"), "INGEST_WORKERS", 2, 1, 64)?,
             ingest_queue_max: parse_range(get("INGEST_QUEUE_MAX"), "INGEST_QUEUE_MAX", 10_000, 1, 10_000_000)?,
             extract: ExtractSettings {
                 timeout: Duration::from_secs(parse_range(

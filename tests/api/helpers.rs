@@ -145,7 +145,7 @@ impl TestApp {
         let running = start(&vars, options.llm.clone()).await;
         Self {
             address: format!("http://{}", running.addr),
-            client: reqwest::Client::new(),
+            client: http_client(),
             data_dir,
             running: Some(running),
             vars,
@@ -307,6 +307,13 @@ pub async fn assert_problem(response: reqwest::Response, status: u16, problem_ty
     assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
     assert!(body["request_id"].as_str().is_some_and(|id| id.len() > 8), "{body}");
     body
+}
+
+/// An HTTP client for the tests; rustls needs its crypto provider first,
+/// whichever test runs first.
+pub fn http_client() -> reqwest::Client {
+    docqa::openai::install_crypto_provider();
+    reqwest::Client::new()
 }
 
 /// Only letters and digits, lowercased, typographic ligatures spelled out

@@ -98,7 +98,7 @@ fn upload_form(name: &str, bytes: Vec<u8>) -> reqwest::multipart::Form {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_killed_mid_ingestion_loses_nothing_and_leaves_nothing_half_done() {
     let data = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let server = Server::start(data.path(), &[]);
     server.ready(&client).await;
 
@@ -137,6 +137,8 @@ async fn a_server_killed_mid_ingestion_loses_nothing_and_leaves_nothing_half_don
     let restarted_at = Instant::now();
     let server = Server::start(data.path(), &[]);
     server.ready(&client).await;
+    // Jobs a dead server held are claimable again at start: ready means resumed.
+    eprintln!("restarted server ready, interrupted jobs claimable, {:?} after the restart", restarted_at.elapsed());
     let mut documents: HashMap<String, Value> = HashMap::new();
     for _ in 0..2400 {
         let listed: Value = client.get(format!("{}/v1/documents?limit=500", server.url)).send().await.unwrap().json().await.unwrap();
@@ -179,7 +181,7 @@ async fn a_server_killed_mid_ingestion_loses_nothing_and_leaves_nothing_half_don
 #[tokio::test(flavor = "multi_thread")]
 async fn a_200_mib_upload_over_the_limit_is_413_and_memory_stays_flat() {
     let data = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let server = Server::start(data.path(), &[]);
     server.ready(&client).await;
     // Let the model's first passes settle the baseline.

@@ -3,13 +3,13 @@
 //! retrieval mode, hits are mapped back to corpus ids (first chunk of a
 //! document counts), and scored against `qrels/<split>.tsv`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde::Deserialize;
 
-use super::metrics::{dedup_ranked, mean, ndcg_at, recall_at, reciprocal_rank_at};
-use super::{EvalClient, EvalError, EvalOptions, IngestScores, Latency, Report, RetrievalScores, progress_bar, read_jsonl};
+use super::metrics::dedup_ranked;
+use super::{EvalClient, EvalError, EvalOptions, IngestScores, Latency, Report, ScoreSheet, progress_bar, read_jsonl};
 
 /// Chunks asked for per query: enough for 10 distinct documents when abstracts
 /// are split into a few chunks each.
@@ -87,7 +87,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     let mut hybrid_latency = Vec::new();
     for mode in MODES {
         let bar = progress_bar(queries.len(), options.progress, &format!("queries ({mode})"));
-        let (mut ndcg, mut r1, mut r5, mut r10, mut mrr) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut sheet = ScoreSheet::default();
         let mut refused = false;
         for query in &queries {
             let Some((hits, ms)) = client.search(&query.text, HITS_PER_QUERY, mode).await? else {
@@ -98,13 +98,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
                 hybrid_latency.push(ms);
             }
             let ranked = dedup_ranked(hits.iter().filter_map(|hit| corpus_id(hit["filename"].as_str()?)));
-            let judged = &qrels[&query.id];
-            let relevant: HashSet<String> = judged.keys().cloned().collect();
-            ndcg.push(ndcg_at(10, &ranked, judged));
-            r1.push(recall_at(1, &ranked, &relevant));
-            r5.push(recall_at(5, &ranked, &relevant));
-            r10.push(recall_at(10, &ranked, &relevant));
-            mrr.push(reciprocal_rank_at(10, &ranked, &relevant));
+            sheet.add_ranking(&ranked, &qrels[&query.id]);
             bar.inc(1);
         }
         bar.finish_and_clear();
@@ -112,15 +106,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
             notes.push(format!("{mode} retrieval was refused by the server (no embedding model?)"));
             continue;
         }
-        retrieval.push(RetrievalScores {
-            retrieval: mode.to_string(),
-            questions: ndcg.len(),
-            ndcg_at_10: mean(&ndcg),
-            recall_at_1: mean(&r1),
-            recall_at_5: mean(&r5),
-            recall_at_10: mean(&r10),
-            mrr_at_10: mean(&mrr),
-        });
+        retrieval.push(sheet.scores(mode));
     }
     Ok(Report {
         dataset: options.dataset,

@@ -82,6 +82,51 @@ pub struct AnswerScores {
     pub f1: f64,
 }
 
+/// Per-question scores of one retrieval mode, averaged into [`RetrievalScores`].
+#[derive(Debug, Default)]
+pub struct ScoreSheet {
+    ndcg: Vec<f64>,
+    r1: Vec<f64>,
+    r5: Vec<f64>,
+    r10: Vec<f64>,
+    mrr: Vec<f64>,
+}
+
+impl ScoreSheet {
+    /// A question with graded judgements (BEIR), from its ranked ids.
+    pub fn add_ranking(&mut self, ranked: &[String], judged: &std::collections::HashMap<String, u32>) {
+        let relevant: std::collections::HashSet<String> = judged.keys().cloned().collect();
+        self.ndcg.push(metrics::ndcg_at(10, ranked, judged));
+        self.r1.push(metrics::recall_at(1, ranked, &relevant));
+        self.r5.push(metrics::recall_at(5, ranked, &relevant));
+        self.r10.push(metrics::recall_at(10, ranked, &relevant));
+        self.mrr.push(metrics::reciprocal_rank_at(10, ranked, &relevant));
+    }
+
+    /// A question with one relevant item (SQuAD's gold paragraph), found at
+    /// `rank` (0-based) or not: nDCG@10 is then 1/log2(rank + 2).
+    pub fn add_single(&mut self, rank: Option<usize>) {
+        let within = |k: usize| f64::from(u8::from(rank.is_some_and(|r| r < k)));
+        self.ndcg.push(rank.filter(|r| *r < 10).map_or(0.0, |r| 1.0 / (r as f64 + 2.0).log2()));
+        self.r1.push(within(1));
+        self.r5.push(within(5));
+        self.r10.push(within(10));
+        self.mrr.push(rank.filter(|r| *r < 10).map_or(0.0, |r| 1.0 / (r as f64 + 1.0)));
+    }
+
+    pub fn scores(&self, retrieval: &str) -> RetrievalScores {
+        RetrievalScores {
+            retrieval: retrieval.to_string(),
+            questions: self.ndcg.len(),
+            ndcg_at_10: metrics::mean(&self.ndcg),
+            recall_at_1: metrics::mean(&self.r1),
+            recall_at_5: metrics::mean(&self.r5),
+            recall_at_10: metrics::mean(&self.r10),
+            mrr_at_10: metrics::mean(&self.mrr),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Latency {
     pub requests: usize,
@@ -212,4 +257,21 @@ fn read_jsonl<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_single_relevant_item_scores_by_its_rank() {
+        let mut sheet = ScoreSheet::default();
+        for rank in [Some(0), Some(1), None, Some(12)] {
+            sheet.add_single(rank);
+        }
+        let scores = sheet.scores("bm25");
+        assert_eq!(scores.questions, 4);
+        assert!((scores.ndcg_at_10 - (1.0 + 1.0 / 3f64.log2()) / 4.0).abs() < 1e-12);
+        assert_eq!((scores.recall_at_1, scores.recall_at_5, scores.mrr_at_10), (0.25, 0.5, 1.5 / 4.0));
+    }
 }

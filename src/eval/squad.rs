@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::metrics::{contains_answer, exact_match, f1, mean};
-use super::{AnswerScores, EvalClient, EvalError, EvalOptions, IngestScores, Latency, Report, RetrievalScores, progress_bar, read_jsonl};
+use super::{AnswerScores, EvalClient, EvalError, EvalOptions, IngestScores, Latency, Report, ScoreSheet, progress_bar, read_jsonl};
 
 const HITS_PER_QUESTION: usize = 10;
 /// Chunks an extractive answer is made from.
@@ -155,7 +155,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     let mut retrieved_top5 = vec![false; questions.len()];
     for mode in super::beir::MODES {
         let bar = progress_bar(questions.len(), options.progress, &format!("questions ({mode})"));
-        let (mut r1, mut r5, mut r10, mut mrr) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut sheet = ScoreSheet::default();
         let mut refused = false;
         for (index, question) in questions.iter().enumerate() {
             let Some((hits, ms)) = client.search(&question.question, HITS_PER_QUESTION, mode).await? else {
@@ -172,11 +172,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
                     file == gold_file && start < gold.article_char_end && gold.article_char_start < end
                 })
             });
-            let hit_within = |k: usize| f64::from(u8::from(rank.is_some_and(|r| r < k)));
-            r1.push(hit_within(1));
-            r5.push(hit_within(5));
-            r10.push(hit_within(10));
-            mrr.push(rank.map_or(0.0, |r| 1.0 / (r as f64 + 1.0)));
+            sheet.add_single(rank);
             if mode == "hybrid" {
                 retrieved_top5[index] = rank.is_some_and(|r| r < 5);
             }
@@ -187,16 +183,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
             notes.push(format!("{mode} retrieval was refused by the server (no embedding model?)"));
             continue;
         }
-        retrieval.push(RetrievalScores {
-            retrieval: mode.to_string(),
-            questions: r1.len(),
-            // One gold paragraph per question: nDCG@10 is 1/log2(rank+1).
-            ndcg_at_10: mean(&mrr_to_ndcg(&mrr)),
-            recall_at_1: mean(&r1),
-            recall_at_5: mean(&r5),
-            recall_at_10: mean(&r10),
-            mrr_at_10: mean(&mrr),
-        });
+        retrieval.push(sheet.scores(mode));
     }
     if unlocated > 0 {
         notes.push(format!("{unlocated} returned chunks could not be located in their article (counted as misses)"));
@@ -248,14 +235,6 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     })
 }
 
-/// With a single relevant item at rank r (reciprocal rank 1/r), nDCG = 1/log2(r + 1).
-fn mrr_to_ndcg(reciprocal_ranks: &[f64]) -> Vec<f64> {
-    reciprocal_ranks
-        .iter()
-        .map(|rr| if *rr == 0.0 { 0.0 } else { 1.0 / (1.0 / rr + 1.0).log2() })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +249,5 @@ mod tests {
         assert_eq!(start, article.chars().position(|c| c == 'Ü').unwrap());
         assert!(text.locate("Krakow").is_none());
         assert!(text.locate(" — ").is_none());
-        assert_eq!(mrr_to_ndcg(&[1.0, 0.5, 0.0]), vec![1.0, 1.0 / 3f64.log2(), 0.0]);
     }
 }

@@ -45,11 +45,9 @@ ensure_peer() {
     fi
 }
 [ "$ONLY" = docqa ] || ensure_peer
-# One build for every bench script: the examples bring the dev-dependencies' features,
-# and building the binary alone would rebuild much of the tree without them.
 # BENCH_BIN: measure that binary instead (no build).
 if [ -z "${BENCH_BIN:-}" ]; then
-    cargo build --release --locked --bin docqa --example extractors --example pipeline >&2
+    build_for_bench
 fi
 BENCH_BIN="${BENCH_BIN:-$CARGO_TARGET_DIR/release/docqa}"
 

@@ -13,9 +13,7 @@ dirs=("$@"); [ ${#dirs[@]} -gt 0 ] || dirs=("$SHARED/corpus")
 if ! command -v pdftotext >/dev/null; then
     apt-get install -y -q poppler-utils >/dev/null 2>&1 || { echo "pdftotext is needed (apt-get install poppler-utils)" >&2; exit 1; }
 fi
-# One build for every bench script: the examples bring the dev-dependencies' features,
-# and building the binary alone would rebuild much of the tree without them.
-cargo build --release --locked --bin docqa --example extractors --example pipeline >&2
+build_for_bench
 OUT="$(mktemp -d /tmp/docqa-extractors.XXXXXX)"
 echo "output in $OUT" >&2
 find "${dirs[@]}" -type f -iname '*.pdf' | sort > "$OUT/files"

@@ -12,9 +12,7 @@ ensure_model
 ensure_onnx
 SHARED="${DOCQA_SHARED_DIR:-$(cd .. && pwd)/shared}"
 dirs=("$@"); [ ${#dirs[@]} -gt 0 ] || dirs=("$SHARED/corpus" "$SHARED/eval/uda/pdfs")
-# One build for every bench script: the examples bring the dev-dependencies' features,
-# and building the binary alone would rebuild much of the tree without them.
-cargo build --release --locked --bin docqa --example extractors --example pipeline >&2
+build_for_bench
 for dir in "${dirs[@]}"; do
     for workers in 1 2 4; do
         INGEST_WORKERS=$workers RUST_LOG=error "$CARGO_TARGET_DIR/release/examples/pipeline" "$dir" \

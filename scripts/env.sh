@@ -66,3 +66,10 @@ ensure_postgres() {
     echo "Postgres is not reachable at 127.0.0.1:5432 and could not be started; the Postgres tests need it" >&2
     return 1
 }
+
+# The release build every bench script measures: one set of targets for all of them,
+# because the examples bring the dev-dependencies' features and building the binary
+# alone would rebuild much of the tree without them.
+build_for_bench() {
+    cargo build --release --locked --bin docqa --example extractors --example pipeline >&2
+}

@@ -44,6 +44,9 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "CHUNK_TOKENS",
     "CHUNK_OVERLAP",
     "TOP_K",
+    "RRF_K",
+    "HYBRID_BM25_WEIGHT",
+    "HYBRID_PREFETCH",
     "INGEST_WORKERS",
     "INGEST_QUEUE_MAX",
     "EXTRACT_TIMEOUT_SECS",
@@ -160,6 +163,14 @@ pub struct ExtractSettings {
     pub exe: Option<PathBuf>,
 }
 
+/// How hybrid search gathers and fuses its candidates.
+#[derive(Debug, Clone, Copy)]
+pub struct HybridSettings {
+    pub fusion: crate::index::Fusion,
+    /// Candidates each side brings to fusion, at least (4 × top_k if more).
+    pub prefetch: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct ChunkSettings {
     pub tokens: usize,
@@ -232,6 +243,7 @@ pub struct Config {
     pub max_upload_bytes: u64,
     pub chunk: ChunkSettings,
     pub top_k: usize,
+    pub hybrid: HybridSettings,
     pub ingest_workers: usize,
     /// Uploads are refused (429) while this many jobs wait.
     pub ingest_queue_max: u64,
@@ -470,6 +482,13 @@ impl Config {
                 overlap: chunk_overlap,
             },
             top_k: parse_range(get("TOP_K"), "TOP_K", 5, 1, MAX_TOP_K)?,
+            hybrid: HybridSettings {
+                fusion: crate::index::Fusion {
+                    rrf_k: parse_range(get("RRF_K"), "RRF_K", 60, 1, 10_000)?,
+                    bm25_weight: parse_range(get("HYBRID_BM25_WEIGHT"), "HYBRID_BM25_WEIGHT", 1.0, 0.0, 100.0)?,
+                },
+                prefetch: parse_range(get("HYBRID_PREFETCH"), "HYBRID_PREFETCH", 32, 1, 1000)?,
+            },
             ingest_workers: parse_range(get("INGEST_WORKERS"), "INGEST_WORKERS", 2, 1, 64)?,
             ingest_queue_max: parse_range(get("INGEST_QUEUE_MAX"), "INGEST_QUEUE_MAX", 10_000, 1, 10_000_000)?,
             extract: ExtractSettings {
@@ -569,6 +588,18 @@ mod tests {
         assert!(config.llm.is_none());
         assert_eq!(config.embedder.choice, EmbedderChoice::Auto);
         assert_eq!(config.max_upload_bytes, 100 * 1024 * 1024);
+    }
+
+    #[test]
+    fn hybrid_fusion_is_configurable() {
+        let config = Config::from_vars(&vars(&[("RRF_K", "20"), ("HYBRID_BM25_WEIGHT", "1.5"), ("HYBRID_PREFETCH", "64")])).unwrap();
+        assert_eq!(config.hybrid.fusion, crate::index::Fusion { rrf_k: 20, bm25_weight: 1.5 });
+        assert_eq!(config.hybrid.prefetch, 64);
+        assert_eq!(config.hybrid.fusion.weights(true, true), Some(vec![1.0, 1.5]));
+        assert_eq!(config.hybrid.fusion.weights(false, true), None, "one side has no one to weigh against");
+        let defaults = Config::from_vars(&vars(&[])).unwrap();
+        assert_eq!(defaults.hybrid.fusion.weights(true, true), None);
+        assert!(Config::from_vars(&vars(&[("HYBRID_BM25_WEIGHT", "-1")])).is_err());
     }
 
     #[test]

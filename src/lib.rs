@@ -164,6 +164,7 @@ impl App {
             embedding.embedder.clone(),
             bm25.clone(),
             config.top_k,
+            config.hybrid,
         ));
         Ok(Self {
             collections: Data::new(collections),

@@ -41,10 +41,11 @@ enum Command {
     Eval {
         #[arg(value_enum)]
         dataset: docqa::eval::Dataset,
-        /// The folder with scifact/ and squad/.
+        /// The folder with scifact/, squad/ and uda/.
         #[arg(long, env = "DOCQA_EVAL_DIR", default_value = "../shared/eval")]
         data: std::path::PathBuf,
         /// SciFact: test (default) or train. SQuAD: dev (default), heldout or all.
+        /// UDA: all (default) or one subset (paper_text, paper_tab, fin, tat, nq, feta).
         #[arg(long)]
         split: Option<String>,
         /// Only the first N questions.
@@ -53,6 +54,10 @@ enum Command {
         /// A running docqa to evaluate, e.g. http://127.0.0.1:8080.
         #[arg(long)]
         url: Option<String>,
+        /// With --url: evaluate in this collection, created if missing, so that
+        /// runs after the first find the documents already ingested.
+        #[arg(long, requires = "url")]
+        collection: Option<String>,
         /// Also write the report as JSON to this file (`-`: stdout, no table).
         #[arg(long)]
         json: Option<std::path::PathBuf>,
@@ -116,6 +121,7 @@ async fn run(cli: Cli) -> ExitCode {
             split,
             limit,
             url,
+            collection,
             json,
             quiet,
         } => {
@@ -124,6 +130,7 @@ async fn run(cli: Cli) -> ExitCode {
                 data_dir: data,
                 split,
                 limit,
+                collection,
                 progress: !quiet,
             };
             eval(options, url, json).await

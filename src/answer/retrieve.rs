@@ -8,7 +8,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::catalog::Catalog;
-use crate::config::MAX_TOP_K;
+use crate::config::{HybridSettings, MAX_TOP_K};
 use crate::domain::{Collection, CollectionName, Filter, SearchHit};
 use crate::embed::{Bm25Encoder, Embedder};
 use crate::error::AppError;
@@ -16,9 +16,8 @@ use crate::index::{HybridQuery, IndexError, VectorIndex};
 
 pub const MAX_QUERY_CHARS: usize = 4096;
 
-/// Candidates per side before fusion: this many times `top_k`, at least `MIN_PREFETCH`.
+/// Candidates per side before fusion: this many times `top_k`, at least `HYBRID_PREFETCH`.
 const PREFETCH_FACTOR: usize = 4;
-const MIN_PREFETCH: usize = 32;
 /// Dense candidates less similar than this are no candidates (all-MiniLM-L6-v2
 /// puts unrelated text around 0 to 0.15).
 const MIN_DENSE_SCORE: f32 = 0.25;
@@ -100,6 +99,7 @@ pub struct Retriever {
     embedder: Option<Arc<dyn Embedder>>,
     bm25: Arc<Bm25Encoder>,
     default_top_k: usize,
+    hybrid: HybridSettings,
 }
 
 impl Retriever {
@@ -109,6 +109,7 @@ impl Retriever {
         embedder: Option<Arc<dyn Embedder>>,
         bm25: Arc<Bm25Encoder>,
         default_top_k: usize,
+        hybrid: HybridSettings,
     ) -> Self {
         Self {
             catalog,
@@ -116,6 +117,7 @@ impl Retriever {
             embedder,
             bm25,
             default_top_k,
+            hybrid,
         }
     }
 
@@ -158,7 +160,7 @@ impl Retriever {
         let embed_ms = started.elapsed().as_millis() as u64;
 
         let started = Instant::now();
-        let prefetch = (query.top_k * PREFETCH_FACTOR).max(MIN_PREFETCH);
+        let prefetch = (query.top_k * PREFETCH_FACTOR).max(self.hybrid.prefetch);
         let found = self
             .index
             .search(
@@ -172,6 +174,7 @@ impl Retriever {
                     filter: query.filter.clone(),
                     limit: query.top_k,
                     prefetch,
+                    fusion: self.hybrid.fusion,
                     min_dense_score: MIN_DENSE_SCORE,
                 },
             )

@@ -79,7 +79,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
         std::fs::write(&path, text).map_err(|e| EvalError::Read(path.clone(), e))?;
         files.push(path);
     }
-    let client = EvalClient::fresh_collection(base, "eval-scifact").await?;
+    let client = EvalClient::collection(base, "eval-scifact", options.collection.as_deref()).await?;
     let ingested = crate::bulk::ingest(base, &client.collection, files, options.progress).await?;
     let mut notes: Vec<String> = ingested.failed.iter().take(5).map(|(path, why)| format!("{} failed: {why}", path.display())).collect();
 
@@ -90,7 +90,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
         let mut sheet = ScoreSheet::default();
         let mut refused = false;
         for query in &queries {
-            let Some((hits, ms)) = client.search(&query.text, HITS_PER_QUERY, mode).await? else {
+            let Some((hits, ms)) = client.search(&query.text, HITS_PER_QUERY, mode, None).await? else {
                 refused = true;
                 break;
             };
@@ -121,6 +121,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
         },
         retrieval,
         answers: None,
+        pages: Vec::new(),
         search_latency: Latency::of(&hybrid_latency),
         query_latency: None,
         notes,

@@ -1,5 +1,6 @@
 //! The few API calls the harness makes, timed.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use serde_json::{Value, json};
@@ -13,18 +14,24 @@ pub struct EvalClient {
 }
 
 impl EvalClient {
-    /// Creates a fresh collection named `{prefix}-{random}` on the server at `base`.
-    pub async fn fresh_collection(base: &str, prefix: &str) -> Result<Self, EvalError> {
+    /// The collection `named`, created if missing (its documents are then
+    /// uploaded again, and found to be duplicates: nothing is embedded twice),
+    /// or else a fresh one named `{prefix}-{random}`, on the server at `base`.
+    pub async fn collection(base: &str, prefix: &str, named: Option<&str>) -> Result<Self, EvalError> {
         crate::openai::install_crypto_provider();
         let http = reqwest::Client::new();
-        let collection = format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let collection = match named {
+            Some(name) => name.to_string(),
+            None => format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+        };
         let response = http
             .post(format!("{base}/v1/collections"))
             .json(&json!({"name": collection, "description": "docqa eval"}))
             .send()
             .await
             .map_err(|e| EvalError::Server(e.to_string()))?;
-        if !response.status().is_success() {
+        let reused = named.is_some() && response.status() == reqwest::StatusCode::CONFLICT;
+        if !response.status().is_success() && !reused {
             let status = response.status();
             return Err(EvalError::Server(format!("creating collection {collection}: {status} {}", response.text().await.unwrap_or_default())));
         }
@@ -37,9 +44,13 @@ impl EvalClient {
 
     /// Hits (best first) and the request's time in ms. `Ok(None)` when the
     /// server refuses this retrieval mode (422: e.g. dense without a model).
-    pub async fn search(&self, query: &str, top_k: usize, retrieval: &str) -> Result<Option<(Vec<Value>, f64)>, EvalError> {
+    /// `filter` as the API takes it (`{"document_ids": [..]}`), if any.
+    pub async fn search(&self, query: &str, top_k: usize, retrieval: &str, filter: Option<&Value>) -> Result<Option<(Vec<Value>, f64)>, EvalError> {
         let started = Instant::now();
-        let body = json!({"query": query, "top_k": top_k, "retrieval": retrieval});
+        let mut body = json!({"query": query, "top_k": top_k, "retrieval": retrieval});
+        if let Some(filter) = filter {
+            body["filter"] = filter.clone();
+        }
         let response = self.post(&format!("/v1/collections/{}/search", self.collection), &body).await?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         match response {
@@ -50,15 +61,48 @@ impl EvalClient {
     }
 
     /// An extractive answer and the request's time in ms.
-    pub async fn answer_extractively(&self, question: &str, top_k: usize) -> Result<(Value, f64), EvalError> {
+    pub async fn answer_extractively(&self, question: &str, top_k: usize, filter: Option<&Value>) -> Result<(Value, f64), EvalError> {
         let started = Instant::now();
-        let body = json!({"question": question, "top_k": top_k, "mode": "extractive"});
+        let mut body = json!({"question": question, "top_k": top_k, "mode": "extractive"});
+        if let Some(filter) = filter {
+            body["filter"] = filter.clone();
+        }
         let (status, answer) = self.post(&format!("/v1/collections/{}/query", self.collection), &body).await?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         if status != 200 {
             return Err(EvalError::Server(format!("query: {status} {answer}")));
         }
         Ok((answer, ms))
+    }
+
+    /// Every document of the collection: filename → id.
+    pub async fn document_ids(&self) -> Result<HashMap<String, String>, EvalError> {
+        let mut ids = HashMap::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut request = self
+                .http
+                .get(format!("{}/v1/collections/{}/documents", self.base, self.collection))
+                .query(&[("limit", "500")]);
+            if let Some(cursor) = &cursor {
+                request = request.query(&[("cursor", cursor.as_str())]);
+            }
+            let response = request.send().await.map_err(|e| EvalError::Server(e.to_string()))?;
+            let status = response.status();
+            let page: Value = response.json().await.map_err(|e| EvalError::Server(e.to_string()))?;
+            if !status.is_success() {
+                return Err(EvalError::Server(format!("listing documents: {status} {page}")));
+            }
+            for document in page["documents"].as_array().into_iter().flatten() {
+                if let (Some(name), Some(id)) = (document["filename"].as_str(), document["id"].as_str()) {
+                    ids.insert(name.to_string(), id.to_string());
+                }
+            }
+            match page["next_cursor"].as_str() {
+                Some(next) if !next.is_empty() => cursor = Some(next.to_string()),
+                _ => return Ok(ids),
+            }
+        }
     }
 
     async fn post(&self, path: &str, body: &Value) -> Result<(u16, Value), EvalError> {

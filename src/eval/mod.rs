@@ -6,12 +6,14 @@
 //!
 //! Datasets, in `../shared/eval`'s formats: `scifact` (BEIR: corpus.jsonl,
 //! queries.jsonl, qrels/<split>.tsv) and `squad` (articles/, paragraphs.jsonl,
-//! questions.jsonl, split.json).
+//! questions.jsonl, split.json) and `uda` (PDFs with questions, scored on
+//! their gold pages).
 
 pub mod beir;
 mod client;
 pub mod metrics;
 pub mod squad;
+pub mod uda;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -41,17 +43,22 @@ pub enum Dataset {
     Scifact,
     /// SQuAD v1.1 dev articles: gold-paragraph recall and extractive answers on `dev` (or `heldout`, `all`).
     Squad,
+    /// UDA's 20 PDFs and their questions: gold-page recall, citations on gold pages, extractive answers (`all` or one subset).
+    Uda,
 }
 
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
     pub dataset: Dataset,
-    /// The folder holding `scifact/` and `squad/`.
+    /// The folder holding `scifact/`, `squad/` and `uda/`.
     pub data_dir: PathBuf,
     /// Default: `test` for SciFact, `dev` for SQuAD.
     pub split: Option<String>,
     /// At most this many questions (all by default).
     pub limit: Option<usize>,
+    /// Evaluate in this collection (created if missing) instead of a fresh one:
+    /// with a running server, the documents are ingested once for many runs.
+    pub collection: Option<String>,
     pub progress: bool,
 }
 
@@ -166,6 +173,9 @@ pub struct Report {
     pub retrieval: Vec<RetrievalScores>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answers: Option<AnswerScores>,
+    /// PDF question sets: gold pages found and cited, by subset and in all.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pages: Vec<uda::SubsetScores>,
     pub search_latency: Latency,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub query_latency: Option<Latency>,
@@ -194,10 +204,22 @@ impl Report {
         }
         if let Some(answers) = &self.answers {
             out.push_str(&format!(
-                "\nextractive answers: {} questions; contains a gold answer {:.3} ({:.3} of the {} whose gold paragraph was in the top 5); EM {:.3}, F1 {:.3}\n",
+                "\nextractive answers: {} questions; contains a gold answer {:.3} ({:.3} of the {} whose gold paragraph or page was in the top 5); EM {:.3}, F1 {:.3}\n",
                 answers.questions, answers.contains_gold, answers.contains_gold_when_retrieved, answers.questions_retrieved,
                 answers.exact_match, answers.f1
             ));
+        }
+        if !self.pages.is_empty() {
+            out.push_str(&format!(
+                "\n{:<11} {:>9} {:>8} {:>12} {:>14} {:>12} {:>14}\n",
+                "subset", "questions", "located", "page R@5", "cites gold pg", "extractable", "contains gold"
+            ));
+            for row in &self.pages {
+                out.push_str(&format!(
+                    "{:<11} {:>9} {:>8} {:>12.3} {:>14.3} {:>12} {:>14.3}\n",
+                    row.subset, row.questions, row.located, row.page_recall_at_5, row.cites_gold_page, row.extractable, row.contains_gold
+                ));
+            }
         }
         let latency = |name: &str, l: &Latency| {
             format!(
@@ -223,6 +245,7 @@ pub async fn run(base: &str, options: &EvalOptions) -> Result<Report, EvalError>
     let mut report = match options.dataset {
         Dataset::Scifact => beir::evaluate(base, options).await?,
         Dataset::Squad => squad::evaluate(base, options).await?,
+        Dataset::Uda => uda::evaluate(base, options).await?,
     };
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)

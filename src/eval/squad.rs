@@ -127,7 +127,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     }
     files.sort();
 
-    let client = EvalClient::fresh_collection(base, "eval-squad").await?;
+    let client = EvalClient::collection(base, "eval-squad", options.collection.as_deref()).await?;
     let ingested = crate::bulk::ingest(base, &client.collection, files.clone(), options.progress).await?;
     let mut notes: Vec<String> = ingested.failed.iter().map(|(path, why)| format!("{} failed: {why}", path.display())).collect();
 
@@ -158,7 +158,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
         let mut sheet = ScoreSheet::default();
         let mut refused = false;
         for (index, question) in questions.iter().enumerate() {
-            let Some((hits, ms)) = client.search(&question.question, HITS_PER_QUESTION, mode).await? else {
+            let Some((hits, ms)) = client.search(&question.question, HITS_PER_QUESTION, mode, None).await? else {
                 refused = true;
                 break;
             };
@@ -193,7 +193,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     let mut query_latency = Vec::new();
     let (mut contains, mut contains_retrieved, mut em, mut f1s) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (index, question) in questions.iter().enumerate() {
-        let (answer, ms) = client.answer_extractively(&question.question, ANSWER_TOP_K).await?;
+        let (answer, ms) = client.answer_extractively(&question.question, ANSWER_TOP_K, None).await?;
         query_latency.push(ms);
         let text = answer["answer"].as_str().unwrap_or_default();
         let golds = &question.answers;
@@ -228,6 +228,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
             exact_match: mean(&em),
             f1: mean(&f1s),
         }),
+        pages: Vec::new(),
         search_latency: Latency::of(&hybrid_latency),
         query_latency: Some(Latency::of(&query_latency)),
         notes,

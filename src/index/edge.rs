@@ -28,7 +28,7 @@ use qdrant_edge::{
 
 use super::{
     BM25_VECTOR, ChunkPayload, ChunkPoint, DENSE_VECTOR, DOCUMENT_ID_FIELD, HybridQuery, IndexError,
-    IndexLayout, PENDING_FIELD, RRF_K, Rebuild, ScoredChunk, VectorIndex,
+    IndexLayout, PENDING_FIELD, Rebuild, ScoredChunk, VectorIndex,
 };
 use crate::domain::{ChunkId, CollectionName, DocumentId, Filter, MetadataValue};
 
@@ -414,6 +414,7 @@ impl VectorIndex for EdgeIndex {
     async fn search(&self, collection: &CollectionName, query: HybridQuery) -> Result<Vec<ScoredChunk>, IndexError> {
         let filter = Some(to_qdrant_filter(&query.filter)?);
         let query_vector = query.dense.clone();
+        let weights = query.fusion.weights(query.dense.is_some(), !query.bm25.is_empty());
         let mut prefetches = Vec::new();
         if let Some(dense) = query.dense {
             prefetches.push(Prefetch {
@@ -448,8 +449,8 @@ impl VectorIndex for EdgeIndex {
         let request = QueryRequest {
             prefetches,
             query: Some(ScoringQuery::Fusion(Fusion::Rrf {
-                k: RRF_K as usize,
-                weights: None,
+                k: query.fusion.rrf_k as usize,
+                weights: weights.map(|w| w.into_iter().map(OrderedFloat).collect()),
             })),
             filter,
             score_threshold: None,

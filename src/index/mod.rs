@@ -26,8 +26,29 @@ pub const BM25_VECTOR: &str = "bm25";
 /// Payload fields filters and deletes go through; both backends index them.
 pub const DOCUMENT_ID_FIELD: &str = "document_id";
 pub const PENDING_FIELD: &str = "pending";
-/// Reciprocal rank fusion constant, on both backends: score = Σ 1 / (k + rank).
-pub const RRF_K: u32 = 60;
+/// How the two sides of a hybrid query are fused, on both backends: Qdrant's
+/// weighted reciprocal rank fusion, score = Σ 1 / (rank / weight + k − 1)
+/// (rank from 1), the dense side weighing 1. A weight scales ranks, so it
+/// moves the fused order little unless k is small.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fusion {
+    pub rrf_k: u32,
+    pub bm25_weight: f32,
+}
+
+impl Default for Fusion {
+    fn default() -> Self {
+        Self { rrf_k: 60, bm25_weight: 1.0 }
+    }
+}
+
+impl Fusion {
+    /// The per-prefetch weights for a query with these sides (dense first):
+    /// `None` where they are all equal, as unweighted RRF is.
+    pub fn weights(&self, dense: bool, bm25: bool) -> Option<Vec<f32>> {
+        (dense && bm25 && self.bm25_weight != 1.0).then(|| vec![1.0, self.bm25_weight])
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -86,6 +107,7 @@ pub struct HybridQuery {
     pub limit: usize,
     /// How many candidates each side contributes before fusion.
     pub prefetch: usize,
+    pub fusion: Fusion,
     /// Dense candidates below this cosine similarity are not candidates at all, so
     /// that a question about nothing in the documents finds nothing.
     pub min_dense_score: f32,

@@ -28,7 +28,7 @@ use qdrant_client::{Payload, Qdrant, QdrantError};
 
 use super::{
     BM25_VECTOR, ChunkPayload, ChunkPoint, DENSE_VECTOR, DOCUMENT_ID_FIELD, HybridQuery, IndexError,
-    IndexLayout, PENDING_FIELD, RRF_K, Rebuild, ScoredChunk, VectorIndex,
+    IndexLayout, PENDING_FIELD, Rebuild, ScoredChunk, VectorIndex,
 };
 use crate::config::QdrantSettings;
 use crate::domain::{ChunkId, CollectionName, DocumentId, Filter as DocFilter, MetadataValue};
@@ -387,6 +387,7 @@ impl VectorIndex for QdrantIndex {
     async fn search(&self, collection: &CollectionName, query: HybridQuery) -> Result<Vec<ScoredChunk>, IndexError> {
         let filter = to_qdrant_filter(&query.filter);
         let query_vector = query.dense.clone();
+        let weights = query.fusion.weights(query.dense.is_some(), !query.bm25.is_empty());
         let mut request = QueryPointsBuilder::new(self.alias(collection));
         let mut sides = 0;
         if let Some(dense) = query.dense {
@@ -415,7 +416,10 @@ impl VectorIndex for QdrantIndex {
             return Ok(Vec::new());
         }
         let mut request = request
-            .query(Query::new_rrf(RrfBuilder::with_k(RRF_K)))
+            .query(Query::new_rrf(match weights {
+                Some(weights) => RrfBuilder::with_k(query.fusion.rrf_k).weights(weights),
+                None => RrfBuilder::with_k(query.fusion.rrf_k),
+            }))
             .filter(filter)
             .limit(query.limit as u64)
             .with_payload(true);

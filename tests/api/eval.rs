@@ -6,6 +6,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
+use crate::fixtures::pdf_with_pages;
 use crate::helpers::{model_dir, onnx_vars};
 
 fn eval(data: &Path, dataset: &str) -> Value {
@@ -120,5 +121,66 @@ async fn squad_format_finds_gold_paragraphs_and_scores_answers() {
     let answers = &report["answers"];
     assert_eq!(answers["questions"], 4);
     assert!(answers["contains_gold"].as_f64().unwrap() >= 0.75, "the answer sentences are the gold ones: {report}");
+    assert_eq!(report["query_latency"]["requests"], 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uda_format_scores_gold_pages_and_citations() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("uda");
+    for sub in ["wiki_nq_docs", "fin_docs"] {
+        std::fs::create_dir_all(dir.join("pdfs").join(sub)).unwrap();
+    }
+    let filler = "Visitors reach the museum by the coastal footpath, and the cafe opens at ten in summer and at eleven in winter.";
+    std::fs::write(
+        dir.join("pdfs/wiki_nq_docs/Lighthouses.pdf"),
+        pdf_with_pages(&[
+            "The Eddystone Lighthouse stands on dangerous rocks south of Rame Head in Cornwall. Its present tower was designed by James Douglass and first lit in 1882.",
+            "A Fresnel lens concentrates the lamp's light into a beam. Augustin-Jean Fresnel invented the lens in 1822 for French lighthouses.",
+            filler,
+        ]),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("pdfs/fin_docs/Glaciers.pdf"),
+        pdf_with_pages(&[
+            "Glacial retreat since 1850 has exposed moraines across the Alps, and meltwater lakes have formed below many tongues.",
+            "The Aletsch Glacier is the largest glacier in the Alps, about twenty kilometres long, in the canton of Valais in Switzerland.",
+        ]),
+    )
+    .unwrap();
+    write_lines(&dir.join("nq_qa.jsonl"), &[json!({
+        "subset": "nq", "doc_name": "Lighthouses", "pdf": "pdfs/wiki_nq_docs/Lighthouses.pdf", "q_uid": "1",
+        "question": "who designed the present tower of the eddystone lighthouse",
+        "answers": {"short_answer": "James Douglass", "long_answer": "Its present tower was designed by James Douglass and first lit in 1882."}
+    })]);
+    write_lines(&dir.join("fin_qa.jsonl"), &[json!({
+        "subset": "fin", "doc_name": "Glaciers", "pdf": "pdfs/fin_docs/Glaciers.pdf", "q_uid": "G/page_2.pdf-1",
+        "question": "in which canton is the aletsch glacier?", "answers": {"answer_1": "Valais", "answer_2": "0"},
+        "gold_page_1based_hint": "2"
+    })]);
+    write_lines(&dir.join("tat_qa.jsonl"), &[json!({
+        "subset": "tat", "doc_name": "Lighthouses", "pdf": "pdfs/wiki_nq_docs/Lighthouses.pdf", "q_uid": "2",
+        "question": "In what year did Fresnel invent the lens?", "answers": {"answer": "['1822']"},
+        "extended": null, "answer_type": "span"
+    })]);
+    // A free-form answer written nowhere in the PDF: asked, but not scored on pages.
+    write_lines(&dir.join("feta_qa.jsonl"), &[json!({
+        "subset": "feta", "doc_name": "Lighthouses", "pdf": "pdfs/wiki_nq_docs/Lighthouses.pdf", "q_uid": "3",
+        "question": "What does a Fresnel lens do?", "answers": {"answer": "It bundles light so that ships see it from far away."}
+    })]);
+
+    let report = eval(data.path(), "uda");
+    assert_eq!(report["ingest"]["ready"], 2, "{report}");
+    let hybrid = mode(&report, "hybrid");
+    assert_eq!(hybrid["questions"], 3, "three questions have gold pages: {report}");
+    assert_eq!(hybrid["recall_at_10"], 1.0, "{report}");
+    assert!(hybrid["recall_at_1"].as_f64().unwrap() >= 2.0 / 3.0 - 1e-9, "{report}");
+    let all = report["pages"].as_array().unwrap().iter().find(|r| r["subset"] == "all").unwrap();
+    assert_eq!((all["questions"].as_u64(), all["located"].as_u64(), all["extractable"].as_u64()), (Some(4), Some(3), Some(3)), "{report}");
+    assert!(all["cites_gold_page"].as_f64().unwrap() >= 2.0 / 3.0 - 1e-9, "{report}");
+    assert!(report["answers"]["contains_gold"].as_f64().unwrap() >= 2.0 / 3.0 - 1e-9, "{report}");
+    let fin = report["pages"].as_array().unwrap().iter().find(|r| r["subset"] == "fin").unwrap();
+    assert_eq!(fin["page_recall_at_5"], 1.0, "the hinted page is the Aletsch page: {report}");
     assert_eq!(report["query_latency"]["requests"], 4);
 }

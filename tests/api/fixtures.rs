@@ -63,3 +63,64 @@ pub fn pdf_saying(text: &str) -> Vec<u8> {
     let escaped = text.replace('\\', "\\\\").replace('(', "\\(").replace(')', "\\)");
     pdf_with_content(format!("BT /F1 12 Tf 72 720 Td ({escaped}) Tj ET").as_bytes(), None, &[])
 }
+
+/// A PDF of several pages, each saying its text in Helvetica, wrapped at about
+/// 80 characters a line.
+pub fn pdf_with_pages(pages: &[&str]) -> Vec<u8> {
+    let n = pages.len();
+    let font = n + 3;
+    let mut objects: Vec<Vec<u8>> = vec![
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        format!(
+            "<< /Type /Pages /Kids [{}] /Count {n} >>",
+            (0..n).map(|i| format!("{} 0 R", i + 3)).collect::<Vec<_>>().join(" ")
+        )
+        .into_bytes(),
+    ];
+    for i in 0..n {
+        objects.push(
+            format!(
+                "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {} 0 R \
+                 /Resources << /Font << /F1 {font} 0 R >> >> >>",
+                font + 1 + i
+            )
+            .into_bytes(),
+        );
+    }
+    objects.push(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_vec());
+    for text in pages {
+        let mut lines = vec![String::new()];
+        for word in text.split_whitespace() {
+            let line = lines.last_mut().unwrap();
+            if line.len() + word.len() > 80 {
+                lines.push(word.to_string());
+            } else {
+                if !line.is_empty() {
+                    line.push(' ');
+                }
+                line.push_str(word);
+            }
+        }
+        let shown: String = lines
+            .iter()
+            .map(|l| format!("({}) Tj T* ", l.replace('\\', "\\\\").replace('(', "\\(").replace(')', "\\)")))
+            .collect();
+        let content = format!("BT /F1 11 Tf 14 TL 72 720 Td {shown}ET");
+        objects.push(format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()).into_bytes());
+    }
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend(format!("{} 0 obj\n", i + 1).as_bytes());
+        out.extend(body);
+        out.extend(b"\nendobj\n");
+    }
+    let xref = out.len();
+    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for offset in offsets {
+        out.extend(format!("{offset:010} 00000 n \n").as_bytes());
+    }
+    out.extend(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes());
+    out
+}

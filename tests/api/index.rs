@@ -65,6 +65,7 @@ fn query(bm25: &Bm25Encoder, text: &str, dense: [f32; 4]) -> HybridQuery {
         filter: Filter::default(),
         limit: 10,
         prefetch: 32,
+        fusion: Default::default(),
         min_dense_score: 0.25,
     }
 }
@@ -145,6 +146,35 @@ async fn a_rebuild_serves_the_old_generation_until_it_is_swapped_in(backend: Bac
     t.index.drop_collection(&collection).await.unwrap();
 }
 
+async fn the_bm25_weight_tips_a_tie_between_the_sides(backend: Backend) {
+    let Some(t) = open(backend, "the_bm25_weight_tips_a_tie_between_the_sides").await else { return };
+    let bm25 = Bm25Encoder::new();
+    let collection = CollectionName::parse("docs").unwrap();
+    t.index.ensure_collection(&collection, LAYOUT).await.unwrap();
+    // First on the dense side and second on BM25, or the other way round: under
+    // equal weights the two fuse to the same score. Qdrant's weighted RRF scales
+    // the rank, 1 / (rank / weight + k - 1), so a weight tips it at a small k.
+    let dense_first = DocumentId::new();
+    let bm25_first = DocumentId::new();
+    t.index.upsert(&collection, points(&bm25, dense_first, &["the harbour office opens early"], [1.0, 0.0, 0.0, 0.0], false)).await.unwrap();
+    t.index.upsert(&collection, points(&bm25, bm25_first, &["harbour pilot boats guide the harbour pilot ships"], [0.8, 0.6, 0.0, 0.0], false)).await.unwrap();
+
+    let first_with = |bm25_weight: f32| {
+        let mut q = query(&bm25, "harbour pilot", [1.0, 0.0, 0.0, 0.0]);
+        q.fusion = docqa::index::Fusion { rrf_k: 1, bm25_weight };
+        let index = t.index.clone();
+        let collection = collection.clone();
+        async move {
+            let found = index.search(&collection, q).await.unwrap();
+            assert_eq!(found.len(), 2, "{found:?}");
+            found[0].payload.document_id
+        }
+    };
+    assert_eq!(first_with(2.0).await, bm25_first);
+    assert_eq!(first_with(0.5).await, dense_first);
+    t.index.drop_collection(&collection).await.unwrap();
+}
+
 /// Index tests run on each index; the catalog plays no part.
 macro_rules! on_every_index {
     ($($test:ident),* $(,)?) => {
@@ -160,4 +190,5 @@ macro_rules! on_every_index {
 on_every_index!(
     pending_points_are_found_only_once_published,
     a_rebuild_serves_the_old_generation_until_it_is_swapped_in,
+    the_bm25_weight_tips_a_tie_between_the_sides,
 );

@@ -484,7 +484,7 @@ impl Config {
             top_k: parse_range(get("TOP_K"), "TOP_K", 5, 1, MAX_TOP_K)?,
             hybrid: HybridSettings {
                 fusion: crate::index::Fusion {
-                    rrf_k: parse_range(get("RRF_K"), "RRF_K", 60, 1, 10_000)?,
+                    rrf_k: parse_range(get("RRF_K"), "RRF_K", crate::index::Fusion::default().rrf_k, 1, 10_000)?,
                     bm25_weight: parse_range(get("HYBRID_BM25_WEIGHT"), "HYBRID_BM25_WEIGHT", 1.0, 0.0, 100.0)?,
                 },
                 prefetch: parse_range(get("HYBRID_PREFETCH"), "HYBRID_PREFETCH", 32, 1, 1000)?,

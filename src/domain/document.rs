@@ -31,6 +31,12 @@ impl ContentType {
             Self::Html => "text/html",
         }
     }
+
+    /// Whether reading it runs a parser (PDF, HTML), which may crash or hang on
+    /// hostile input, rather than a UTF-8 decode.
+    pub fn needs_parser(self) -> bool {
+        matches!(self, Self::Pdf | Self::Html)
+    }
 }
 
 impl fmt::Display for ContentType {

@@ -79,6 +79,10 @@ impl Extractor {
     /// Reads and extracts a stored file, giving up after the timeout.
     pub async fn extract_file(&self, path: &Path, content_type: ContentType) -> Result<ExtractedText, ExtractError> {
         match &self.isolation {
+            // Plain text and Markdown are only decoded as UTF-8, no parser runs:
+            // a child process per file would cost more than the work (SciFact's
+            // 5,183 small abstracts).
+            _ if !content_type.needs_parser() => super::extract_in_thread(path, content_type, self.timeout).await,
             Isolation::Thread => super::extract_in_thread(path, content_type, self.timeout).await,
             Isolation::Process(exe) => self.extract_in_child(exe, path, content_type).await,
         }

@@ -164,6 +164,19 @@ pub struct IngestScores {
     pub seconds: f64,
 }
 
+impl IngestScores {
+    /// How the upload of a dataset's `documents` went (a duplicate is ready too).
+    fn of(documents: usize, summary: &crate::bulk::Summary) -> Self {
+        Self {
+            documents,
+            ready: summary.ready + summary.duplicate,
+            failed: summary.failed.len(),
+            pages: summary.pages,
+            seconds: summary.elapsed.as_secs_f64(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub dataset: Dataset,

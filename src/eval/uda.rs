@@ -381,13 +381,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
         dataset: options.dataset,
         split,
         collection: client.collection.clone(),
-        ingest: IngestScores {
-            documents: files.len(),
-            ready: ingested.ready + ingested.duplicate,
-            failed: ingested.failed.len(),
-            pages: ingested.pages,
-            seconds: ingested.elapsed.as_secs_f64(),
-        },
+        ingest: IngestScores::of(files.len(), &ingested),
         retrieval,
         answers: Some(AnswerScores {
             questions: contains.len(),

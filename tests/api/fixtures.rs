@@ -41,21 +41,7 @@ pub fn pdf_with_content(content: &[u8], filter: Option<&str>, extra: &[Vec<u8>])
         [format!("<< /Length {}{filter} >>\nstream\n", content.len()).as_bytes(), content, b"\nendstream"].concat(),
     ];
     objects.extend(extra.iter().cloned());
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, body) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend(format!("{} 0 obj\n", i + 1).as_bytes());
-        out.extend(body);
-        out.extend(b"\nendobj\n");
-    }
-    let xref = out.len();
-    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
-    for offset in offsets {
-        out.extend(format!("{offset:010} 00000 n \n").as_bytes());
-    }
-    out.extend(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes());
-    out
+    assemble(&objects)
 }
 
 /// A page that says `text` in Helvetica.
@@ -108,6 +94,12 @@ pub fn pdf_with_pages(pages: &[&str]) -> Vec<u8> {
         let content = format!("BT /F1 11 Tf 14 TL 72 720 Td {shown}ET");
         objects.push(format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()).into_bytes());
     }
+    assemble(&objects)
+}
+
+/// A PDF of these objects (numbered from 1, the first the catalog), with a
+/// correct cross-reference table.
+fn assemble(objects: &[Vec<u8>]) -> Vec<u8> {
     let mut out = b"%PDF-1.4\n".to_vec();
     let mut offsets = Vec::new();
     for (i, body) in objects.iter().enumerate() {

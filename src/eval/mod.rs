@@ -89,6 +89,41 @@ pub struct AnswerScores {
     pub f1: f64,
 }
 
+/// Extractive answers scored one by one, averaged into [`AnswerScores`].
+#[derive(Debug, Default)]
+pub struct AnswerTally {
+    contains: Vec<f64>,
+    contains_retrieved: Vec<f64>,
+    em: Vec<f64>,
+    f1: Vec<f64>,
+}
+
+impl AnswerTally {
+    /// One answer text against its gold answers; `retrieved`: its gold
+    /// passage was in the top 5. Whether it contains a gold answer.
+    pub fn add<'a>(&mut self, text: &str, golds: impl Iterator<Item = &'a str> + Clone, retrieved: bool) -> bool {
+        let has = golds.clone().any(|g| metrics::contains_answer(text, g));
+        self.contains.push(f64::from(u8::from(has)));
+        if retrieved {
+            self.contains_retrieved.push(f64::from(u8::from(has)));
+        }
+        self.em.push(f64::from(u8::from(golds.clone().any(|g| metrics::exact_match(text, g)))));
+        self.f1.push(golds.map(|g| metrics::f1(text, g)).fold(0.0, f64::max));
+        has
+    }
+
+    pub fn scores(&self) -> AnswerScores {
+        AnswerScores {
+            questions: self.contains.len(),
+            contains_gold: metrics::mean(&self.contains),
+            contains_gold_when_retrieved: metrics::mean(&self.contains_retrieved),
+            questions_retrieved: self.contains_retrieved.len(),
+            exact_match: metrics::mean(&self.em),
+            f1: metrics::mean(&self.f1),
+        }
+    }
+}
+
 /// Per-question scores of one retrieval mode, averaged into [`RetrievalScores`].
 #[derive(Debug, Default)]
 pub struct ScoreSheet {

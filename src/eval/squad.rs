@@ -9,8 +9,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::metrics::{contains_answer, exact_match, f1, mean};
-use super::{AnswerScores, EvalClient, EvalError, EvalOptions, IngestScores, Latency, Report, ScoreSheet, progress_bar, read_jsonl};
+use super::{AnswerTally, EvalClient, EvalError, EvalOptions, IngestScores, Latency, Report, ScoreSheet, progress_bar, read_jsonl};
 
 const HITS_PER_QUESTION: usize = 10;
 /// Chunks an extractive answer is made from.
@@ -191,19 +190,12 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
 
     let bar = progress_bar(questions.len(), options.progress, "extractive answers");
     let mut query_latency = Vec::new();
-    let (mut contains, mut contains_retrieved, mut em, mut f1s) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut answers = AnswerTally::default();
     for (index, question) in questions.iter().enumerate() {
         let (answer, ms) = client.answer_extractively(&question.question, ANSWER_TOP_K, None).await?;
         query_latency.push(ms);
         let text = answer["answer"].as_str().unwrap_or_default();
-        let golds = &question.answers;
-        let has = golds.iter().any(|g| contains_answer(text, &g.text));
-        contains.push(f64::from(u8::from(has)));
-        if retrieved_top5[index] {
-            contains_retrieved.push(f64::from(u8::from(has)));
-        }
-        em.push(f64::from(u8::from(golds.iter().any(|g| exact_match(text, &g.text)))));
-        f1s.push(golds.iter().map(|g| f1(text, &g.text)).fold(0.0, f64::max));
+        answers.add(text, question.answers.iter().map(|g| g.text.as_str()), retrieved_top5[index]);
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -214,14 +206,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
         collection: client.collection.clone(),
         ingest: IngestScores::of(files.len(), &ingested),
         retrieval,
-        answers: Some(AnswerScores {
-            questions: questions.len(),
-            contains_gold: mean(&contains),
-            contains_gold_when_retrieved: mean(&contains_retrieved),
-            questions_retrieved: contains_retrieved.len(),
-            exact_match: mean(&em),
-            f1: mean(&f1s),
-        }),
+        answers: Some(answers.scores()),
         pages: Vec::new(),
         search_latency: Latency::of(&hybrid_latency),
         query_latency: Some(Latency::of(&query_latency)),

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::metrics::{contains_answer, exact_match, f1, mean, normalize_answer};
-use super::{AnswerScores, EvalClient, EvalError, EvalOptions, IngestScores, Latency, Report, ScoreSheet, progress_bar, read_jsonl};
+use super::metrics::{contains_answer, mean, normalize_answer};
+use super::{AnswerTally, EvalClient, EvalError, EvalOptions, IngestScores, Latency, Report, ScoreSheet, progress_bar, read_jsonl};
 
 const HITS_PER_QUESTION: usize = 10;
 const ANSWER_TOP_K: usize = 5;
@@ -334,7 +334,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     let bar = progress_bar(prepared.len(), options.progress, "extractive answers");
     let mut query_latency = Vec::new();
     let mut tallies: BTreeMap<&str, Tally> = BTreeMap::new();
-    let (mut contains, mut contains_retrieved, mut em, mut f1s) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut answers = AnswerTally::default();
     for (index, item) in prepared.iter().enumerate() {
         let (answer, ms) = client.answer_extractively(&item.question.question, ANSWER_TOP_K, Some(&item.filter)).await?;
         query_latency.push(ms);
@@ -354,16 +354,10 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
             }
         }
         if item.extractable {
-            let has = item.golds.iter().any(|g| contains_answer(text, g));
+            let has = answers.add(text, item.golds.iter().map(String::as_str), hybrid_top5[index]);
             for key in [item.question.subset.as_str(), "all"] {
                 tallies.entry(key).or_default().contains.push(f64::from(u8::from(has)));
             }
-            contains.push(f64::from(u8::from(has)));
-            if hybrid_top5[index] {
-                contains_retrieved.push(f64::from(u8::from(has)));
-            }
-            em.push(f64::from(u8::from(item.golds.iter().any(|g| exact_match(text, g)))));
-            f1s.push(item.golds.iter().map(|g| f1(text, g)).fold(0.0, f64::max));
         }
         bar.inc(1);
     }
@@ -383,14 +377,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
         collection: client.collection.clone(),
         ingest: IngestScores::of(files.len(), &ingested),
         retrieval,
-        answers: Some(AnswerScores {
-            questions: contains.len(),
-            contains_gold: mean(&contains),
-            contains_gold_when_retrieved: mean(&contains_retrieved),
-            questions_retrieved: contains_retrieved.len(),
-            exact_match: mean(&em),
-            f1: mean(&f1s),
-        }),
+        answers: Some(answers.scores()),
         pages: pages_by_subset,
         search_latency: Latency::of(&hybrid_latency),
         query_latency: Some(Latency::of(&query_latency)),

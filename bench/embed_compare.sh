@@ -14,7 +14,7 @@ OUT="$(mktemp -d /tmp/docqa-embed.XXXXXX)"
 
 cargo bench --locked --bench embed -- --noplot onnx 2>/dev/null | grep -E "^embed/|thrpt:" | tee "$OUT/docqa.txt" >&2
 for threads in 1 2; do
-    OMP_NUM_THREADS=$threads "${PEER_PYTHON:-python3}" "$SHARED/peer/embed_bench.py" 64 16 32 2>/dev/null | tee -a "$OUT/torch.txt" >&2
+    OMP_NUM_THREADS=$threads "${PEER_PYTHON:-python3}" "$SHARED/peer/embed_bench.py" 64 8 16 32 2>/dev/null | tee -a "$OUT/torch.txt" >&2
 done
 
 python3 - "$OUT" <<'PY'

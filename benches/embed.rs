@@ -35,7 +35,7 @@ fn bench(c: &mut Criterion) {
     if let (Ok(runtime), Ok(model)) = (std::env::var("ORT_DYLIB_PATH"), std::env::var("EMBED_ONNX_MODEL")) {
         let onnx = OnnxFiles { runtime: runtime.into(), model: model.into() };
         for threads in [1, 2] {
-            for batch in [8, 16, 32] {
+            for batch in [2, 4, 8] {
                 let embedder = OnnxEmbedder::load(&onnx, &files, "all-MiniLM-L6-v2", batch, threads).expect("onnx loads");
                 group.bench_function(format!("onnx_int8_threads{threads}_batch{batch}_{tokens}_tokens"), |b| {
                     b.iter(|| embedder.embed_blocking(&refs).expect("embeds"))

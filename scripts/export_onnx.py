@@ -9,14 +9,19 @@ Needs the PyPI packages onnx, onnxruntime and numpy. The int8 model computes its
 in int8 (MatMulInteger; AVX-512 VNNI where the CPU has it), unlike weight-only int8 exports, and
 stays within 0.01 nDCG@10 of fp32 on SciFact (bench/embed_quality.py measures it).
 
-Graph: token + position + type embeddings and LayerNorm; per layer one fused QKV product (the
-1/sqrt(head size) folded into Q), softmax attention with the padding mask, output projection,
-residual LayerNorm, erf GELU feed-forward, residual LayerNorm. Output `last_hidden_state`
-[batch, sequence, hidden]; mean pooling and normalisation are the caller's."""
+Graph: token + position + type embeddings and LayerNorm; per layer ONNX Runtime's fused CPU
+operators (com.microsoft domain): `Attention` (one QKV product, softmax with the padding mask;
+quantised to `QAttention`), the output projection, `SkipLayerNormalization` (residual + bias +
+LayerNorm in one pass), the feed-forward product, `BiasGelu` (exact erf GELU), the second product
+and `SkipLayerNormalization`. After quantisation the graph is optimised once by ONNX Runtime
+(extended level: each int8 product with its scale and bias becomes one `DynamicQuantizeMatMul`)
+and saved so, so that each session loads it without optimising again (which would cost ~120 MB
+per session). On a 2-core Sapphire Rapids this runs 1.3-1.4x faster than the same model built
+from plain ONNX operators. Output `last_hidden_state` [batch, sequence, hidden]; mean pooling and
+normalisation are the caller's."""
 import argparse
 import json
 import logging
-import math
 import os
 import struct
 import sys
@@ -81,36 +86,31 @@ def build(weights, config):
     x = g.op("Add", [g.op("Add", [word, pos]), typ])
     x = g.op("LayerNormalization", [x, g.const("emb_ln_w", w("embeddings.LayerNorm.weight")), g.const("emb_ln_b", w("embeddings.LayerNorm.bias"))], axis=-1, epsilon=eps)
 
-    # Padding mask as an additive bias [batch, 1, 1, seq]: 0 where kept, -10000 where padded.
-    maskf = g.op("Cast", [mask], to=TensorProto.FLOAT)
-    bias = g.op("Mul", [g.op("Sub", [g.const("one_f", np.array(1.0, dtype=np.float32)), maskf]), g.const("neg_f", np.array(-10000.0, dtype=np.float32))])
-    bias = g.op("Unsqueeze", [bias, g.const("axes_12", np.array([1, 2], dtype=np.int64))])
+    # ONNX Runtime's fused CPU operators: one pass each instead of a dozen small ones.
+    ms = "com.microsoft"
+    mask32 = g.op("Cast", [mask], to=TensorProto.INT32)
 
-    split_heads = g.const("split_heads", np.array([0, 0, heads, head], dtype=np.int64))
-    merge_heads = g.const("merge_heads", np.array([0, 0, hidden], dtype=np.int64))
-    scale = 1.0 / math.sqrt(head)
+    def skip_layer_norm(y, residual, key, norm, bias, name=None):
+        """LayerNorm(y + bias + residual) in one pass."""
+        return g.op("SkipLayerNormalization",
+                    [y, residual, g.const(key + "_g", w(norm + ".weight")), g.const(key + "_beta", w(norm + ".bias")), g.const(key + "_b", w(bias))],
+                    name=name, domain=ms, epsilon=eps)
+
     for layer in range(config["num_hidden_layers"]):
         p = f"encoder.layer.{layer}."
-        # One product for Q, K and V; the softmax scale is folded into Q.
-        wqkv = np.concatenate([w(p + "attention.self.query.weight") * scale, w(p + "attention.self.key.weight"), w(p + "attention.self.value.weight")]).T
-        bqkv = np.concatenate([w(p + "attention.self.query.bias") * scale, w(p + "attention.self.key.bias"), w(p + "attention.self.value.bias")])
-        qkv = g.op("Add", [g.op("MatMul", [x, g.const(f"l{layer}_qkv_w", np.ascontiguousarray(wqkv, dtype=np.float32))]), g.const(f"l{layer}_qkv_b", bqkv.astype(np.float32))])
-        q, k, v = (f"l{layer}_{n}" for n in "qkv")
-        g.nodes.append(helper.make_node("Split", [qkv, g.const(f"l{layer}_split", np.array([hidden] * 3, dtype=np.int64))], [q, k, v], axis=-1, name=f"Split_l{layer}"))
-        q = g.op("Transpose", [g.op("Reshape", [q, split_heads])], perm=[0, 2, 1, 3])
-        k = g.op("Transpose", [g.op("Reshape", [k, split_heads])], perm=[0, 2, 3, 1])
-        v = g.op("Transpose", [g.op("Reshape", [v, split_heads])], perm=[0, 2, 1, 3])
-        probs = g.op("Softmax", [g.op("Add", [g.op("MatMul", [q, k]), bias])], axis=-1)
-        ctx = g.op("Reshape", [g.op("Transpose", [g.op("MatMul", [probs, v])], perm=[0, 2, 1, 3]), merge_heads])
-        attn = g.op("Add", [g.op("MatMul", [ctx, g.const(f"l{layer}_ao_w", np.ascontiguousarray(w(p + "attention.output.dense.weight").T))]), g.const(f"l{layer}_ao_b", w(p + "attention.output.dense.bias"))])
-        x = g.op("LayerNormalization", [g.op("Add", [attn, x]), g.const(f"l{layer}_aln_w", w(p + "attention.output.LayerNorm.weight")), g.const(f"l{layer}_aln_b", w(p + "attention.output.LayerNorm.bias"))], axis=-1, epsilon=eps)
-        h = g.op("Add", [g.op("MatMul", [x, g.const(f"l{layer}_i_w", np.ascontiguousarray(w(p + "intermediate.dense.weight").T))]), g.const(f"l{layer}_i_b", w(p + "intermediate.dense.bias"))])
-        # GELU, exact: 0.5 x (1 + erf(x / sqrt 2)).
-        erf = g.op("Erf", [g.op("Mul", [h, g.const(f"l{layer}_rsqrt2", np.array(1 / math.sqrt(2), dtype=np.float32))])])
-        h = g.op("Mul", [g.op("Mul", [h, g.op("Add", [erf, "one_f"])]), g.const(f"l{layer}_half", np.array(0.5, dtype=np.float32))])
-        out = g.op("Add", [g.op("MatMul", [h, g.const(f"l{layer}_o_w", np.ascontiguousarray(w(p + "output.dense.weight").T))]), g.const(f"l{layer}_o_b", w(p + "output.dense.bias"))])
+        # One product for Q, K and V; Attention scales by 1/sqrt(head size) itself.
+        wqkv = np.concatenate([w(p + "attention.self.query.weight"), w(p + "attention.self.key.weight"), w(p + "attention.self.value.weight")]).T
+        bqkv = np.concatenate([w(p + "attention.self.query.bias"), w(p + "attention.self.key.bias"), w(p + "attention.self.value.bias")])
+        ctx = g.op("Attention", [x, g.const(f"l{layer}_qkv_w", np.ascontiguousarray(wqkv, dtype=np.float32)), g.const(f"l{layer}_qkv_b", bqkv.astype(np.float32)), mask32],
+                   domain=ms, num_heads=heads)
+        attn = g.op("MatMul", [ctx, g.const(f"l{layer}_ao_w", np.ascontiguousarray(w(p + "attention.output.dense.weight").T))])
+        x = skip_layer_norm(attn, x, f"l{layer}_aln", p + "attention.output.LayerNorm", p + "attention.output.dense.bias")
+        h = g.op("MatMul", [x, g.const(f"l{layer}_i_w", np.ascontiguousarray(w(p + "intermediate.dense.weight").T))])
+        # GELU, exact: 0.5 x (1 + erf(x / sqrt 2)), of the product plus its bias.
+        h = g.op("BiasGelu", [h, g.const(f"l{layer}_i_b", w(p + "intermediate.dense.bias"))], domain=ms)
+        out = g.op("MatMul", [h, g.const(f"l{layer}_o_w", np.ascontiguousarray(w(p + "output.dense.weight").T))])
         last = "last_hidden_state" if layer == config["num_hidden_layers"] - 1 else None
-        x = g.op("LayerNormalization", [g.op("Add", [out, x]), g.const(f"l{layer}_oln_w", w(p + "output.LayerNorm.weight")), g.const(f"l{layer}_oln_b", w(p + "output.LayerNorm.bias"))], name=last, axis=-1, epsilon=eps)
+        x = skip_layer_norm(out, x, f"l{layer}_oln", p + "output.LayerNorm", p + "output.dense.bias", last)
 
     dims = ["batch", "sequence"]
     graph = helper.make_graph(
@@ -119,9 +119,10 @@ def build(weights, config):
         [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, dims + [hidden])],
         g.inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="docqa export_onnx.py")
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid(ms, 1)]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="docqa export_onnx.py")
     model.ir_version = 8
-    onnx.checker.check_model(model)
+    # The checker knows the standard operators only; ONNX Runtime checks the rest at load.
     return model
 
 
@@ -136,6 +137,7 @@ def main():
         sys.exit(f"export_onnx.py: only BERT models with absolute positions, not {config.get('model_type')}")
     model = build(load_safetensors(os.path.join(a.model_dir, "model.safetensors")), config)
 
+    import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process does not apply here
@@ -145,8 +147,16 @@ def main():
         fp32 = a.fp32 or os.path.join(tmp, "fp32.onnx")
         onnx.save(model, fp32)
         # Per-channel weight scales: per-tensor ones cost ~0.06 cosine on this model.
+        # Shape inference cannot see through the com.microsoft operators: their outputs are f32.
+        quantised = os.path.join(tmp, "int8.onnx")
+        quantize_dynamic(fp32, quantised, weight_type=QuantType.QInt8, per_channel=True,
+                         extra_options={"DefaultTensorType": TensorProto.FLOAT})
+        # Optimised once here (fusions of the extended level) and saved as optimised.
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         partial = a.out + ".partial"
-        quantize_dynamic(fp32, partial, weight_type=QuantType.QInt8, per_channel=True)
+        options.optimized_model_filepath = partial
+        ort.InferenceSession(quantised, options, providers=["CPUExecutionProvider"])
         os.replace(partial, a.out)
     print(a.out)
 

@@ -104,7 +104,8 @@ pub struct EmbedderSettings {
     pub backend: EmbedBackend,
     pub model_dir: Option<PathBuf>,
     pub model: String,
-    pub batch_size: usize,
+    /// `EMBED_BATCH_SIZE`; unset, each backend takes the size measured best for it.
+    pub batch_size: Option<usize>,
     /// `EMBED_ONNX_MODEL`: the .onnx file (an export of `model`).
     pub onnx_model: Option<PathBuf>,
     /// `ORT_DYLIB_PATH`: libonnxruntime.so.
@@ -404,7 +405,9 @@ impl Config {
             threads: parse_range(get("EMBED_THREADS"), "EMBED_THREADS", cores, 1, 256)?,
             model_dir: get("EMBED_MODEL_DIR").map(PathBuf::from),
             model: get("EMBED_MODEL").unwrap_or(DEFAULT_EMBED_MODEL).to_string(),
-            batch_size: parse_range(get("EMBED_BATCH_SIZE"), "EMBED_BATCH_SIZE", 8, 1, 512)?,
+            batch_size: get("EMBED_BATCH_SIZE")
+                .map(|raw| parse_range(Some(raw), "EMBED_BATCH_SIZE", 1, 1, 512))
+                .transpose()?,
             hub: HubSettings {
                 endpoint: get("HF_ENDPOINT")
                     .unwrap_or("https://huggingface.co")
@@ -600,6 +603,16 @@ mod tests {
         let defaults = Config::from_vars(&vars(&[])).unwrap();
         assert_eq!(defaults.hybrid.fusion.weights(true, true), None);
         assert!(Config::from_vars(&vars(&[("HYBRID_BM25_WEIGHT", "-1")])).is_err());
+    }
+
+    #[test]
+    fn the_embedding_batch_is_the_backends_own_unless_set() {
+        let defaults = Config::from_vars(&vars(&[])).unwrap();
+        assert_eq!(defaults.embedder.batch_size, None);
+        let set = Config::from_vars(&vars(&[("EMBED_BATCH_SIZE", "16")])).unwrap();
+        assert_eq!(set.embedder.batch_size, Some(16));
+        let err = Config::from_vars(&vars(&[("EMBED_BATCH_SIZE", "0")])).unwrap_err();
+        assert!(err.to_string().starts_with("EMBED_BATCH_SIZE:"), "{err}");
     }
 
     #[test]

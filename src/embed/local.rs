@@ -32,6 +32,9 @@ fn inference(e: impl std::fmt::Display) -> EmbedError {
 }
 
 impl LocalEmbedder {
+    /// Texts per forward pass when `EMBED_BATCH_SIZE` is unset.
+    pub const BATCH_SIZE: usize = 8;
+
     /// Loads weights and tokenizer; blocking (reads ~90 MB).
     pub fn load(files: &ModelFiles, name: &str, batch_size: usize) -> Result<Self, EmbedError> {
         let unavailable = |what: &str, e: &dyn std::fmt::Display| {

@@ -81,7 +81,8 @@ pub async fn from_config(config: &Config) -> Result<EmbedderSetup, EmbedError> {
             let llm = config.llm.as_ref().ok_or_else(|| {
                 EmbedError::ModelUnavailable("EMBEDDER=openai needs LLM_BASE_URL or an API key".into())
             })?;
-            let embedder = OpenAiEmbedder::connect(llm, &settings.model, settings.batch_size).await?;
+            let batch_size = settings.batch_size.unwrap_or(OpenAiEmbedder::BATCH_SIZE);
+            let embedder = OpenAiEmbedder::connect(llm, &settings.model, batch_size).await?;
             Ok(EmbedderSetup {
                 embedder: Some(Arc::new(embedder)),
                 bm25_only_reason: None,
@@ -134,23 +135,25 @@ fn load_local(
         _ => None,
     };
     let tokenizer = sizing_tokenizer(&local::load_tokenizer(files)?);
+    let candle_batch = settings.batch_size.unwrap_or(LocalEmbedder::BATCH_SIZE);
     match (settings.backend, onnx) {
         (EmbedBackend::Onnx, None) => Err(EmbedError::ModelUnavailable(
             "EMBED_BACKEND=onnx needs ORT_DYLIB_PATH and EMBED_ONNX_MODEL".into(),
         )),
         (EmbedBackend::Onnx | EmbedBackend::Auto, Some(onnx)) => {
-            match OnnxEmbedder::load(&onnx, files, &settings.model, settings.batch_size, settings.threads) {
+            let onnx_batch = settings.batch_size.unwrap_or(OnnxEmbedder::BATCH_SIZE);
+            match OnnxEmbedder::load(&onnx, files, &settings.model, onnx_batch, settings.threads) {
                 Ok(embedder) => Ok((Arc::new(embedder), tokenizer)),
                 Err(e) if settings.backend == EmbedBackend::Auto => {
                     tracing::warn!(error = %e, "ONNX Runtime unavailable, embedding with candle");
-                    let embedder = LocalEmbedder::load(files, &settings.model, settings.batch_size)?;
+                    let embedder = LocalEmbedder::load(files, &settings.model, candle_batch)?;
                     Ok((Arc::new(embedder), tokenizer))
                 }
                 Err(e) => Err(e),
             }
         }
         (EmbedBackend::Candle | EmbedBackend::Auto, None) | (EmbedBackend::Candle, Some(_)) => {
-            let embedder = LocalEmbedder::load(files, &settings.model, settings.batch_size)?;
+            let embedder = LocalEmbedder::load(files, &settings.model, candle_batch)?;
             Ok((Arc::new(embedder), tokenizer))
         }
     }

@@ -95,6 +95,10 @@ fn session(
 }
 
 impl OnnxEmbedder {
+    /// Texts per forward pass when `EMBED_BATCH_SIZE` is unset: measured fastest
+    /// on the fused int8 graph (benches/embed.rs): its activations stay in L2.
+    pub const BATCH_SIZE: usize = 2;
+
     /// Loads the runtime, the model (twice: passages and queries) and the tokenizer
     /// from the model files; blocking.
     pub fn load(

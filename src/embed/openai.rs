@@ -16,6 +16,9 @@ pub struct OpenAiEmbedder {
 }
 
 impl OpenAiEmbedder {
+    /// Texts per request when `EMBED_BATCH_SIZE` is unset.
+    pub const BATCH_SIZE: usize = 8;
+
     /// Connects and embeds one probe text to learn the dimension, so a wrong
     /// endpoint or model fails at start, not at the first upload.
     pub async fn connect(settings: &LlmSettings, model: &str, batch_size: usize) -> Result<Self, EmbedError> {

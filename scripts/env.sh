@@ -29,7 +29,9 @@ ensure_onnx() {
     if [ -n "${ORT_DYLIB_PATH:-}" ] && [ -n "${EMBED_ONNX_MODEL:-}" ]; then return 0; fi
     local cache="${DOCQA_CACHE_DIR:-$HOME/.cache/docqa}"
     local venv="$cache/onnx-venv"
-    local model="$cache/models/all-MiniLM-L6-v2-int8-fused-ort$ORT_VERSION.onnx"
+    # r<N>: the revision of export_onnx.py's graph; bump it when the graph changes, so
+    # that machines holding an older export make the new one.
+    local model="$cache/models/all-MiniLM-L6-v2-int8-r3-ort$ORT_VERSION.onnx"
     if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import onnx, onnxruntime, numpy" >/dev/null 2>&1; then
         echo "installing ONNX Runtime $ORT_VERSION and onnx $ONNX_VERSION into $venv…" >&2
         python3 -m venv "$venv" >&2 \

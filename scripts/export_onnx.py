@@ -92,8 +92,8 @@ def build(weights, config):
     mask32 = g.op("Cast", [mask], to=TensorProto.INT32)
 
     def add_layer_norm(y, residual, key, norm, bias, name=None):
-        """LayerNorm(y + bias + residual). Not `SkipLayerNormalization`: its CPU kernel is scalar
-        (5.3 ns per element against 0.9 for these two Adds and LayerNormalization)."""
+        """LayerNorm(y + bias + residual). Not `SkipLayerNormalization`: its CPU kernel in
+        ONNX Runtime 1.32 takes 5.3 ns per element, these two Adds and LayerNormalization 0.9."""
         total = g.op("Add", [g.op("Add", [y, g.const(key + "_b", w(bias))]), residual])
         return g.op("LayerNormalization", [total, g.const(key + "_g", w(norm + ".weight")), g.const(key + "_beta", w(norm + ".bias"))],
                     name=name, axis=-1, epsilon=eps)

@@ -95,10 +95,10 @@ fn session(
 }
 
 impl OnnxEmbedder {
-    /// Texts per forward pass when `EMBED_BATCH_SIZE` is unset. Measured on the
-    /// fused int8 graph (benches/embed.rs, Sapphire Rapids): with both passage
-    /// sessions busy 4 beats 2 and 8 (12.3k, 10.8k, 11.6k tokens/s); small
-    /// batches keep the activations in L2.
+    /// Texts per forward pass when `EMBED_BATCH_SIZE` is unset. Measured with both
+    /// passage sessions busy (benches/embed.rs): on Sapphire Rapids 4 beats 2 and 8
+    /// (12.3k, 10.8k, 11.6k tokens/s, graph r2); on Zen 4, 2 and 4 are within 5 %
+    /// (14.8k, 14.1k; 8: 13.2k, graph r3). Small batches keep the activations in L2.
     pub const BATCH_SIZE: usize = 4;
 
     /// Loads the runtime, the model (twice: passages and queries) and the tokenizer

@@ -29,9 +29,11 @@ ensure_onnx() {
     if [ -n "${ORT_DYLIB_PATH:-}" ] && [ -n "${EMBED_ONNX_MODEL:-}" ]; then return 0; fi
     local cache="${DOCQA_CACHE_DIR:-$HOME/.cache/docqa}"
     local venv="$cache/onnx-venv"
-    # r<N>: the revision of export_onnx.py's graph; bump it when the graph changes, so
-    # that machines holding an older export make the new one.
-    local model="$cache/models/all-MiniLM-L6-v2-int8-r3-ort$ORT_VERSION.onnx"
+    # Named by the export script's own hash: a change to the graph it writes makes a new
+    # file, so no machine keeps running an older export.
+    local export_hash
+    export_hash="$(sha256sum scripts/export_onnx.py | cut -c1-12)" || return 0
+    local model="$cache/models/all-MiniLM-L6-v2-int8-$export_hash-ort$ORT_VERSION.onnx"
     if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import onnx, onnxruntime, numpy" >/dev/null 2>&1; then
         echo "installing ONNX Runtime $ORT_VERSION and onnx $ONNX_VERSION into $venv…" >&2
         python3 -m venv "$venv" >&2 \

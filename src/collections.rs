@@ -10,7 +10,7 @@ use crate::catalog::{Catalog, CatalogError, NewCollection};
 use crate::domain::{Collection, CollectionName, EmbeddingModel, Job, JobId};
 use crate::error::AppError;
 use crate::index::{IndexLayout, VectorIndex};
-use crate::ingest::{FileStore, JobSignals};
+use crate::ingest::{FileStore, HoldTarget, JobSignals, InFlight};
 
 const MAX_DESCRIPTION_CHARS: usize = 1000;
 
@@ -50,6 +50,7 @@ pub struct Collections {
     index: Arc<dyn VectorIndex>,
     files: FileStore,
     signals: JobSignals,
+    in_flight: Arc<InFlight>,
     /// The model new collections are filled with; `None` means BM25 alone.
     embedding_model: Option<EmbeddingModel>,
 }
@@ -60,6 +61,7 @@ impl Collections {
         index: Arc<dyn VectorIndex>,
         files: FileStore,
         signals: JobSignals,
+        in_flight: Arc<InFlight>,
         embedding_model: Option<EmbeddingModel>,
     ) -> Self {
         Self {
@@ -67,6 +69,7 @@ impl Collections {
             index,
             files,
             signals,
+            in_flight,
             embedding_model,
         }
     }
@@ -93,7 +96,12 @@ impl Collections {
         if self.embedding_model.is_none() {
             return Err(AppError::ReindexNeedsModel);
         }
-        let job = self.catalog.enqueue_reindex(name).await?;
+        let job = match self.catalog.enqueue_reindex(name).await {
+            Ok(job) => job,
+            // Deleted since we looked.
+            Err(CatalogError::MissingParent(_)) => return Err(AppError::CollectionNotFound(name.to_string())),
+            Err(e) => return Err(e.into()),
+        };
         self.signals.work_available();
         tracing::info!(collection = %name, job = %job.id, "re-index queued");
         Ok(job)
@@ -164,12 +172,16 @@ impl Collections {
             .ok_or_else(|| AppError::CollectionNotFound(name.to_string()))
     }
 
-    /// Deletes the vectors first, then the rows, then the files: a failure half way
-    /// leaves rows that can be deleted again, never vectors without rows.
+    /// Stops the collection's jobs (re-index and ingest) and waits until they let
+    /// go; then deletes the vectors, then the rows, then the files: a failure half
+    /// way leaves rows that can be deleted again, never vectors without rows.
     pub async fn delete(&self, name: &CollectionName) -> Result<(), AppError> {
         if name.is_default() {
             return Err(AppError::DefaultCollectionIsPermanent);
         }
+        self.get_stored(name).await?;
+        let _hold = self.in_flight.hold(HoldTarget::Collection(name.clone())).await;
+        // Another delete may have finished while we waited.
         self.get_stored(name).await?;
         let documents = self.catalog.document_ids(name).await?;
         self.index.drop_collection(name).await?;

@@ -9,7 +9,7 @@ use crate::catalog::{Catalog, DocumentCursor, DocumentQuery};
 use crate::domain::{CollectionName, Document, DocumentId, DocumentStatus, Job, JobId};
 use crate::error::AppError;
 use crate::index::VectorIndex;
-use crate::ingest::FileStore;
+use crate::ingest::{FileStore, HoldTarget, InFlight};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 500;
@@ -35,11 +35,17 @@ pub struct Documents {
     catalog: Arc<dyn Catalog>,
     index: Arc<dyn VectorIndex>,
     files: FileStore,
+    in_flight: Arc<InFlight>,
 }
 
 impl Documents {
-    pub fn new(catalog: Arc<dyn Catalog>, index: Arc<dyn VectorIndex>, files: FileStore) -> Self {
-        Self { catalog, index, files }
+    pub fn new(catalog: Arc<dyn Catalog>, index: Arc<dyn VectorIndex>, files: FileStore, in_flight: Arc<InFlight>) -> Self {
+        Self {
+            catalog,
+            index,
+            files,
+            in_flight,
+        }
     }
 
     async fn require_collection(&self, collection: &CollectionName) -> Result<(), AppError> {
@@ -89,9 +95,11 @@ impl Documents {
             .ok_or_else(|| AppError::DocumentNotFound(id.to_string()))
     }
 
-    /// The vectors go first, then the row (with its chunks and job), then the file.
+    /// Stops the document's job and waits until it lets go; then the vectors go,
+    /// then the row (with its chunks and job), then the file.
     pub async fn delete(&self, collection: &CollectionName, id: DocumentId) -> Result<(), AppError> {
         self.get(collection, id).await?;
+        let _hold = self.in_flight.hold(HoldTarget::Document(id)).await;
         self.index.delete_document(collection, id).await?;
         if !self.catalog.delete_document(collection, id).await? {
             return Err(AppError::DocumentNotFound(id.to_string()));

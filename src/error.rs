@@ -244,7 +244,7 @@ impl ResponseError for AppError {
 impl From<CatalogError> for AppError {
     fn from(err: CatalogError) -> Self {
         match err {
-            CatalogError::Unavailable(detail) => Self::Unavailable {
+            CatalogError::Unavailable(detail) | CatalogError::Conflict(detail) => Self::Unavailable {
                 what: "the catalog",
                 detail,
             },
@@ -260,6 +260,8 @@ impl From<IndexError> for AppError {
                 what: "the vector index",
                 detail,
             },
+            // Its index is gone: the collection is being deleted.
+            IndexError::MissingCollection(name) => Self::CollectionNotFound(name),
             other => Self::Internal(other.to_string()),
         }
     }

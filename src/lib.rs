@@ -38,7 +38,7 @@ use documents::Documents;
 use embed::Bm25Encoder;
 use health::{HealthChecks, Metrics};
 use ingest::chunk::Chunker;
-use ingest::{FileStore, Ingestor, JobSignals, Pipeline, WorkerPool};
+use ingest::{FileStore, InFlight, Ingestor, JobSignals, Pipeline, WorkerPool};
 
 /// Why the server could not start; each names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -132,11 +132,13 @@ impl App {
         let embedding_model = embedding.embedder.as_ref().map(|e| e.model().clone());
 
         let signals = JobSignals::new();
+        let in_flight = InFlight::new();
         let collections = Collections::new(
             catalog.clone(),
             index.clone(),
             files.clone(),
             signals.clone(),
+            in_flight.clone(),
             embedding_model.clone(),
         );
         collections
@@ -153,6 +155,7 @@ impl App {
             files: files.clone(),
             extractor: ingest::extract::Extractor::from_settings(&config.extract)
                 .map_err(|e| StartError::Setup(e.to_string()))?,
+            in_flight: in_flight.clone(),
         });
         let workers = WorkerPool::start(pipeline, signals.clone(), config.ingest_workers)
             .await
@@ -168,11 +171,12 @@ impl App {
         ));
         Ok(Self {
             collections: Data::new(collections),
-            documents: Data::new(Documents::new(catalog.clone(), index.clone(), files.clone())),
+            documents: Data::new(Documents::new(catalog.clone(), index.clone(), files.clone(), in_flight.clone())),
             ingestor: Data::new(Ingestor::new(
                 catalog.clone(),
                 files,
                 signals,
+                in_flight,
                 embedding_model,
                 config.max_upload_bytes,
                 config.ingest_queue_max,

@@ -19,7 +19,7 @@ pub fn init() {
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
-        let message = crate::ingest::extract::panic_message(info.payload());
+        let message = crate::background::panic_message(info.payload());
         tracing::error!(location = location.as_deref().unwrap_or("?"), %message, "panic");
     }));
 }

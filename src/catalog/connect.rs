@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::retrying::Retrying;
 use super::{Catalog, CatalogError, PostgresCatalog, SqliteCatalog};
 use crate::config::DatabaseSettings;
 
@@ -12,7 +13,7 @@ use crate::config::DatabaseSettings;
 pub async fn connect(settings: &DatabaseSettings) -> Result<Arc<dyn Catalog>, CatalogError> {
     if !settings.is_postgres() {
         let catalog = SqliteCatalog::connect(&settings.url, settings.max_connections).await?;
-        return Ok(Arc::new(catalog));
+        return Ok(Arc::new(Retrying(Arc::new(catalog))));
     }
     let catalog = crate::backoff::retry(
         &settings.describe(),
@@ -22,7 +23,7 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<Arc<dyn Catalog>, Ca
     )
     .await?;
     catalog.migrate().await?;
-    Ok(Arc::new(catalog))
+    Ok(Arc::new(Retrying(Arc::new(catalog))))
 }
 
 /// Errors no wait cures: wrong password, no such database or role.

@@ -4,6 +4,7 @@
 
 mod connect;
 mod postgres;
+mod retrying;
 mod sqlite;
 
 use std::time::Duration;
@@ -30,12 +31,25 @@ pub enum CatalogError {
     Corrupt(String),
     #[error("catalog migration failed: {0}")]
     Migration(String),
+    /// A row refers to one that is gone (its collection or document was deleted
+    /// meanwhile): a lost race, not an outage.
+    #[error("what this refers to was deleted: {0}")]
+    MissingParent(String),
+    /// The database broke a deadlock (or a serialization conflict) by rolling
+    /// this transaction back: running it again is safe.
+    #[error("transaction conflict: {0}")]
+    Conflict(String),
 }
 
 impl From<sqlx::Error> for CatalogError {
     fn from(err: sqlx::Error) -> Self {
         match &err {
             sqlx::Error::Database(db) if db.is_unique_violation() => Self::AlreadyExists,
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => Self::MissingParent(db.message().to_string()),
+            // Postgres: deadlock_detected, serialization_failure.
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001")) => {
+                Self::Conflict(db.message().to_string())
+            }
             sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => Self::Corrupt(err.to_string()),
             _ => Self::Unavailable(err.to_string()),
         }

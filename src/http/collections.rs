@@ -16,7 +16,7 @@ pub struct CollectionList {
 
 /// Create a collection.
 #[utoipa::path(
-    post, path = "/v1/collections", tag = "collections",
+    post, path = "/v1/collections", operation_id = "create_collection", tag = "collections",
     request_body = CreateCollection,
     responses(
         (status = 201, body = CollectionView),
@@ -35,7 +35,7 @@ pub async fn create(
 }
 
 /// List collections.
-#[utoipa::path(get, path = "/v1/collections", tag = "collections", responses((status = 200, body = CollectionList)))]
+#[utoipa::path(get, path = "/v1/collections", operation_id = "list_collections", tag = "collections", responses((status = 200, body = CollectionList)))]
 pub async fn list(collections: web::Data<Collections>) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(CollectionList {
         collections: collections.list().await?,
@@ -44,7 +44,7 @@ pub async fn list(collections: web::Data<Collections>) -> Result<HttpResponse, A
 
 /// Show a collection.
 #[utoipa::path(
-    get, path = "/v1/collections/{collection}", tag = "collections",
+    get, path = "/v1/collections/{collection}", operation_id = "get_collection", tag = "collections",
     params(("collection" = String, Path)),
     responses((status = 200, body = CollectionView), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
@@ -54,7 +54,7 @@ pub async fn get(collection: CollectionParam, collections: web::Data<Collections
 
 /// Delete a collection with its documents and vectors.
 #[utoipa::path(
-    delete, path = "/v1/collections/{collection}", tag = "collections",
+    delete, path = "/v1/collections/{collection}", operation_id = "delete_collection", tag = "collections",
     params(("collection" = String, Path)),
     responses(
         (status = 204, description = "Deleted"),
@@ -63,7 +63,8 @@ pub async fn get(collection: CollectionParam, collections: web::Data<Collections
     )
 )]
 pub async fn delete(collection: CollectionParam, collections: web::Data<Collections>) -> Result<HttpResponse, AppError> {
-    collections.delete(&collection.0).await?;
+    let collections = collections.into_inner();
+    super::to_completion(async move { collections.delete(&collection.0).await }).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -74,7 +75,7 @@ pub async fn delete(collection: CollectionParam, collections: web::Data<Collecti
 /// old index keeps serving. Asking again while one is queued or running returns
 /// that job.
 #[utoipa::path(
-    post, path = "/v1/collections/{collection}/reindex", tag = "collections",
+    post, path = "/v1/collections/{collection}/reindex", operation_id = "reindex_collection", tag = "collections",
     params(("collection" = String, Path)),
     responses(
         (status = 202, description = "Queued (or already queued)", body = Job),

@@ -13,7 +13,6 @@ mod upload;
 
 use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
-use utoipa::OpenApi;
 use utoipa_scalar::{Scalar, Servable};
 
 use crate::error::AppError;
@@ -29,7 +28,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
         .route("/openapi.json", web::get().to(openapi::openapi_json))
-        .service(Scalar::with_url("/docs", openapi::ApiDoc::openapi()))
+        .service(Scalar::with_url("/docs", openapi::document().clone()))
         .service(
             web::scope("/v1")
                 .service(
@@ -65,6 +64,19 @@ fn document_routes(cfg: &mut ServiceConfig, prefix: &str) {
     .route(&format!("{prefix}/reindex"), web::post().to(collections::reindex))
     .route(&format!("{prefix}/search"), web::post().to(search::search))
     .route(&format!("{prefix}/query"), web::post().to(search::query));
+}
+
+/// Runs a service call that must not stop half way when the client goes away
+/// (a delete), under the request's id.
+async fn to_completion<T, F>(work: F) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, AppError>> + Send + 'static,
+{
+    let id = request_id::current();
+    tokio::spawn(request_id::scope(id, work))
+        .await
+        .map_err(|e| AppError::Internal(format!("request task failed: {e}")))?
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, AppError> {

@@ -7,12 +7,17 @@
 //!
 //! Edge 0.7 does not replay its WAL on load, so every write is flushed to the
 //! segments before it returns. Its `flush` panics if another writer holds the
-//! WAL, so writes to a shard are serialised here.
+//! WAL, so writes to a shard are serialised here; it also runs in `Drop` and
+//! panics when the shard's files are gone, so a shard is closed (flushed) before
+//! its directory is removed and is never dropped while a thread unwinds
+//! ([`OpenShard`]). Creating, dropping and swapping generations run on a blocking
+//! thread under one lock, to completion even when the caller goes away.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
+use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use qdrant_edge::external::ordered_float::OrderedFloat;
@@ -33,23 +38,39 @@ use super::{
 use crate::domain::{ChunkId, CollectionName, DocumentId, Filter, MetadataValue};
 
 pub struct EdgeIndex {
+    edge: Arc<Edge>,
+}
+
+/// The shards and the directory they live in, shared with blocking threads.
+struct Edge {
     root: PathBuf,
+    shards: RwLock<Shards>,
+    /// Held while a collection's directories are created, removed or swapped:
+    /// one such step at a time.
+    lifecycle: Mutex<()>,
+}
+
+#[derive(Default)]
+struct Shards {
     /// The live shard of each collection opened so far.
-    live: RwLock<HashMap<String, Arc<ShardSlot>>>,
+    live: HashMap<String, Arc<ShardSlot>>,
     /// Rebuilds in progress, by collection.
-    rebuilds: RwLock<HashMap<String, Arc<ShardSlot>>>,
+    rebuilds: HashMap<String, Arc<ShardSlot>>,
+    /// Collections whose directories are being created or removed: never loaded
+    /// from disk meanwhile (two shards on one directory would share a WAL).
+    changing: HashSet<String>,
 }
 
 /// A shard, its generation, and the lock that lets one writer at a time flush
 /// it. `None` once the shard is closed (dropped or swapped out).
 struct ShardSlot {
     generation: u32,
-    shard: RwLock<Option<EdgeShard>>,
+    shard: RwLock<Option<OpenShard>>,
     writer: Mutex<()>,
 }
 
 impl ShardSlot {
-    fn new(generation: u32, shard: EdgeShard) -> Arc<Self> {
+    fn new(generation: u32, shard: OpenShard) -> Arc<Self> {
         Arc::new(Self {
             generation,
             shard: RwLock::new(Some(shard)),
@@ -57,11 +78,15 @@ impl ShardSlot {
         })
     }
 
-    /// Waits for readers and the writer, then closes (flushes) the shard.
-    fn close(&self) {
+    /// Waits for readers and the writer, then flushes and closes the shard while
+    /// its directory still exists. Later users of the slot find it closed.
+    fn close(&self) -> Result<(), IndexError> {
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let shard = self.shard.write().unwrap_or_else(|p| p.into_inner()).take();
-        drop(shard);
+        match shard {
+            Some(shard) => shard.close(),
+            None => Ok(()),
+        }
     }
 
     /// Applies operations and flushes, as the one writer.
@@ -79,6 +104,79 @@ impl ShardSlot {
     }
 }
 
+/// An open Edge shard that is never dropped in a way that can abort the process.
+///
+/// Edge 0.7 flushes in `Drop` and panics when that flush fails (its files
+/// removed, say); a panic in a destructor while the thread is already unwinding
+/// aborts the whole server. So a shard is flushed explicitly before it is
+/// dropped, the drop runs where a panic is caught, and a shard whose flush failed
+/// — or that would be dropped during unwinding — is leaked instead (logged: a
+/// little memory and a few descriptors, against the process).
+struct OpenShard(ManuallyDrop<EdgeShard>);
+
+impl OpenShard {
+    fn new(shard: EdgeShard) -> Self {
+        Self(ManuallyDrop::new(shard))
+    }
+
+    /// Flushes, then drops: an error, never a panic, when the flush fails.
+    fn close(self) -> Result<(), IndexError> {
+        let path = self.0.path().display().to_string();
+        match guarded("flush", || {
+            self.0.flush();
+            Ok(())
+        }) {
+            Ok(()) => {
+                drop(self);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(shard = %path, error = %e, "could not flush a shard before closing it; leaking it");
+                std::mem::forget(self);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for OpenShard {
+    type Target = EdgeShard;
+
+    fn deref(&self) -> &EdgeShard {
+        &self.0
+    }
+}
+
+impl Drop for OpenShard {
+    fn drop(&mut self) {
+        // SAFETY: taken once, here, and never used again.
+        let shard = unsafe { ManuallyDrop::take(&mut self.0) };
+        if std::thread::panicking() {
+            tracing::error!(shard = %shard.path().display(), "not closing a shard while unwinding; leaking it");
+            std::mem::forget(shard);
+            return;
+        }
+        let path = shard.path().display().to_string();
+        if let Err(e) = guarded("close", move || {
+            drop(shard);
+            Ok(())
+        }) {
+            tracing::error!(shard = %path, error = %e, "closing a shard failed");
+        }
+    }
+}
+
+/// Runs a call into Edge where a panic is caught and becomes an error.
+fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, IndexError>) -> Result<T, IndexError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(panic) => Err(IndexError::Operation(format!(
+            "index {what} failed: {}",
+            crate::background::panic_message(&*panic)
+        ))),
+    }
+}
+
 fn op_error(e: impl std::fmt::Display) -> IndexError {
     IndexError::Operation(e.to_string())
 }
@@ -92,16 +190,13 @@ fn task_failed(e: tokio::task::JoinError) -> IndexError {
     IndexError::Operation(format!("index task failed: {e}"))
 }
 
-impl EdgeIndex {
-    pub fn open(root: impl Into<PathBuf>) -> Result<Self, IndexError> {
-        let root = root.into();
-        std::fs::create_dir_all(&root)
-            .map_err(|e| IndexError::Unavailable(format!("{}: {e}", root.display())))?;
-        Ok(Self {
-            root,
-            live: RwLock::new(HashMap::new()),
-            rebuilds: RwLock::new(HashMap::new()),
-        })
+impl Edge {
+    fn shards(&self) -> RwLockWriteGuard<'_, Shards> {
+        self.shards.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lifecycle(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.lifecycle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn shard_dir(&self, collection: &CollectionName, generation: u32) -> PathBuf {
@@ -143,46 +238,157 @@ impl EdgeIndex {
 
     /// The live shard of a collection, loading it from disk on first use.
     fn slot(&self, collection: &CollectionName) -> Result<Arc<ShardSlot>, IndexError> {
-        if let Some(slot) = read(&self.live).get(collection.as_str()) {
+        if let Some(slot) = read(&self.shards).live.get(collection.as_str()) {
             return Ok(Arc::clone(slot));
         }
-        let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(slot) = live.get(collection.as_str()) {
+        let mut shards = self.shards();
+        if let Some(slot) = shards.live.get(collection.as_str()) {
             return Ok(Arc::clone(slot));
+        }
+        if shards.changing.contains(collection.as_str()) {
+            return Err(IndexError::MissingCollection(collection.to_string()));
         }
         let generation = self.live_generation(collection)?;
         let dir = self.shard_dir(collection, generation);
         if !dir.join("edge_config.json").is_file() {
             return Err(IndexError::MissingCollection(collection.to_string()));
         }
-        let slot = ShardSlot::new(generation, EdgeShard::load(&dir, None).map_err(op_error)?);
-        live.insert(collection.to_string(), Arc::clone(&slot));
+        let shard = guarded("load", || EdgeShard::load(&dir, None).map_err(op_error))?;
+        let slot = ShardSlot::new(generation, OpenShard::new(shard));
+        shards.live.insert(collection.to_string(), Arc::clone(&slot));
         Ok(slot)
     }
 
     fn rebuild_slot(&self, rebuild: &Rebuild) -> Result<Arc<ShardSlot>, IndexError> {
-        read(&self.rebuilds)
+        read(&self.shards)
+            .rebuilds
             .get(rebuild.collection.as_str())
             .filter(|slot| slot.generation == rebuild.generation)
             .cloned()
             .ok_or_else(|| IndexError::Operation(format!("no rebuild {} of {}", rebuild.generation, rebuild.collection)))
     }
 
-    fn create_shard(dir: &Path, layout: IndexLayout) -> Result<EdgeShard, IndexError> {
-        let mut config = EdgeConfigBuilder::new().sparse_vector(
-            BM25_VECTOR,
-            EdgeSparseVectorParamsBuilder::new().modifier(Modifier::Idf).build(),
-        );
-        if let Some(dimension) = layout.dense_dimension {
-            config = config.vector(
-                DENSE_VECTOR,
-                EdgeVectorParamsBuilder::new(dimension, Distance::Cosine).build(),
-            );
+    /// Marks a collection as changing on disk until the guard goes.
+    fn changing<'a>(&'a self, collection: &CollectionName) -> Changing<'a> {
+        self.shards().changing.insert(collection.to_string());
+        Changing {
+            edge: self,
+            collection: collection.to_string(),
         }
-        std::fs::create_dir_all(dir).map_err(op_error)?;
-        let shard = EdgeShard::new(dir, config.build()).map_err(op_error)?;
-        // Deletes and document filters go through the document id; every search
-        // filters out pending points.
+    }
+
+    fn ensure_collection(&self, collection: &CollectionName, layout: IndexLayout) -> Result<(), IndexError> {
+        let _lifecycle = self.lifecycle();
+        match self.slot(collection) {
+            Ok(_) => return Ok(()),
+            Err(IndexError::MissingCollection(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let generation = self.live_generation(collection)?;
+        let _changing = self.changing(collection);
+        let shard = create_shard(&self.shard_dir(collection, generation), layout)?;
+        self.shards()
+            .live
+            .insert(collection.to_string(), ShardSlot::new(generation, shard));
+        Ok(())
+    }
+
+    /// Closes the collection's shards, waiting for whoever reads or writes them,
+    /// then removes every generation, the pointer last (a crash half way leaves a
+    /// collection that is dropped again).
+    fn drop_collection(&self, collection: &CollectionName) -> Result<(), IndexError> {
+        let _lifecycle = self.lifecycle();
+        let _changing = self.changing(collection);
+        let slots = {
+            let mut shards = self.shards();
+            [shards.live.remove(collection.as_str()), shards.rebuilds.remove(collection.as_str())]
+        };
+        let name = collection.as_str();
+        let generation = format!("{name}.g");
+        let dirs: Vec<PathBuf> = std::fs::read_dir(&self.root)
+            .map_err(op_error)?
+            .flatten()
+            .filter(|entry| {
+                let file_name = entry.file_name().to_string_lossy().to_string();
+                file_name == name || file_name.strip_prefix(&generation).is_some_and(|n| n.parse::<u32>().is_ok())
+            })
+            .map(|entry| entry.path())
+            .collect();
+        close_then_remove(slots.into_iter().flatten(), &dirs)?;
+        for pointer in [format!("{name}.live"), format!("{name}.live.new")] {
+            match std::fs::remove_file(self.root.join(pointer)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(op_error(e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn begin_rebuild(&self, collection: &CollectionName, layout: IndexLayout) -> Result<Rebuild, IndexError> {
+        let _lifecycle = self.lifecycle();
+        let generation = self.live_generation(collection)? + 1;
+        let abandoned = self.shards().rebuilds.remove(collection.as_str());
+        let dir = self.shard_dir(collection, generation);
+        close_then_remove(abandoned, std::slice::from_ref(&dir))?;
+        let shard = create_shard(&dir, layout)?;
+        self.shards()
+            .rebuilds
+            .insert(collection.to_string(), ShardSlot::new(generation, shard));
+        Ok(Rebuild {
+            collection: collection.clone(),
+            generation,
+            layout,
+        })
+    }
+
+    /// Points the collection at the rebuilt generation and swaps its shard in, in
+    /// one step for readers; then closes the old shard and removes its files.
+    fn finish_rebuild(&self, rebuild: &Rebuild) -> Result<(), IndexError> {
+        let _lifecycle = self.lifecycle();
+        let slot = self.rebuild_slot(rebuild)?;
+        let old = {
+            let mut shards = self.shards();
+            self.set_live_generation(&rebuild.collection, rebuild.generation)?;
+            shards.rebuilds.remove(rebuild.collection.as_str());
+            shards.live.insert(rebuild.collection.to_string(), slot)
+        };
+        let old_generation = match &old {
+            Some(old) => old.generation,
+            None => rebuild.generation.saturating_sub(1),
+        };
+        close_then_remove(old, &[self.shard_dir(&rebuild.collection, old_generation)])
+    }
+}
+
+/// A collection being created or removed on disk; loading it waits for the end.
+struct Changing<'a> {
+    edge: &'a Edge,
+    collection: String,
+}
+
+impl Drop for Changing<'_> {
+    fn drop(&mut self) {
+        self.edge.shards().changing.remove(&self.collection);
+    }
+}
+
+fn create_shard(dir: &Path, layout: IndexLayout) -> Result<OpenShard, IndexError> {
+    let mut config = EdgeConfigBuilder::new().sparse_vector(
+        BM25_VECTOR,
+        EdgeSparseVectorParamsBuilder::new().modifier(Modifier::Idf).build(),
+    );
+    if let Some(dimension) = layout.dense_dimension {
+        config = config.vector(
+            DENSE_VECTOR,
+            EdgeVectorParamsBuilder::new(dimension, Distance::Cosine).build(),
+        );
+    }
+    std::fs::create_dir_all(dir).map_err(op_error)?;
+    let shard = OpenShard::new(guarded("create", || EdgeShard::new(dir, config.build()).map_err(op_error))?);
+    // Deletes and document filters go through the document id; every search
+    // filters out pending points.
+    guarded("create", || {
         for (field, schema) in [
             (DOCUMENT_ID_FIELD, PayloadSchemaType::Keyword),
             (PENDING_FIELD, PayloadSchemaType::Bool),
@@ -196,34 +402,91 @@ impl EdgeIndex {
                 .map_err(op_error)?;
         }
         shard.flush();
-        Ok(shard)
+        Ok(())
+    })?;
+    Ok(shard)
+}
+
+/// Closes slots (waiting for their readers and writer), then removes directories.
+/// A shard that could not be flushed keeps its files: it is still open (leaked).
+fn close_then_remove(slots: impl IntoIterator<Item = Arc<ShardSlot>>, dirs: &[PathBuf]) -> Result<(), IndexError> {
+    let mut closed = Ok(());
+    for slot in slots {
+        if let Err(e) = slot.close() {
+            closed = Err(e);
+        }
+    }
+    closed?;
+    dirs.iter().try_for_each(|dir| remove_dir(dir))
+}
+
+impl EdgeIndex {
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, IndexError> {
+        let root = root.into();
+        std::fs::create_dir_all(&root)
+            .map_err(|e| IndexError::Unavailable(format!("{}: {e}", root.display())))?;
+        Ok(Self {
+            edge: Arc::new(Edge {
+                root,
+                shards: RwLock::new(Shards::default()),
+                lifecycle: Mutex::new(()),
+            }),
+        })
     }
 
-    /// Runs a read on the live shard on a blocking thread.
+    /// Runs `f` on a blocking thread, to completion even if the caller stops
+    /// waiting; a panic inside it is an error.
+    async fn blocking<T, F>(&self, what: &'static str, f: F) -> Result<T, IndexError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Edge) -> Result<T, IndexError> + Send + 'static,
+    {
+        let edge = Arc::clone(&self.edge);
+        tokio::task::spawn_blocking(move || guarded(what, || f(&edge)))
+            .await
+            .map_err(task_failed)?
+    }
+
+    /// Runs a read on the live shard on a blocking thread. A shard closed between
+    /// looking it up and reading it (a re-index swapped in) is looked up again.
     async fn with_shard<T, F>(&self, collection: &CollectionName, f: F) -> Result<T, IndexError>
     where
         T: Send + 'static,
         F: FnOnce(&EdgeShard) -> Result<T, IndexError> + Send + 'static,
     {
-        let slot = self.slot(collection)?;
-        let name = collection.to_string();
-        tokio::task::spawn_blocking(move || {
-            let guard = read(&slot.shard);
-            let shard = guard.as_ref().ok_or(IndexError::MissingCollection(name))?;
-            f(shard)
-        })
-        .await
-        .map_err(task_failed)?
+        let mut unread = f;
+        for _ in 0..3 {
+            let slot = self.edge.slot(collection)?;
+            let outcome = tokio::task::spawn_blocking(move || {
+                let guard = read(&slot.shard);
+                match guard.as_ref() {
+                    Some(shard) => Ok(guarded("read", || unread(shard))),
+                    None => Err(unread),
+                }
+            })
+            .await
+            .map_err(task_failed)?;
+            match outcome {
+                Ok(result) => return result,
+                Err(f) => unread = f,
+            }
+        }
+        Err(IndexError::MissingCollection(collection.to_string()))
     }
 
     /// Writes to the live shard, one writer per shard at a time.
     async fn write(&self, collection: &CollectionName, operations: Vec<UpdateOperation>) -> Result<(), IndexError> {
-        let slot = self.slot(collection)?;
-        let name = collection.to_string();
-        tokio::task::spawn_blocking(move || slot.write(operations, &name))
-            .await
-            .map_err(task_failed)?
+        let slot = self.edge.slot(collection)?;
+        write_to(slot, operations, collection).await
     }
+}
+
+/// Applies operations to a slot on a blocking thread; a panic inside Edge is an error.
+async fn write_to(slot: Arc<ShardSlot>, operations: Vec<UpdateOperation>, collection: &CollectionName) -> Result<(), IndexError> {
+    let name = collection.to_string();
+    tokio::task::spawn_blocking(move || guarded("write", || slot.write(operations, &name)))
+        .await
+        .map_err(task_failed)?
 }
 
 fn json_path(path: &str) -> Result<JsonPath, IndexError> {
@@ -324,60 +587,24 @@ fn from_scored(point: qdrant_edge::ScoredPoint, query: Option<&[f32]>) -> Result
 #[async_trait]
 impl VectorIndex for EdgeIndex {
     async fn ping(&self) -> Result<(), IndexError> {
-        let root = self.root.clone();
+        let root = self.edge.root.clone();
         tokio::task::spawn_blocking(move || std::fs::metadata(&root).map(|_| ()))
             .await
             .map_err(|e| IndexError::Unavailable(e.to_string()))?
-            .map_err(|e| IndexError::Unavailable(format!("{}: {e}", self.root.display())))
+            .map_err(|e| IndexError::Unavailable(format!("{}: {e}", self.edge.root.display())))
     }
 
     async fn ensure_collection(&self, collection: &CollectionName, layout: IndexLayout) -> Result<(), IndexError> {
-        match self.slot(collection) {
-            Ok(_) => return Ok(()),
-            Err(IndexError::MissingCollection(_)) => {}
-            Err(e) => return Err(e),
+        if self.edge.slot(collection).is_ok() {
+            return Ok(());
         }
-        let generation = self.live_generation(collection)?;
-        let dir = self.shard_dir(collection, generation);
-        let shard = tokio::task::spawn_blocking(move || Self::create_shard(&dir, layout))
-            .await
-            .map_err(task_failed)??;
-        let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
-        live.entry(collection.to_string())
-            .or_insert_with(|| ShardSlot::new(generation, shard));
-        Ok(())
+        let collection = collection.clone();
+        self.blocking("create", move |edge| edge.ensure_collection(&collection, layout)).await
     }
 
     async fn drop_collection(&self, collection: &CollectionName) -> Result<(), IndexError> {
-        let live = self.live.write().unwrap_or_else(|p| p.into_inner()).remove(collection.as_str());
-        let rebuild = self.rebuilds.write().unwrap_or_else(|p| p.into_inner()).remove(collection.as_str());
-        let root = self.root.clone();
-        let name = collection.to_string();
-        tokio::task::spawn_blocking(move || {
-            for slot in [live, rebuild].into_iter().flatten() {
-                slot.close();
-            }
-            // Every generation, and the pointer last (a crash half way leaves a
-            // collection that is dropped again).
-            let entries = std::fs::read_dir(&root).map_err(op_error)?;
-            let generation = format!("{name}.g");
-            for entry in entries.flatten() {
-                let file_name = entry.file_name().to_string_lossy().to_string();
-                if file_name == name || file_name.strip_prefix(&generation).is_some_and(|n| n.parse::<u32>().is_ok()) {
-                    remove_dir(&entry.path())?;
-                }
-            }
-            for pointer in [format!("{name}.live"), format!("{name}.live.new")] {
-                match std::fs::remove_file(root.join(pointer)) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(op_error(e)),
-                }
-            }
-            Ok(())
-        })
-        .await
-        .map_err(task_failed)?
+        let collection = collection.clone();
+        self.blocking("drop", move |edge| edge.drop_collection(&collection)).await
     }
 
     async fn upsert(&self, collection: &CollectionName, points: Vec<ChunkPoint>) -> Result<(), IndexError> {
@@ -397,13 +624,9 @@ impl VectorIndex for EdgeIndex {
     }
 
     async fn delete_document(&self, collection: &CollectionName, document: DocumentId) -> Result<(), IndexError> {
-        let rebuild = read(&self.rebuilds).get(collection.as_str()).cloned();
+        let rebuild = read(&self.edge.shards).rebuilds.get(collection.as_str()).cloned();
         if let Some(slot) = rebuild {
-            let operation = delete_document_operation(document)?;
-            let name = collection.to_string();
-            tokio::task::spawn_blocking(move || slot.write(vec![operation], &name))
-                .await
-                .map_err(task_failed)??;
+            write_to(slot, vec![delete_document_operation(document)?], collection).await?;
         }
         match self.write(collection, vec![delete_document_operation(document)?]).await {
             Err(IndexError::MissingCollection(_)) => Ok(()),
@@ -498,66 +721,21 @@ impl VectorIndex for EdgeIndex {
     }
 
     async fn begin_rebuild(&self, collection: &CollectionName, layout: IndexLayout) -> Result<Rebuild, IndexError> {
-        let generation = self.live_generation(collection)? + 1;
-        let abandoned = self.rebuilds.write().unwrap_or_else(|p| p.into_inner()).remove(collection.as_str());
-        let dir = self.shard_dir(collection, generation);
-        let shard = tokio::task::spawn_blocking(move || {
-            if let Some(slot) = abandoned {
-                slot.close();
-            }
-            remove_dir(&dir)?;
-            Self::create_shard(&dir, layout)
-        })
-        .await
-        .map_err(task_failed)??;
-        self.rebuilds
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(collection.to_string(), ShardSlot::new(generation, shard));
-        Ok(Rebuild {
-            collection: collection.clone(),
-            generation,
-            layout,
-        })
+        let collection = collection.clone();
+        self.blocking("rebuild", move |edge| edge.begin_rebuild(&collection, layout)).await
     }
 
     async fn upsert_rebuild(&self, rebuild: &Rebuild, points: Vec<ChunkPoint>) -> Result<(), IndexError> {
         if points.is_empty() {
             return Ok(());
         }
-        let slot = self.rebuild_slot(rebuild)?;
-        let operation = upsert_operation(points)?;
-        let name = rebuild.collection.to_string();
-        tokio::task::spawn_blocking(move || slot.write(vec![operation], &name))
-            .await
-            .map_err(task_failed)?
+        let slot = self.edge.rebuild_slot(rebuild)?;
+        write_to(slot, vec![upsert_operation(points)?], &rebuild.collection).await
     }
 
     async fn finish_rebuild(&self, rebuild: &Rebuild) -> Result<(), IndexError> {
-        let slot = self.rebuild_slot(rebuild)?;
-        self.set_live_generation(&rebuild.collection, rebuild.generation)?;
-        // From here searches and writes go to the new generation.
-        let old = {
-            let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
-            self.rebuilds
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(rebuild.collection.as_str());
-            live.insert(rebuild.collection.to_string(), slot)
-        };
-        let old_generation = match &old {
-            Some(old) => old.generation,
-            None => rebuild.generation.saturating_sub(1),
-        };
-        let old_dir = self.shard_dir(&rebuild.collection, old_generation);
-        tokio::task::spawn_blocking(move || {
-            if let Some(old) = old {
-                old.close();
-            }
-            remove_dir(&old_dir)
-        })
-        .await
-        .map_err(task_failed)?
+        let rebuild = rebuild.clone();
+        self.blocking("swap", move |edge| edge.finish_rebuild(&rebuild)).await
     }
 }
 

@@ -7,6 +7,7 @@ pub mod extract;
 mod files;
 pub mod staging;
 mod reindex;
+pub mod in_flight;
 mod worker;
 
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ use tokio::sync::{broadcast, Notify};
 use utoipa::ToSchema;
 
 pub use files::FileStore;
+pub use in_flight::{HoldTarget, InFlight};
 pub use worker::{Pipeline, WorkerPool};
 
 use crate::catalog::{Catalog, InsertOutcome};
@@ -111,6 +113,7 @@ pub struct Ingestor {
     catalog: Arc<dyn Catalog>,
     files: FileStore,
     signals: JobSignals,
+    in_flight: Arc<InFlight>,
     /// The server's model: a collection filled by another takes no uploads.
     embedding_model: Option<EmbeddingModel>,
     max_upload_bytes: u64,
@@ -124,6 +127,7 @@ impl Ingestor {
         catalog: Arc<dyn Catalog>,
         files: FileStore,
         signals: JobSignals,
+        in_flight: Arc<InFlight>,
         embedding_model: Option<EmbeddingModel>,
         max_upload_bytes: u64,
         max_queued_jobs: u64,
@@ -133,6 +137,7 @@ impl Ingestor {
             catalog,
             files,
             signals,
+            in_flight,
             embedding_model,
             max_upload_bytes,
             max_queued_jobs,
@@ -156,7 +161,13 @@ impl Ingestor {
         staged: Vec<StagedFile>,
         metadata: Metadata,
     ) -> Result<Vec<UploadedDocument>, AppError> {
-        let verdict = self.judge(collection, &staged).await;
+        // A collection being deleted takes no files; one that is not waits for
+        // them to be stored, so its delete sees every document.
+        let entered = self.in_flight.enter(collection);
+        let verdict = match entered {
+            Some(_) => self.judge(collection, &staged).await,
+            None => Err(AppError::CollectionNotFound(collection.to_string())),
+        };
         let content_types = match verdict {
             Ok(types) => types,
             Err(e) => {
@@ -244,7 +255,11 @@ impl Ingestor {
             Ok(outcome) => outcome,
             Err(e) => {
                 self.files.remove(new.id).await;
-                return Err(e.into());
+                return Err(match e {
+                    // Deleted while the file came in.
+                    crate::catalog::CatalogError::MissingParent(_) => AppError::CollectionNotFound(collection.to_string()),
+                    other => other.into(),
+                });
             }
         };
         Ok(match outcome {

@@ -13,11 +13,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::chunk::Chunker;
 use super::extract;
+use super::in_flight::InFlight;
 use super::{FileStore, JobSignals};
 use crate::catalog::{Catalog, CatalogError, ClaimedJob, JobOutcome};
 use crate::domain::{Chunk, Collection, Document, EmbeddingModel, Job, JobProgress, JobStage};
@@ -39,6 +41,9 @@ pub(crate) enum JobError {
     /// Something the job needs is down: worth another try later.
     #[error("{0}")]
     Unavailable(String),
+    /// A delete of its document or collection stopped it.
+    #[error("interrupted by a delete")]
+    Cancelled,
 }
 
 impl JobError {
@@ -47,10 +52,36 @@ impl JobError {
     }
 }
 
+/// Runs `work` unless the job is cancelled first; for work that changes nothing
+/// outside the job (extracting, embedding), so that dropping it half way is safe.
+async fn unless_cancelled<T, E: Into<JobError>>(
+    cancel: &CancellationToken,
+    work: impl Future<Output = Result<T, E>>,
+) -> Result<T, JobError> {
+    tokio::select! {
+        result = work => result.map_err(Into::into),
+        () = cancel.cancelled() => Err(JobError::Cancelled),
+    }
+}
+
+/// Stops at a step boundary when the job is cancelled: index and catalog writes
+/// are never cut in half, so a delete that waits for the job finds them done.
+fn checkpoint(cancel: &CancellationToken) -> Result<(), JobError> {
+    if cancel.is_cancelled() { Err(JobError::Cancelled) } else { Ok(()) }
+}
+
+impl From<extract::ExtractError> for JobError {
+    fn from(e: extract::ExtractError) -> Self {
+        Self::failed(e)
+    }
+}
+
 impl From<CatalogError> for JobError {
     fn from(e: CatalogError) -> Self {
         match e {
-            CatalogError::Unavailable(detail) => Self::Unavailable(format!("catalog unavailable: {detail}")),
+            CatalogError::Unavailable(detail) | CatalogError::Conflict(detail) => {
+                Self::Unavailable(format!("catalog unavailable: {detail}"))
+            }
             other => Self::Failed(format!("catalog: {other}")),
         }
     }
@@ -83,18 +114,21 @@ pub struct Pipeline {
     pub chunker: Arc<Chunker>,
     pub files: FileStore,
     pub extractor: extract::Extractor,
+    /// Jobs running here, so that deletes can stop them.
+    pub in_flight: Arc<InFlight>,
 }
 
 impl Pipeline {
-    /// Runs one claimed job to its outcome.
-    pub async fn run(&self, claimed: &ClaimedJob) -> JobOutcome {
+    /// Runs one claimed job to its outcome; `cancel` stops it at its next step
+    /// (it is then queued again: the delete that cancelled it takes it away).
+    pub async fn run(&self, claimed: &ClaimedJob, cancel: &CancellationToken) -> JobOutcome {
         let result = match claimed {
             ClaimedJob::Ingest { job, document } => self
-                .ingest(job, document)
+                .ingest(job, document, cancel)
                 .await
                 .map(|(pages, chunks)| JobOutcome::Ingested { pages, chunks }),
             ClaimedJob::Reindex { job, collection } => self
-                .reindex(job, collection)
+                .reindex(job, collection, cancel)
                 .await
                 .map(|model| JobOutcome::Reindexed { model }),
         };
@@ -109,21 +143,24 @@ impl Pipeline {
                 reason: format!("gave up after {} attempts: {reason}", job.attempts),
             },
             Err(JobError::Failed(reason)) => JobOutcome::Failed { reason },
+            Err(JobError::Cancelled) => JobOutcome::Retry {
+                reason: JobError::Cancelled.to_string(),
+                after: Duration::from_secs(1),
+            },
         }
     }
 
-    async fn ingest(&self, job: &Job, document: &Document) -> Result<(u32, u32), JobError> {
+    async fn ingest(&self, job: &Job, document: &Document, cancel: &CancellationToken) -> Result<(u32, u32), JobError> {
         self.progress(job, JobProgress::at(JobStage::Extract, 0, 1)).await;
         let started = Instant::now();
-        let extracted = self
-            .extractor
-            .extract_file(&self.files.path(document.id), document.content_type)
-            .await
-            .map_err(JobError::failed)?;
+        // Dropping the extraction kills its child process.
+        let path = self.files.path(document.id);
+        let extracted = unless_cancelled(cancel, self.extractor.extract_file(&path, document.content_type)).await?;
         let pages = extracted.pages.len() as u32;
         self.progress(job, JobProgress::at(JobStage::Extract, u64::from(pages), u64::from(pages))).await;
         let extract_ms = started.elapsed().as_millis() as u64;
         let started = Instant::now();
+        checkpoint(cancel)?;
         let dense = self.dense_embedder_for(document).await?;
 
         // Chunks stream from the splitter, a step at a time, into embedding; each
@@ -145,9 +182,12 @@ impl Pipeline {
                     None => Ok(()),
                 }
             };
-            let (vectors, written) = tokio::join!(embed(dense.as_deref(), &batch), previous);
+            // The previous step's write always completes, even when the job is cancelled.
+            let (vectors, written) = tokio::join!(unless_cancelled(cancel, embed(dense.as_deref(), &batch)), previous);
             written?;
-            let points = chunk_points(&self.bm25, document, &batch, vectors?, true);
+            let vectors = vectors?;
+            checkpoint(cancel)?;
+            let points = chunk_points(&self.bm25, document, &batch, vectors, true);
             chunks.extend(batch);
             let done = chunks.len() as u64;
             let progress = JobProgress::at(JobStage::Embed, done, expected.max(done));
@@ -166,6 +206,7 @@ impl Pipeline {
         }
         // The catalog's copy of the chunks, once all of them are indexed; then the
         // points become searchable, just before the document is marked ready.
+        checkpoint(cancel)?;
         self.progress(job, JobProgress::at(JobStage::Index, 0, 1)).await;
         self.catalog.replace_chunks(document.id, &chunks).await?;
         self.index.publish_document(&document.collection, document.id).await?;
@@ -220,7 +261,12 @@ impl Pipeline {
     /// Re-embeds every ready document's chunks, as the catalog stores them, into a
     /// fresh generation of the collection's index and swaps it in. Searches use the
     /// old generation until the swap.
-    async fn reindex(&self, job: &Job, collection: &Collection) -> Result<Option<EmbeddingModel>, JobError> {
+    async fn reindex(
+        &self,
+        job: &Job,
+        collection: &Collection,
+        cancel: &CancellationToken,
+    ) -> Result<Option<EmbeddingModel>, JobError> {
         let embedder = self.embedder.as_ref().ok_or_else(|| {
             JobError::Failed("re-indexing needs an embedding model, and the server runs without one".into())
         })?;
@@ -231,18 +277,21 @@ impl Pipeline {
         let documents = super::reindex::ready_documents(self.catalog.as_ref(), &collection.name).await?;
         let total = documents.len() as u64;
         self.progress(job, JobProgress::at(JobStage::Embed, 0, total)).await;
+        checkpoint(cancel)?;
         let rebuild = self.index.begin_rebuild(&collection.name, layout).await?;
         tracing::info!(job = %job.id, collection = %collection.name, documents = total,
             generation = rebuild.generation, model = %model.name, "re-index started");
         for (done, document) in documents.iter().enumerate() {
             let chunks = self.catalog.chunks_of(document.id).await?;
             for batch in chunks.chunks(CHUNKS_PER_STEP) {
-                let vectors = embed(Some(embedder.as_ref()), batch).await?;
+                let vectors = unless_cancelled(cancel, embed(Some(embedder.as_ref()), batch)).await?;
+                checkpoint(cancel)?;
                 let points = chunk_points(&self.bm25, document, batch, vectors, false);
                 self.index.upsert_rebuild(&rebuild, points).await?;
             }
             self.progress(job, JobProgress::at(JobStage::Embed, done as u64 + 1, total)).await;
         }
+        checkpoint(cancel)?;
         self.index.finish_rebuild(&rebuild).await?;
         // A document deleted while it was being copied may have been written into
         // the new generation after its delete: take such points back.
@@ -354,42 +403,8 @@ async fn work_loop(worker: usize, pipeline: Arc<Pipeline>, signals: JobSignals) 
     loop {
         match pipeline.catalog.claim_next_job().await {
             Ok(Some(claimed)) => {
-                let job = claimed.job();
-                let started = Instant::now();
-                tracing::info!(worker, job = %job.id, kind = job.kind.as_str(), collection = %job.collection,
-                    document = ?job.document_id, attempt = job.attempts, "job started");
-                let outcome = pipeline.run(&claimed).await;
-                if let ClaimedJob::Ingest { document, .. } = &claimed {
-                    if matches!(outcome, JobOutcome::Failed { .. }) {
-                        // A failed document leaves no vectors behind.
-                        remove_vectors(&pipeline, document).await;
-                    }
-                }
-                match pipeline.catalog.finish_job(job.id, &outcome).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        // Deleted while we worked: take back the vectors we wrote.
-                        if let ClaimedJob::Ingest { document, .. } = &claimed {
-                            remove_vectors(&pipeline, document).await;
-                        }
-                    }
-                    Err(e) => tracing::error!(job = %job.id, error = %e, "could not record job outcome"),
-                }
-                let ms = started.elapsed().as_millis() as u64;
-                match &outcome {
-                    JobOutcome::Ingested { pages, chunks } => {
-                        tracing::info!(job = %job.id, document = ?job.document_id, pages, chunks, ms, "job succeeded")
-                    }
-                    JobOutcome::Reindexed { model } => {
-                        tracing::info!(job = %job.id, collection = %job.collection, model = ?model.as_ref().map(|m| &m.name), ms, "job succeeded")
-                    }
-                    JobOutcome::Failed { reason } => {
-                        tracing::warn!(job = %job.id, document = ?job.document_id, %reason, "job failed")
-                    }
-                    JobOutcome::Retry { reason, after } => tracing::warn!(job = %job.id, document = ?job.document_id,
-                        %reason, retry_in_s = after.as_secs(), "job postponed: a backend is down"),
-                }
-                signals.job_finished(job.id);
+                run_claimed(worker, &pipeline, &claimed).await;
+                signals.job_finished(claimed.job().id);
             }
             Ok(None) => signals.wait_for_work(Duration::from_secs(2)).await,
             Err(e) => {
@@ -397,6 +412,85 @@ async fn work_loop(worker: usize, pipeline: Arc<Pipeline>, signals: JobSignals) 
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
+    }
+}
+
+/// Runs a claimed job unless a delete holds what it works on, stops it when a
+/// delete asks, and records how it ended.
+async fn run_claimed(worker: usize, pipeline: &Pipeline, claimed: &ClaimedJob) {
+    let job = claimed.job();
+    let Some(running) = pipeline.in_flight.start(job) else {
+        // Its collection or document is being deleted, the job with it; should
+        // that delete fail, the job runs later.
+        let outcome = JobOutcome::Retry {
+            reason: "waiting for a delete to finish".into(),
+            after: Duration::from_secs(1),
+        };
+        if let Err(e) = pipeline.catalog.finish_job(job.id, &outcome).await {
+            tracing::error!(job = %job.id, error = %e, "could not record job outcome");
+        }
+        return;
+    };
+    // A delete that ended between the claim and the line above took the job with
+    // it; one that starts from here waits for this job.
+    match pipeline.catalog.get_job(job.id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            tracing::info!(job = %job.id, "job deleted before it started");
+            return;
+        }
+        Err(e) => tracing::warn!(job = %job.id, error = %e, "could not check the job before starting it"),
+    }
+    let started = Instant::now();
+    tracing::info!(worker, job = %job.id, kind = job.kind.as_str(), collection = %job.collection,
+        document = ?job.document_id, attempt = job.attempts, "job started");
+    let cancel = running.cancellation();
+    let run = std::panic::AssertUnwindSafe(pipeline.run(claimed, &cancel)).catch_unwind();
+    let outcome = run.await.unwrap_or_else(|panic| {
+        let reason = format!("internal error: the job panicked ({})", crate::background::panic_message(&*panic));
+        tracing::error!(job = %job.id, %reason, "job panicked");
+        JobOutcome::Failed { reason }
+    });
+    if cancel.is_cancelled() {
+        // A delete stopped it and removes what it wrote once we let go; should the
+        // delete fail, the job (queued again) runs anew.
+        drop(running);
+        tracing::info!(job = %job.id, document = ?job.document_id, "job stopped by a delete");
+        if let Err(e) = pipeline.catalog.finish_job(job.id, &outcome).await {
+            tracing::error!(job = %job.id, error = %e, "could not record job outcome");
+        }
+        return;
+    }
+    if let ClaimedJob::Ingest { document, .. } = claimed {
+        if matches!(outcome, JobOutcome::Failed { .. }) {
+            // A failed document leaves no vectors behind.
+            remove_vectors(pipeline, document).await;
+        }
+    }
+    match pipeline.catalog.finish_job(job.id, &outcome).await {
+        Ok(true) => {}
+        Ok(false) => {
+            // Deleted while we worked: take back the vectors we wrote.
+            if let ClaimedJob::Ingest { document, .. } = claimed {
+                remove_vectors(pipeline, document).await;
+            }
+        }
+        Err(e) => tracing::error!(job = %job.id, error = %e, "could not record job outcome"),
+    }
+    drop(running);
+    let ms = started.elapsed().as_millis() as u64;
+    match &outcome {
+        JobOutcome::Ingested { pages, chunks } => {
+            tracing::info!(job = %job.id, document = ?job.document_id, pages, chunks, ms, "job succeeded")
+        }
+        JobOutcome::Reindexed { model } => {
+            tracing::info!(job = %job.id, collection = %job.collection, model = ?model.as_ref().map(|m| &m.name), ms, "job succeeded")
+        }
+        JobOutcome::Failed { reason } => {
+            tracing::warn!(job = %job.id, document = ?job.document_id, %reason, "job failed")
+        }
+        JobOutcome::Retry { reason, after } => tracing::warn!(job = %job.id, document = ?job.document_id,
+            %reason, retry_in_s = after.as_secs(), "job postponed: a backend is down"),
     }
 }
 

@@ -23,5 +23,7 @@ mod outages;
 mod pdf;
 mod process;
 mod reindex;
+mod lifecycle;
 mod retrieval;
+mod server;
 mod stream;

@@ -3,8 +3,7 @@
 //! too-large upload streams in; many uploads at once.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use docqa::domain::{CollectionName, DocumentId};
@@ -13,83 +12,7 @@ use serde_json::Value;
 
 use crate::fixtures::{pdf_saying, unique_text};
 use crate::helpers::{TestApp, corpus, model_dir, onnx_vars};
-
-/// `docqa serve` on a free port over `data`.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(data: &Path, extra: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_docqa"));
-        command
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DOCQA_ADDR", format!("127.0.0.1:{port}"))
-            .env("DOCQA_DATA_DIR", data)
-            .env("EMBEDDER", "local")
-            .env("EMBED_MODEL_DIR", model_dir())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (k, v) in onnx_vars() {
-            command.env(k, v);
-        }
-        for (k, v) in extra {
-            command.env(k, v);
-        }
-        let child = command.spawn().expect("docqa starts");
-        Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    async fn ready(&self, client: &reqwest::Client) {
-        for _ in 0..600 {
-            if let Ok(r) = client.get(format!("{}/readyz", self.url)).send().await {
-                if r.status() == 200 {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("docqa did not become ready");
-    }
-
-    fn kill_hard(mut self) {
-        self.child.kill().expect("SIGKILL");
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, and wait for the clean shutdown (the index is flushed).
-    fn stop(mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-
-    /// Peak resident memory so far, in MiB.
-    fn peak_rss_mib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<u64>().ok())
-            .map_or(0, |kb| kb / 1024)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::server::Server;
 
 fn upload_form(name: &str, bytes: Vec<u8>) -> reqwest::multipart::Form {
     reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()))

@@ -101,15 +101,7 @@ pub(crate) async fn extract_in_thread(
     }
 }
 
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_string()
-    }
-}
+pub(crate) use crate::background::panic_message;
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,170 @@
+//! Transactions the database gave up on to break a deadlock (Postgres picks a
+//! victim when a delete's cascade meets a job claim in the other lock order) are
+//! run again: the transaction was rolled back whole, so running it anew is safe.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{
+    Catalog, CatalogError, ClaimedJob, DocumentPage, DocumentQuery, InsertOutcome, JobOutcome, NewCollection,
+};
+use crate::domain::{Chunk, Collection, CollectionName, Document, DocumentId, Job, JobId, JobProgress, NewDocument};
+
+/// Attempts in all, the first included.
+const ATTEMPTS: u32 = 5;
+
+/// A catalog whose writes are retried when they lose a lock conflict.
+pub struct Retrying(pub Arc<dyn Catalog>);
+
+/// Runs `attempt` until it does not end in a conflict, a few times at most, with
+/// a short random pause between (so that the two sides do not meet again).
+async fn retrying<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, CatalogError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CatalogError>>,
+{
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(CatalogError::Conflict(detail)) if tries < ATTEMPTS => {
+                tracing::debug!(what, tries, %detail, "transaction lost a lock conflict; running it again");
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(5..50) * u64::from(tries))).await;
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+#[async_trait]
+impl Catalog for Retrying {
+    async fn ping(&self) -> Result<(), CatalogError> {
+        self.0.ping().await
+    }
+
+    async fn close(&self) {
+        self.0.close().await
+    }
+
+    async fn create_collection(&self, new: &NewCollection) -> Result<Collection, CatalogError> {
+        retrying("create collection", || self.0.create_collection(new)).await
+    }
+
+    async fn get_collection(&self, name: &CollectionName) -> Result<Option<Collection>, CatalogError> {
+        self.0.get_collection(name).await
+    }
+
+    async fn list_collections(&self) -> Result<Vec<Collection>, CatalogError> {
+        self.0.list_collections().await
+    }
+
+    async fn delete_collection(&self, name: &CollectionName) -> Result<bool, CatalogError> {
+        retrying("delete collection", || self.0.delete_collection(name)).await
+    }
+
+    async fn insert_document(&self, new: &NewDocument) -> Result<InsertOutcome, CatalogError> {
+        retrying("insert document", || self.0.insert_document(new)).await
+    }
+
+    async fn get_document(&self, collection: &CollectionName, id: DocumentId) -> Result<Option<Document>, CatalogError> {
+        self.0.get_document(collection, id).await
+    }
+
+    async fn list_documents(&self, collection: &CollectionName, query: &DocumentQuery) -> Result<DocumentPage, CatalogError> {
+        self.0.list_documents(collection, query).await
+    }
+
+    async fn document_ids(&self, collection: &CollectionName) -> Result<Vec<DocumentId>, CatalogError> {
+        self.0.document_ids(collection).await
+    }
+
+    async fn delete_document(&self, collection: &CollectionName, id: DocumentId) -> Result<bool, CatalogError> {
+        retrying("delete document", || self.0.delete_document(collection, id)).await
+    }
+
+    async fn replace_chunks(&self, document: DocumentId, chunks: &[Chunk]) -> Result<(), CatalogError> {
+        retrying("replace chunks", || self.0.replace_chunks(document, chunks)).await
+    }
+
+    async fn chunks_of(&self, document: DocumentId) -> Result<Vec<Chunk>, CatalogError> {
+        self.0.chunks_of(document).await
+    }
+
+    async fn get_job(&self, id: JobId) -> Result<Option<Job>, CatalogError> {
+        self.0.get_job(id).await
+    }
+
+    async fn enqueue_reindex(&self, collection: &CollectionName) -> Result<Job, CatalogError> {
+        retrying("enqueue re-index", || self.0.enqueue_reindex(collection)).await
+    }
+
+    async fn active_reindex(&self, collection: &CollectionName) -> Result<Option<Job>, CatalogError> {
+        self.0.active_reindex(collection).await
+    }
+
+    async fn claim_next_job(&self) -> Result<Option<ClaimedJob>, CatalogError> {
+        retrying("claim job", || self.0.claim_next_job()).await
+    }
+
+    async fn update_job_progress(&self, id: JobId, progress: JobProgress) -> Result<(), CatalogError> {
+        retrying("job progress", || self.0.update_job_progress(id, progress)).await
+    }
+
+    async fn finish_job(&self, id: JobId, outcome: &JobOutcome) -> Result<bool, CatalogError> {
+        retrying("finish job", || self.0.finish_job(id, outcome)).await
+    }
+
+    async fn requeue_interrupted_jobs(&self) -> Result<u64, CatalogError> {
+        retrying("requeue jobs", || self.0.requeue_interrupted_jobs()).await
+    }
+
+    async fn retry_job(&self, id: JobId) -> Result<Option<Job>, CatalogError> {
+        retrying("retry job", || self.0.retry_job(id)).await
+    }
+
+    async fn queued_jobs(&self) -> Result<u64, CatalogError> {
+        self.0.queued_jobs().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_conflict_is_run_again_and_other_errors_are_not() {
+        let calls = AtomicU32::new(0);
+        let result = retrying("test", || async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Err(CatalogError::Conflict("deadlock detected".into())),
+                _ => Ok(7),
+            }
+        })
+        .await;
+        assert_eq!(result.unwrap(), 7);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+
+        let calls = AtomicU32::new(0);
+        let result: Result<(), _> = retrying("test", || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(CatalogError::Unavailable("down".into()))
+        })
+        .await;
+        assert!(matches!(result, Err(CatalogError::Unavailable(_))));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        let calls = AtomicU32::new(0);
+        let result: Result<(), _> = retrying("test", || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(CatalogError::Conflict("again".into()))
+        })
+        .await;
+        assert!(matches!(result, Err(CatalogError::Conflict(_))));
+        assert_eq!(calls.load(Ordering::SeqCst), ATTEMPTS);
+    }
+}

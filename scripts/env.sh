@@ -77,3 +77,17 @@ ensure_postgres() {
 build_for_bench() {
     cargo build --release --locked --bin docqa --example extractors --example pipeline >&2
 }
+
+# schemathesis, which checks the running server against its OpenAPI document
+# (scripts/api_conformance.sh), in a venv of its own. Sets SCHEMATHESIS.
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+    local venv="${DOCQA_CACHE_DIR:-$HOME/.cache/docqa}/schemathesis-venv"
+    if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+        echo "installing schemathesis $SCHEMATHESIS_VERSION into $venv…" >&2
+        python3 -m venv "$venv" >&2 \
+            && "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" >&2 \
+            || return 1
+    fi
+    SCHEMATHESIS="$venv/bin/schemathesis"
+}

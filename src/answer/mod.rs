@@ -38,9 +38,10 @@ const MIN_TERM_COVERAGE: f32 = 0.5;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryRequest {
-    #[schema(example = "How long is the warranty?")]
+    #[schema(example = "How long is the warranty?", min_length = 1, max_length = 4096, pattern = "\\S")]
     pub question: String,
     /// How many chunks to answer from (1 to 50; default `TOP_K`).
+    #[schema(minimum = 1, maximum = 50)]
     pub top_k: Option<usize>,
     pub filter: Option<Filter>,
     #[serde(default)]

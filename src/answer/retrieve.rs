@@ -26,9 +26,10 @@ const MIN_DENSE_SCORE: f32 = 0.25;
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     /// What to look for.
-    #[schema(example = "How long is the warranty?")]
+    #[schema(example = "How long is the warranty?", min_length = 1, max_length = 4096, pattern = "\\S")]
     pub query: String,
     /// How many chunks to return (1 to 50; default `TOP_K`).
+    #[schema(minimum = 1, maximum = 50)]
     pub top_k: Option<usize>,
     pub filter: Option<Filter>,
     /// Which side of the index to search (default `hybrid`; the others are

@@ -19,6 +19,19 @@ pub struct UploadParams {
     pub wait: bool,
 }
 
+/// The multipart form of an upload (read part by part by `super::upload`; this
+/// type only documents it).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// One or more files: PDF, HTML, plain text or Markdown, recognised by content.
+    #[schema(value_type = Vec<String>, format = Binary)]
+    file: Vec<Vec<u8>>,
+    /// A JSON object stored with every document of the request, to filter on.
+    #[schema(example = "{\"team\": \"legal\"}")]
+    metadata: Option<String>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UploadResponse {
     pub documents: Vec<UploadedDocument>,
@@ -37,11 +50,21 @@ pub struct DocumentList {
 /// recognised by content) and an optional `metadata` part holding a JSON object.
 /// Also `POST /v1/documents` for the `default` collection.
 #[utoipa::path(
-    post, path = "/v1/collections/{collection}/documents", tag = "documents",
+    post, path = "/v1/collections/{collection}/documents", operation_id = "upload_documents", tag = "documents",
     params(("collection" = String, Path), UploadParams),
-    request_body(content_type = "multipart/form-data", description = "`file` parts and an optional `metadata` part"),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
-        (status = 202, description = "Accepted; processing in the background", body = UploadResponse),
+        (status = 202, description = "Accepted; processing in the background", body = UploadResponse, links(
+            ("job" = (operation_id = "get_job", parameters(("job_id" = "$response.body#/documents/0/job_id")))),
+            ("document" = (operation_id = "get_document", parameters(
+                ("collection" = "$request.path.collection"),
+                ("document_id" = "$response.body#/documents/0/id"),
+            ))),
+            ("delete" = (operation_id = "delete_document", parameters(
+                ("collection" = "$request.path.collection"),
+                ("document_id" = "$response.body#/documents/0/id"),
+            ))),
+        )),
         (status = 200, description = "With `wait=true`: the final status of every document", body = UploadResponse),
         (status = 400, description = "No file, an empty file, a bad multipart body", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such collection", body = Problem, content_type = "application/problem+json"),
@@ -70,7 +93,7 @@ pub async fn upload(
 
 /// List documents, oldest first.
 #[utoipa::path(
-    get, path = "/v1/collections/{collection}/documents", tag = "documents",
+    get, path = "/v1/collections/{collection}/documents", operation_id = "list_documents", tag = "documents",
     params(("collection" = String, Path), ListDocuments),
     responses(
         (status = 200, body = DocumentList),
@@ -92,7 +115,7 @@ pub async fn list(
 
 /// One document and its processing status.
 #[utoipa::path(
-    get, path = "/v1/collections/{collection}/documents/{document_id}", tag = "documents",
+    get, path = "/v1/collections/{collection}/documents/{document_id}", operation_id = "get_document", tag = "documents",
     params(("collection" = String, Path), ("document_id" = String, Path)),
     responses(
         (status = 200, body = Document),
@@ -109,7 +132,7 @@ pub async fn get(
 
 /// Delete a document; its vectors are gone before its row is.
 #[utoipa::path(
-    delete, path = "/v1/collections/{collection}/documents/{document_id}", tag = "documents",
+    delete, path = "/v1/collections/{collection}/documents/{document_id}", operation_id = "delete_document", tag = "documents",
     params(("collection" = String, Path), ("document_id" = String, Path)),
     responses(
         (status = 204, description = "Deleted"),
@@ -121,6 +144,7 @@ pub async fn delete(
     id: DocumentIdParam,
     documents: web::Data<Documents>,
 ) -> Result<HttpResponse, AppError> {
-    documents.delete(&collection.0, id.0).await?;
+    let documents = documents.into_inner();
+    super::to_completion(async move { documents.delete(&collection.0, id.0).await }).await?;
     Ok(HttpResponse::NoContent().finish())
 }

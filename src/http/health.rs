@@ -6,14 +6,14 @@ use serde_json::json;
 use crate::health::{HealthChecks, Metrics, Readiness};
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "`{\"status\":\"ok\"}`")))]
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "operations", responses((status = 200, description = "`{\"status\":\"ok\"}`")))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 /// Readiness: catalog, index and embedder answer; 503 says which does not.
 #[utoipa::path(
-    get, path = "/readyz", tag = "operations",
+    get, path = "/readyz", operation_id = "readyz", tag = "operations",
     responses((status = 200, body = Readiness), (status = 503, body = Readiness))
 )]
 pub async fn readyz(checks: web::Data<HealthChecks>) -> HttpResponse {
@@ -26,7 +26,7 @@ pub async fn readyz(checks: web::Data<HealthChecks>) -> HttpResponse {
 }
 
 /// Prometheus text.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
 pub async fn metrics(metrics: web::Data<Metrics>, checks: web::Data<HealthChecks>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

@@ -10,7 +10,7 @@ use crate::error::{AppError, Problem};
 
 /// An ingestion job: status and progress per stage.
 #[utoipa::path(
-    get, path = "/v1/jobs/{job_id}", tag = "documents",
+    get, path = "/v1/jobs/{job_id}", operation_id = "get_job", tag = "documents",
     params(("job_id" = String, Path)),
     responses((status = 200, body = Job), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
@@ -20,7 +20,7 @@ pub async fn get(id: JobIdParam, documents: web::Data<Documents>) -> Result<Http
 
 /// Queue a failed job again (its document is processed anew).
 #[utoipa::path(
-    post, path = "/v1/jobs/{job_id}/retry", tag = "documents",
+    post, path = "/v1/jobs/{job_id}/retry", operation_id = "retry_job", tag = "documents",
     params(("job_id" = String, Path)),
     responses(
         (status = 202, description = "Queued again", body = Job),

@@ -1,7 +1,11 @@
 //! The OpenAPI 3.1 document, generated from the handlers and types.
 
+use std::sync::OnceLock;
+
 use actix_web::HttpResponse;
-use utoipa::OpenApi;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
 
 use super::{collections, documents, health, jobs, search};
 
@@ -21,6 +25,7 @@ use super::{collections, documents, health, jobs, search};
         jobs::get, jobs::retry,
         search::search, search::query,
     ),
+    modifiers(&CommonResponses),
     tags(
         (name = "documents", description = "Uploading and managing documents and their ingestion jobs"),
         (name = "search", description = "Retrieval and answers"),
@@ -31,5 +36,124 @@ use super::{collections, documents, health, jobs, search};
 pub struct ApiDoc;
 
 pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    HttpResponse::Ok().json(document())
+}
+
+/// The OpenAPI document as served. utoipa 5.5 writes a link's fields in snake
+/// case (`operation_id`), which is not OpenAPI; they are renamed here.
+pub fn document() -> &'static serde_json::Value {
+    static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        rename_link_fields(&mut document);
+        document
+    })
+}
+
+fn rename_link_fields(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(object) => {
+            if let Some(serde_json::Value::Object(links)) = object.get_mut("links") {
+                for link in links.values_mut().filter_map(serde_json::Value::as_object_mut) {
+                    for (from, to) in [
+                        ("operation_id", "operationId"),
+                        ("operation_ref", "operationRef"),
+                        ("request_body", "requestBody"),
+                    ] {
+                        if let Some(field) = link.remove(from) {
+                            link.insert(to.to_string(), field);
+                        }
+                    }
+                }
+            }
+            object.values_mut().for_each(rename_link_fields);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(rename_link_fields),
+        _ => {}
+    }
+}
+
+/// The problems any route may answer with, added to every operation so that a
+/// route added later is documented with them too: a JSON body that is not JSON,
+/// too large or not sent as JSON (400, 413, 415); a path naming something that
+/// is not there (404); a backend that is down (503, with `Retry-After`). What a
+/// handler documents itself is kept as it wrote it.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
+            for operation in operations.into_iter().flatten() {
+                let json_body = operation
+                    .request_body
+                    .as_ref()
+                    .is_some_and(|body| body.content.contains_key("application/json"));
+                if json_body {
+                    add_problem(operation, 400, "The body is not valid JSON");
+                    add_problem(operation, 413, "The body is larger than the limit");
+                    add_problem(operation, 415, "The body is not sent as `application/json`");
+                }
+                if path.contains('{') {
+                    add_problem(operation, 404, "Not found");
+                }
+                if path.starts_with("/v1/") {
+                    add_problem(operation, 503, "A backend is down; retry after `Retry-After` seconds");
+                }
+            }
+        }
+    }
+}
+
+fn add_problem(operation: &mut Operation, status: u16, description: &str) {
+    operation.responses.responses.entry(status.to_string()).or_insert_with(|| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+                )
+                .build(),
+        )
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_ids_are_unique_and_links_name_their_operation_in_openapi_terms() {
+        let document = document();
+        let mut ids = std::collections::HashSet::new();
+        for item in document["paths"].as_object().unwrap().values() {
+            for operation in item.as_object().unwrap().values() {
+                let id = operation["operationId"].as_str().expect("every operation has an id");
+                assert!(ids.insert(id.to_string()), "operationId {id} is used twice");
+            }
+        }
+        let links = &document["paths"]["/v1/collections/{collection}/documents"]["post"]["responses"]["202"]["links"];
+        assert_eq!(links["job"]["operationId"], "get_job", "{links}");
+        assert!(links["job"].get("operation_id").is_none(), "{links}");
+        assert!(ids.contains(links["document"]["operationId"].as_str().unwrap()));
+    }
+
+    #[test]
+    fn every_json_route_documents_the_body_problems_and_every_v1_route_a_backend_outage() {
+        let document = document();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let responses = operation["responses"].as_object().unwrap();
+                if operation["requestBody"]["content"].get("application/json").is_some() {
+                    for status in ["400", "413", "415"] {
+                        assert!(responses.contains_key(status), "{method} {path} lacks {status}");
+                    }
+                }
+                if path.starts_with("/v1/") {
+                    assert!(responses.contains_key("503"), "{method} {path} lacks 503");
+                }
+            }
+        }
+    }
 }

@@ -10,6 +10,16 @@ use crate::answer::{Answerer, QueryRequest, Retriever, SearchRequest};
 use crate::domain::{Answer, SearchHit};
 use crate::error::{AppError, Problem};
 
+/// One server-sent event of a streamed answer (the schema of each event of a
+/// `text/event-stream` response): `data` holds the event's JSON.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnswerStreamEvent {
+    #[schema(pattern = "^(retrieval|delta|answer|error)$", example = "answer")]
+    pub event: String,
+    /// `retrieval`: `{results}`; `delta`: `{text}`; `answer`: the Answer; `error`: a problem.
+    pub data: String,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SearchResponse {
     /// Best first.
@@ -20,7 +30,7 @@ pub struct SearchResponse {
 
 /// Ranked chunks for a query, no LLM. Also `POST /v1/search` on `default`.
 #[utoipa::path(
-    post, path = "/v1/collections/{collection}/search", tag = "search",
+    post, path = "/v1/collections/{collection}/search", operation_id = "search", tag = "search",
     params(("collection" = String, Path)),
     request_body = SearchRequest,
     responses(
@@ -50,11 +60,14 @@ pub async fn search(
 /// then `answer` (the Answer, citations verified: it is the one that counts) or
 /// `error` (a problem). Comment lines keep an idle stream alive.
 #[utoipa::path(
-    post, path = "/v1/collections/{collection}/query", tag = "search",
+    post, path = "/v1/collections/{collection}/query", operation_id = "query", tag = "search",
     params(("collection" = String, Path)),
     request_body = QueryRequest,
     responses(
-        (status = 200, body = Answer, description = "The answer; `text/event-stream` when streamed"),
+        (status = 200, description = "The answer; server-sent events when streamed", content(
+            (Answer = "application/json"),
+            (AnswerStreamEvent = "text/event-stream"),
+        )),
         (status = 400, description = "Malformed JSON; generative mode without an LLM", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),

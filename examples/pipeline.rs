@@ -51,7 +51,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::from_vars(&vars)?;
 
     // 1. The chunks the pipeline will embed, and their tokens as the model reads them.
-    let setup = docqa::embed::from_config(&config).await?;
+    let setup = docqa::embed::from_settings(&config.embedder, config.llm.as_ref()).await?;
     let embedder = setup.embedder.clone().ok_or("no embedding model: set EMBED_MODEL_DIR")?;
     let tokenizer = setup.tokenizer.clone().ok_or("no tokenizer")?;
     let chunker = Chunker::new(&config.chunk, setup.tokenizer.clone())?;

@@ -91,3 +91,16 @@ ensure_schemathesis() {
     fi
     SCHEMATHESIS="$venv/bin/schemathesis"
 }
+
+# mold, the fast linker scripts/cc-link uses when present: from Debian's
+# packages when we may install them (root, apt-get), else linking uses cc's.
+ensure_mold() {
+    command -v mold >/dev/null 2>&1 && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing the mold linker (Debian package)…" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mold >/dev/null 2>&1 \
+            || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mold >/dev/null 2>&1; } \
+            || echo "mold could not be installed; linking with cc" >&2
+    fi
+    return 0
+}

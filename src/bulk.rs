@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::Value;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::domain::{DocumentId, JobId, JobStatus};
 
 /// Uploaded but not finished, at most: enough to keep the workers busy.
 const IN_FLIGHT: usize = 16;
@@ -20,6 +23,36 @@ pub enum BulkError {
     Walk(PathBuf, std::io::Error),
     #[error("the server at {url}: {detail}")]
     Server { url: String, detail: String },
+}
+
+/// The parts of the API's answers this client reads.
+#[derive(Deserialize)]
+struct UploadAnswer {
+    documents: Vec<UploadedRow>,
+}
+
+#[derive(Deserialize)]
+struct UploadedRow {
+    status: String,
+    job_id: JobId,
+}
+
+#[derive(Deserialize)]
+struct ProblemView {
+    #[serde(default)]
+    detail: String,
+}
+
+#[derive(Deserialize)]
+struct JobView {
+    status: JobStatus,
+    error: Option<String>,
+    document_id: Option<DocumentId>,
+}
+
+#[derive(Deserialize)]
+struct DocumentView {
+    pages: Option<u64>,
 }
 
 /// How each file ended.
@@ -82,7 +115,7 @@ pub fn walk(paths: &[PathBuf]) -> Result<Vec<PathBuf>, BulkError> {
 
 struct Pending {
     path: PathBuf,
-    job: String,
+    job: JobId,
 }
 
 /// Sends every file to `base` (e.g. `http://127.0.0.1:8080`) into `collection`.
@@ -129,19 +162,21 @@ pub async fn ingest(base: &str, collection: &str, files: Vec<PathBuf>, progress:
         }
         let mut still = Vec::new();
         for pending in in_flight.drain(..) {
-            let job: Value = get_json(&client, &format!("{base}/v1/jobs/{}", pending.job)).await.map_err(&server)?;
-            match job["status"].as_str() {
-                Some("succeeded") => {
-                    let document = document_of(&client, base, collection, &job).await.map_err(&server)?;
+            let job: JobView = get_json(&client, &format!("{base}/v1/jobs/{}", pending.job)).await.map_err(&server)?;
+            match job.status {
+                JobStatus::Succeeded => {
+                    let id = job.document_id.map(|id| id.to_string()).unwrap_or_default();
+                    let url = format!("{base}/v1/collections/{collection}/documents/{id}");
+                    let document: DocumentView = get_json(&client, &url).await.map_err(&server)?;
                     summary.ready += 1;
-                    summary.pages += document["pages"].as_u64().unwrap_or(0);
+                    summary.pages += document.pages.unwrap_or(0);
                     bar.inc(1);
                 }
-                Some("failed") => {
-                    summary.failed.push((pending.path, job["error"].as_str().unwrap_or("failed").to_string()));
+                JobStatus::Failed => {
+                    summary.failed.push((pending.path, job.error.unwrap_or_else(|| "failed".into())));
                     bar.inc(1);
                 }
-                _ => still.push(pending),
+                JobStatus::Queued | JobStatus::Running => still.push(pending),
             }
         }
         in_flight = still;
@@ -157,7 +192,7 @@ pub async fn ingest(base: &str, collection: &str, files: Vec<PathBuf>, progress:
 }
 
 enum Uploaded {
-    Job(String),
+    Job(JobId),
     Duplicate,
     /// Refused for good (unsupported type, too large, empty): the reason.
     Refused(String),
@@ -179,25 +214,35 @@ async fn upload(client: &reqwest::Client, url: &str, path: &Path) -> Result<Uplo
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let body: Value = response.json().await.map_err(|e| e.to_string())?;
+    let body = response.bytes().await.map_err(|e| e.to_string())?;
     match status.as_u16() {
-        202 => match (body["documents"][0]["status"].as_str(), body["documents"][0]["job_id"].as_str()) {
-            (Some("duplicate"), _) => Ok(Uploaded::Duplicate),
-            (_, Some(job)) => Ok(Uploaded::Job(job.to_string())),
-            _ => Err(format!("unexpected answer {body}")),
-        },
+        202 => {
+            let answer: UploadAnswer = parse(&body)?;
+            match answer.documents.into_iter().next() {
+                Some(row) if row.status == "duplicate" => Ok(Uploaded::Duplicate),
+                Some(row) => Ok(Uploaded::Job(row.job_id)),
+                None => Err("the upload answered no document".into()),
+            }
+        }
         429 | 503 => Ok(Uploaded::Later(Duration::from_secs(retry_after.unwrap_or(5)))),
-        400 | 413 | 415 | 422 => Ok(Uploaded::Refused(body["detail"].as_str().unwrap_or("refused").to_string())),
-        _ => Err(format!("{status}: {}", body["detail"].as_str().unwrap_or_default())),
+        400 | 413 | 415 | 422 => Ok(Uploaded::Refused(problem_detail(&body, "refused"))),
+        _ => Err(format!("{status}: {}", problem_detail(&body, ""))),
     }
 }
 
-async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value, String> {
-    let response = client.get(url).send().await.map_err(|e| e.to_string())?;
-    response.json().await.map_err(|e| e.to_string())
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("unexpected answer: {e}"))
 }
 
-async fn document_of(client: &reqwest::Client, base: &str, collection: &str, job: &Value) -> Result<Value, String> {
-    let id = job["document_id"].as_str().unwrap_or_default();
-    get_json(client, &format!("{base}/v1/collections/{collection}/documents/{id}")).await
+fn problem_detail(body: &[u8], otherwise: &str) -> String {
+    parse::<ProblemView>(body)
+        .map(|p| p.detail)
+        .ok()
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| otherwise.to_string())
+}
+
+async fn get_json<T: DeserializeOwned>(client: &reqwest::Client, url: &str) -> Result<T, String> {
+    let response = client.get(url).send().await.map_err(|e| e.to_string())?;
+    parse(&response.bytes().await.map_err(|e| e.to_string())?)
 }

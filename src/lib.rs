@@ -8,18 +8,18 @@ pub mod backoff;
 pub mod background;
 pub mod bulk;
 pub mod catalog;
-pub mod collections;
 pub mod config;
-pub mod documents;
 pub mod domain;
 pub mod embed;
-pub mod error;
 pub mod eval;
 pub mod health;
 pub mod http;
 pub mod index;
 pub mod ingest;
 pub mod openai;
+pub mod retrieve;
+pub mod service;
+pub mod store;
 pub mod telemetry;
 
 use std::net::TcpListener;
@@ -31,14 +31,15 @@ use actix_web::web::Data;
 
 pub use config::Config;
 
-use answer::{Answerer, LlmClient, OpenAiLlm, Retriever};
+use answer::{Answerer, LlmClient, OpenAiLlm};
 use catalog::Catalog;
-use collections::Collections;
-use documents::Documents;
 use embed::Bm25Encoder;
 use health::{HealthChecks, Metrics};
 use ingest::chunk::Chunker;
 use ingest::{FileStore, InFlight, Ingestor, JobSignals, Pipeline, WorkerPool};
+use retrieve::Retriever;
+use service::collections::Collections;
+use service::documents::Documents;
 
 /// Why the server could not start; each names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -96,11 +97,8 @@ impl App {
         };
         let catalog = catalog::connect(&config.database).await.map_err(catalog_error)?;
         tracing::info!(catalog = %config.database.describe(), "catalog open");
-        let index_at = match &config.qdrant {
-            Some(qdrant) => format!("Qdrant at {} (QDRANT_URL)", qdrant.url),
-            None => format!("Qdrant Edge in {}", data_dir.join("index").display()),
-        };
-        let index = index::open(&config).await.map_err(|source| StartError::Index {
+        let index_at = config.index.describe();
+        let index = index::open(&config.index).await.map_err(|source| StartError::Index {
             at: index_at.clone(),
             source,
         })?;
@@ -110,7 +108,7 @@ impl App {
             source,
         })?;
 
-        let embedding = embed::from_config(&config).await?;
+        let embedding = embed::from_settings(&config.embedder, config.llm.as_ref()).await?;
         if let Some(reason) = &embedding.bm25_only_reason {
             tracing::warn!(%reason, "retrieval runs on BM25 alone");
         }
@@ -133,14 +131,14 @@ impl App {
 
         let signals = JobSignals::new();
         let in_flight = InFlight::new();
-        let collections = Collections::new(
-            catalog.clone(),
-            index.clone(),
-            files.clone(),
-            signals.clone(),
-            in_flight.clone(),
-            embedding_model.clone(),
-        );
+        let collections = Collections {
+            catalog: catalog.clone(),
+            index: index.clone(),
+            files: files.clone(),
+            signals: signals.clone(),
+            in_flight: in_flight.clone(),
+            embedding_model: embedding_model.clone(),
+        };
         collections
             .ensure_default()
             .await
@@ -157,31 +155,31 @@ impl App {
                 .map_err(|e| StartError::Setup(e.to_string()))?,
             in_flight: in_flight.clone(),
         });
-        let workers = WorkerPool::start(pipeline, signals.clone(), config.ingest_workers)
+        let workers = WorkerPool::start(pipeline, signals.clone(), config.ingest.workers)
             .await
             .map_err(catalog_error)?;
 
-        let retriever = Arc::new(Retriever::new(
-            catalog.clone(),
-            index.clone(),
-            embedding.embedder.clone(),
-            bm25.clone(),
-            config.top_k,
-            config.hybrid,
-        ));
+        let retriever = Arc::new(Retriever {
+            catalog: catalog.clone(),
+            index: index.clone(),
+            embedder: embedding.embedder.clone(),
+            bm25: bm25.clone(),
+            default_top_k: config.retrieval.top_k,
+            hybrid: config.retrieval.hybrid,
+        });
         Ok(Self {
             collections: Data::new(collections),
             documents: Data::new(Documents::new(catalog.clone(), index.clone(), files.clone(), in_flight.clone())),
-            ingestor: Data::new(Ingestor::new(
-                catalog.clone(),
+            ingestor: Data::new(Ingestor {
+                catalog: catalog.clone(),
                 files,
                 signals,
                 in_flight,
                 embedding_model,
-                config.max_upload_bytes,
-                config.ingest_queue_max,
-                config.wait_timeout,
-            )),
+                max_upload_bytes: config.ingest.max_upload_bytes,
+                max_queued_jobs: config.ingest.queue_max,
+                wait_timeout: config.ingest.wait_timeout,
+            }),
             retriever: Data::from(retriever.clone()),
             answerer: Data::new(Answerer::new(retriever, llm, bm25)),
             health: Data::new(HealthChecks::new(

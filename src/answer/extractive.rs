@@ -107,20 +107,25 @@ mod tests {
     use super::*;
     use crate::domain::{ChunkId, DocumentId, PageBreak};
 
-    #[test]
-    fn the_matching_sentence_is_cited_on_its_page() {
-        let text = "Our office opened in 1990 in Berlin.\nIt moved later.\n\nThe warranty period\nlasts 24 months for all devices. Returns are free.";
-        let hit = SearchHit {
+    /// A hit of one chunk whose later pages begin where `page_breaks` say.
+    fn hit(text: &str, page_breaks: Vec<PageBreak>) -> SearchHit {
+        SearchHit {
             chunk_id: ChunkId::for_chunk(DocumentId::new(), 0),
             document_id: DocumentId::new(),
             filename: "terms.txt".into(),
             page_start: 1,
-            page_end: 2,
+            page_end: 1 + page_breaks.len() as u32,
             text: text.into(),
             score: 0.4,
-            page_breaks: vec![PageBreak { page: 2, offset: text.find("The warranty").unwrap() as u32 }],
+            page_breaks,
             dense_similarity: None,
-        };
+        }
+    }
+
+    #[test]
+    fn the_matching_sentence_is_cited_on_its_page() {
+        let text = "Our office opened in 1990 in Berlin.\nIt moved later.\n\nThe warranty period\nlasts 24 months for all devices. Returns are free.";
+        let hit = hit(text, vec![PageBreak { page: 2, offset: text.find("The warranty").unwrap() as u32 }]);
         let (answer, citations) = super::answer("How long is the warranty?", &[hit], &Bm25Encoder::new());
         assert_eq!(citations.len(), 1, "{answer}");
         assert_eq!(citations[0].quote, "The warranty period\nlasts 24 months for all devices.");
@@ -130,17 +135,7 @@ mod tests {
 
     #[test]
     fn nothing_shared_gives_nothing() {
-        let hit = SearchHit {
-            chunk_id: ChunkId::for_chunk(DocumentId::new(), 0),
-            document_id: DocumentId::new(),
-            filename: "a.txt".into(),
-            page_start: 1,
-            page_end: 1,
-            text: "Completely unrelated sentence about gardening.".into(),
-            score: 0.1,
-            page_breaks: vec![],
-            dense_similarity: None,
-        };
+        let hit = hit("Completely unrelated sentence about gardening.", vec![]);
         let (answer, citations) = super::answer("warranty duration?", &[hit], &Bm25Encoder::new());
         assert!(answer.is_empty() && citations.is_empty());
     }

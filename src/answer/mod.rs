@@ -8,7 +8,6 @@ pub mod llm;
 pub mod openai;
 pub mod partial_json;
 pub mod prompt;
-pub mod retrieve;
 pub mod stream;
 
 use std::sync::Arc;
@@ -21,12 +20,27 @@ use utoipa::ToSchema;
 
 pub use llm::{ContextPassage, LlmAnswer, LlmCitation, LlmClient, LlmError, OnDelta};
 pub use openai::OpenAiLlm;
-pub use retrieve::{Retrieval, Retrieved, Retriever, SearchQuery, SearchRequest};
 pub use stream::{AnswerEvent, AnswerEvents};
 
 use crate::domain::{Answer, AnswerMode, CollectionName, Filter, SearchHit, Timings};
 use crate::embed::Bm25Encoder;
-use crate::error::AppError;
+use crate::retrieve::{RetrieveError, Retrieved, Retriever, SearchQuery};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    #[error(transparent)]
+    Retrieve(#[from] RetrieveError),
+    #[error("generative answers need an LLM: set LLM_BASE_URL or LLM_API_KEY, or ask with mode \"extractive\"")]
+    LlmNotConfigured,
+    #[error("the LLM did not answer within {0} s")]
+    LlmTimeout(u64),
+    #[error("the LLM call failed: {0}")]
+    LlmFailed(String),
+    #[error("the LLM's answer was not the structured answer asked for: {0}")]
+    LlmInvalidOutput(String),
+    #[error("{0}")]
+    LlmUnavailable(String),
+}
 
 pub const NOT_FOUND_ANSWER: &str = "The answer was not found in the documents.";
 
@@ -77,42 +91,41 @@ impl Answerer {
         self.llm.as_deref().map(LlmClient::model)
     }
 
-    pub async fn answer(&self, collection: &CollectionName, request: QueryRequest) -> Result<Answer, AppError> {
+    pub async fn answer(&self, collection: &CollectionName, request: QueryRequest) -> Result<Answer, AnswerError> {
         let prepared = self.prepare(collection, request).await?;
         self.finish(prepared, None).await
     }
 
     /// The answer as events. What can be refused (bad request, unknown
     /// collection, retrieval down) is refused before the stream starts, with
-    /// its status; later failures arrive as an `error` event.
+    /// its error; later failures arrive as an `Error` event. The answer is made
+    /// by a task that ends when the events are dropped (the client went away),
+    /// and with it the LLM call.
     pub async fn answer_events(
         self: Arc<Self>,
         collection: &CollectionName,
         request: QueryRequest,
-    ) -> Result<AnswerEvents, AppError> {
+    ) -> Result<AnswerEvents, AnswerError> {
         let prepared = self.prepare(collection, request).await?;
         let (events, receiver) = mpsc::unbounded_channel();
         // The receiver may be gone already: then nobody is listening, and the
-        // task is aborted with the response.
+        // task is aborted with the events.
         let _ = events.send(AnswerEvent::Retrieval(prepared.retrieved.hits.clone()));
-        let request_id = crate::http::request_id::current();
         let work = async move {
             let on_delta = |text: String| {
                 let _ = events.send(AnswerEvent::Delta(text));
             };
             let last = match self.finish(prepared, Some(&on_delta)).await {
                 Ok(answer) => AnswerEvent::Answer(Box::new(answer)),
-                Err(e) => AnswerEvent::Error(Box::new(e.problem())),
+                Err(e) => AnswerEvent::Error(Box::new(e)),
             };
             let _ = events.send(last);
         };
-        let task = actix_web::rt::spawn(
-            crate::http::request_id::scope(request_id, work).instrument(tracing::Span::current()),
-        );
+        let task = tokio::spawn(work.instrument(tracing::Span::current()));
         Ok(AnswerEvents::new(receiver, task))
     }
 
-    async fn prepare(&self, collection: &CollectionName, request: QueryRequest) -> Result<Prepared, AppError> {
+    async fn prepare(&self, collection: &CollectionName, request: QueryRequest) -> Result<Prepared, AnswerError> {
         let started = Instant::now();
         let query = SearchQuery::parse(
             &request.question,
@@ -124,7 +137,7 @@ impl Answerer {
         let llm = match (request.mode, &self.llm) {
             (AnswerMode::Extractive, _) | (AnswerMode::Auto, None) => None,
             (AnswerMode::Generative | AnswerMode::Auto, Some(llm)) => Some(llm.clone()),
-            (AnswerMode::Generative, None) => return Err(AppError::LlmNotConfigured),
+            (AnswerMode::Generative, None) => return Err(AnswerError::LlmNotConfigured),
         };
         let mut retrieved = self.retriever.retrieve(collection, &query).await?;
         retrieved.hits = relevant(&query.text, std::mem::take(&mut retrieved.hits), &self.bm25);
@@ -143,7 +156,7 @@ impl Answerer {
         })
     }
 
-    async fn finish(&self, prepared: Prepared, on_delta: Option<OnDelta<'_>>) -> Result<Answer, AppError> {
+    async fn finish(&self, prepared: Prepared, on_delta: Option<OnDelta<'_>>) -> Result<Answer, AnswerError> {
         let Prepared {
             started,
             query,
@@ -255,7 +268,7 @@ async fn ask_with_one_retry(
     question: &str,
     hits: &[SearchHit],
     on_delta: Option<OnDelta<'_>>,
-) -> Result<LlmAnswer, AppError> {
+) -> Result<LlmAnswer, AnswerError> {
     let context: Vec<ContextPassage> = hits
         .iter()
         .map(|hit| ContextPassage {
@@ -278,10 +291,10 @@ async fn ask_with_one_retry(
             Err(LlmError::InvalidOutput(reason)) if attempt == 1 => {
                 tracing::warn!(%reason, "the LLM's reply was not a structured answer; asking once more");
             }
-            Err(LlmError::InvalidOutput(reason)) => return Err(AppError::LlmInvalidOutput(reason)),
-            Err(LlmError::Timeout(secs)) => return Err(AppError::LlmTimeout(secs)),
-            Err(LlmError::Upstream(reason)) => return Err(AppError::LlmFailed(reason)),
-            Err(unavailable @ LlmError::Unavailable { .. }) => return Err(AppError::LlmUnavailable(unavailable.to_string())),
+            Err(LlmError::InvalidOutput(reason)) => return Err(AnswerError::LlmInvalidOutput(reason)),
+            Err(LlmError::Timeout(secs)) => return Err(AnswerError::LlmTimeout(secs)),
+            Err(LlmError::Upstream(reason)) => return Err(AnswerError::LlmFailed(reason)),
+            Err(unavailable @ LlmError::Unavailable { .. }) => return Err(AnswerError::LlmUnavailable(unavailable.to_string())),
         }
     }
 }

@@ -4,22 +4,24 @@
 
 use std::sync::Arc;
 
+use secrecy::ExposeSecret;
+
 use super::retrying::Retrying;
-use super::{Catalog, CatalogError, PostgresCatalog, SqliteCatalog};
+use super::{Catalog, CatalogError, SqlCatalog};
 use crate::config::DatabaseSettings;
 
 /// Opens the catalog and brings its schema up to date (what `docqa migrate` does
 /// alone).
 pub async fn connect(settings: &DatabaseSettings) -> Result<Arc<dyn Catalog>, CatalogError> {
     if !settings.is_postgres() {
-        let catalog = SqliteCatalog::connect(&settings.url, settings.max_connections).await?;
+        let catalog = SqlCatalog::open_sqlite(settings.url.expose_secret(), settings.max_connections).await?;
         return Ok(Arc::new(Retrying(Arc::new(catalog))));
     }
     let catalog = crate::backoff::retry(
         &settings.describe(),
         settings.startup_timeout,
         |e: &CatalogError| matches!(e, CatalogError::Unavailable(_)) && !is_refusal(e),
-        || PostgresCatalog::connect(&settings.url, settings.max_connections),
+        || SqlCatalog::connect_postgres(settings.url.expose_secret(), settings.max_connections),
     )
     .await?;
     catalog.migrate().await?;

@@ -1,11 +1,11 @@
 //! The catalog: collections, documents, chunks and jobs, the durable truth of
-//! what the server holds. SQLite (the embedded default) and Postgres implement
-//! the same trait and pass the same conformance tests.
+//! what the server holds. One implementation (`sql.rs`) on SQLite (the embedded
+//! default) or Postgres; what differs between the two is `dialect.rs`.
 
 mod connect;
-mod postgres;
+mod dialect;
 mod retrying;
-mod sqlite;
+mod sql;
 
 use std::time::Duration;
 
@@ -13,8 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 pub use connect::connect;
-pub use postgres::PostgresCatalog;
-pub use sqlite::SqliteCatalog;
+pub use sql::SqlCatalog;
 
 use crate::domain::{
     Chunk, Collection, CollectionName, Document, DocumentId, DocumentStatus, EmbeddingModel, Job,
@@ -46,8 +45,9 @@ impl From<sqlx::Error> for CatalogError {
         match &err {
             sqlx::Error::Database(db) if db.is_unique_violation() => Self::AlreadyExists,
             sqlx::Error::Database(db) if db.is_foreign_key_violation() => Self::MissingParent(db.message().to_string()),
-            // Postgres: deadlock_detected, serialization_failure.
-            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001")) => {
+            // Postgres: deadlock_detected, serialization_failure; SQLite: busy (a
+            // write lock not had within the busy timeout, or a stale snapshot).
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001" | "5" | "517" | "261")) => {
                 Self::Conflict(db.message().to_string())
             }
             sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => Self::Corrupt(err.to_string()),
@@ -226,8 +226,8 @@ pub trait Catalog: Send + Sync {
     async fn queued_jobs(&self) -> Result<u64, CatalogError>;
 }
 
-/// The oldest queued job that may run now (see [`Catalog::claim_next_job`]), for
-/// either dialect: `now` is the placeholder of the current time (`?1`, `$1`).
+/// The oldest queued job that may run now (see [`Catalog::claim_next_job`]):
+/// `now` is the placeholder of the current time (`$1`).
 pub(crate) fn claimable_job_sql(now: &str) -> String {
     format!(
         "SELECT j.id FROM jobs j \

@@ -94,12 +94,31 @@ impl Collection {
     /// The stored model and the server's, when the server's cannot search or fill
     /// this collection's vectors. A server without a model is no mismatch: it
     /// works on BM25 alone.
-    pub fn model_mismatch<'a>(&'a self, current: Option<&'a EmbeddingModel>) -> Option<(&'a EmbeddingModel, &'a EmbeddingModel)> {
+    pub fn model_mismatch(&self, current: Option<&EmbeddingModel>) -> Option<ModelMismatch> {
         match (&self.embedding_model, current) {
-            (Some(stored), Some(current)) if !stored.same_space(current) => Some((stored, current)),
+            (Some(stored), Some(current)) if !stored.same_space(current) => Some(ModelMismatch {
+                collection: self.name.clone(),
+                stored: stored.clone(),
+                current: current.clone(),
+            }),
             _ => None,
         }
     }
+}
+
+/// A collection whose vectors come from another model than the server runs: it
+/// cannot be searched or filled until it is re-indexed. The one rule and its
+/// message, for requests (409) and for jobs (a failed document).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "collection {:?} holds vectors of {} ({} dims), but the server runs {} ({} dims); re-index it \
+     (POST /v1/collections/{}/reindex) or start the server with its model",
+    .collection.as_str(), .stored.name, .stored.dimension, .current.name, .current.dimension, .collection
+)]
+pub struct ModelMismatch {
+    pub collection: CollectionName,
+    pub stored: EmbeddingModel,
+    pub current: EmbeddingModel,
 }
 
 #[cfg(test)]

@@ -1,5 +1,4 @@
 use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -24,12 +23,7 @@ impl ContentType {
     pub const SUPPORTED: &'static [&'static str] = &["application/pdf", "text/plain", "text/markdown", "text/html"];
 
     pub fn mime(self) -> &'static str {
-        match self {
-            Self::Pdf => "application/pdf",
-            Self::PlainText => "text/plain",
-            Self::Markdown => "text/markdown",
-            Self::Html => "text/html",
-        }
+        self.as_str()
     }
 
     /// Whether reading it runs a parser (PDF, HTML), which may crash or hang on
@@ -45,18 +39,12 @@ impl fmt::Display for ContentType {
     }
 }
 
-impl FromStr for ContentType {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "application/pdf" => Ok(Self::Pdf),
-            "text/plain" => Ok(Self::PlainText),
-            "text/markdown" => Ok(Self::Markdown),
-            "text/html" => Ok(Self::Html),
-            other => Err(format!("unknown content type {other:?}")),
-        }
-    }
-}
+text_enum!(ContentType, "content type", {
+    Pdf => "application/pdf",
+    PlainText => "text/plain",
+    Markdown => "text/markdown",
+    Html => "text/html",
+});
 
 /// Where a document is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -72,33 +60,20 @@ pub enum DocumentStatus {
     Failed,
 }
 
-impl DocumentStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Processing => "processing",
-            Self::Ready => "ready",
-            Self::Failed => "failed",
-        }
-    }
+text_enum!(DocumentStatus, "document status", {
+    Queued => "queued",
+    Processing => "processing",
+    Ready => "ready",
+    Failed => "failed",
+});
 
+impl DocumentStatus {
     pub fn is_final(self) -> bool {
         matches!(self, Self::Ready | Self::Failed)
     }
 }
 
-impl FromStr for DocumentStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "queued" => Ok(Self::Queued),
-            "processing" => Ok(Self::Processing),
-            "ready" => Ok(Self::Ready),
-            "failed" => Ok(Self::Failed),
-            other => Err(format!("unknown document status {other:?}")),
-        }
-    }
-}
+
 
 /// User metadata attached to a document at upload: a JSON object whose keys are
 /// `[A-Za-z0-9_-]{1,64}` (they become payload paths in the index).

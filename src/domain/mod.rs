@@ -1,23 +1,49 @@
 //! Plain types shared by every layer: what a collection, document, chunk, job and
 //! answer are. No I/O here.
 
+/// An enum stored and shown as text: `as_str` and `FromStr` from one list.
+macro_rules! text_enum {
+    ($name:ident, $what:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok(Self::$variant),)+
+                    other => Err(format!(concat!("unknown ", $what, " {:?}"), other)),
+                }
+            }
+        }
+    };
+}
+
 mod answer;
 mod chunk;
 mod collection;
 mod document;
 mod filter;
+mod fusion;
 mod ids;
 mod job;
 
 pub use answer::{Answer, AnswerMode, Citation, SearchHit, Timings};
 pub use chunk::{page_at, Chunk, PageBreak};
 pub use collection::{
-    Collection, CollectionName, EmbeddingModel, InvalidCollectionName, DEFAULT_COLLECTION,
+    Collection, CollectionName, EmbeddingModel, InvalidCollectionName, ModelMismatch, DEFAULT_COLLECTION,
 };
 pub use document::{
     is_metadata_key, ContentType, Document, DocumentStatus, InvalidMetadata, Metadata, NewDocument,
     MAX_METADATA_BYTES,
 };
 pub use filter::{Filter, MetadataValue};
+pub use fusion::Fusion;
 pub use ids::{ChunkId, DocumentId, JobId};
 pub use job::{Job, JobKind, JobProgress, JobStage, JobStatus};

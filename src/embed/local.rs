@@ -4,24 +4,21 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config as BertConfig};
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
-use super::{EmbedError, Embedder, ModelFiles};
+use super::{EmbedError, ModelFiles};
 use crate::domain::EmbeddingModel;
 
 /// sentence-transformers' `max_seq_length` for MiniLM: longer input is cut.
 const MAX_SEQUENCE_TOKENS: usize = 256;
 
-pub struct LocalEmbedder {
-    inner: Arc<Inner>,
-    model: EmbeddingModel,
-}
+/// all-MiniLM-L6-v2 on candle, f32: the reference embedder.
+pub type LocalEmbedder = super::OffThread<CandleBert>;
 
-struct Inner {
+pub struct CandleBert {
     bert: BertModel,
     tokenizer: Tokenizer,
     batch_size: usize,
@@ -31,7 +28,7 @@ fn inference(e: impl std::fmt::Display) -> EmbedError {
     EmbedError::Inference(e.to_string())
 }
 
-impl LocalEmbedder {
+impl super::OffThread<CandleBert> {
     /// Texts per forward pass when `EMBED_BATCH_SIZE` is unset.
     pub const BATCH_SIZE: usize = 8;
 
@@ -60,7 +57,7 @@ impl LocalEmbedder {
         };
         tracing::info!(model = %model.name, dir = %files.dir.display(), source = ?files.source, "embedding model loaded");
         Ok(Self {
-            inner: Arc::new(Inner {
+            inner: Arc::new(CandleBert {
                 bert,
                 tokenizer,
                 batch_size,
@@ -73,14 +70,9 @@ impl LocalEmbedder {
     pub fn sizing_tokenizer(&self) -> Tokenizer {
         sizing_tokenizer(&self.inner.tokenizer)
     }
-
-    /// Embeds on the calling thread; call from a blocking thread.
-    pub fn embed_blocking(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        self.inner.embed(texts)
-    }
 }
 
-impl Inner {
+impl CandleBert {
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         // Batches of similar length pad less: sort by length, embed, restore order.
         let mut order: Vec<usize> = (0..texts.len()).collect();
@@ -170,24 +162,12 @@ fn pool_and_normalise(hidden: &Tensor, mask: &Tensor) -> candle_core::Result<Vec
     mean.broadcast_div(&norms)?.to_vec2::<f32>()
 }
 
-#[async_trait]
-impl Embedder for LocalEmbedder {
-    fn model(&self) -> &EmbeddingModel {
-        &self.model
+impl super::BlockingModel for CandleBert {
+    fn passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.embed(texts)
     }
 
-    async fn embed_passages(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let inner = Arc::clone(&self.inner);
-        super::off_the_async_threads(move || {
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            inner.embed(&refs)
-        })
-        .await
-    }
-
-    async fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
-        let inner = Arc::clone(&self.inner);
-        let text = text.to_string();
-        super::single(super::off_the_async_threads(move || inner.embed(&[text.as_str()])).await?)
+    fn queries(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.embed(texts)
     }
 }

@@ -12,12 +12,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use bm25::{Bm25Encoder, SparseVector};
-pub use local::{LocalEmbedder, sizing_tokenizer};
+pub use local::{CandleBert, LocalEmbedder, sizing_tokenizer};
 pub use model_files::{ModelFiles, ModelSource};
-pub use onnx::{OnnxEmbedder, OnnxFiles};
+pub use onnx::{OnnxEmbedder, OnnxFiles, OnnxSessions};
 pub use openai::OpenAiEmbedder;
 
-use crate::config::{Config, EmbedBackend, EmbedderChoice, EmbedderSettings};
+use crate::config::{EmbedBackend, EmbedderChoice, EmbedderSettings, LlmSettings};
 use crate::domain::EmbeddingModel;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,19 +43,56 @@ pub trait Embedder: Send + Sync {
     async fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError>;
 }
 
-/// Runs a blocking embedding call on tokio's blocking pool, never on the async workers.
-pub(crate) async fn off_the_async_threads<F>(embed: F) -> Result<Vec<Vec<f32>>, EmbedError>
+/// A model that embeds synchronously (candle, ONNX Runtime).
+pub trait BlockingModel: Send + Sync + 'static {
+    fn passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError>;
+    fn queries(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError>;
+}
+
+/// The embedder of a synchronous model: its calls run on tokio's blocking pool,
+/// never on the async workers.
+pub struct OffThread<M> {
+    inner: Arc<M>,
+    model: EmbeddingModel,
+}
+
+impl<M: BlockingModel> OffThread<M> {
+    /// Embeds passages on the calling thread; call from a blocking thread.
+    pub fn embed_blocking(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.inner.passages(texts)
+    }
+}
+
+#[async_trait]
+impl<M: BlockingModel> Embedder for OffThread<M> {
+    fn model(&self) -> &EmbeddingModel {
+        &self.model
+    }
+
+    async fn embed_passages(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let inner = Arc::clone(&self.inner);
+        off_the_async_threads(move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            inner.passages(&refs)
+        })
+        .await
+    }
+
+    async fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+        let inner = Arc::clone(&self.inner);
+        let text = text.to_string();
+        let mut vectors = off_the_async_threads(move || inner.queries(&[text.as_str()])).await?;
+        vectors.pop().ok_or_else(|| EmbedError::Inference("the model returned no vector".into()))
+    }
+}
+
+async fn off_the_async_threads<F>(embed: F) -> Result<Vec<Vec<f32>>, EmbedError>
 where
     F: FnOnce() -> Result<Vec<Vec<f32>>, EmbedError> + Send + 'static,
 {
     tokio::task::spawn_blocking(embed)
         .await
         .map_err(|e| EmbedError::Inference(e.to_string()))?
-}
-
-/// The one vector of a one-text call.
-pub(crate) fn single(mut vectors: Vec<Vec<f32>>) -> Result<Vec<f32>, EmbedError> {
-    vectors.pop().ok_or_else(|| EmbedError::Inference("the model returned no vector".into()))
 }
 
 /// What the configuration gave: an embedder, or the reason retrieval runs on BM25 alone.
@@ -67,10 +104,10 @@ pub struct EmbedderSetup {
     pub tokenizer: Option<tokenizers::Tokenizer>,
 }
 
-/// Builds the embedder `EMBEDDER` asks for. `local` without a model is an error;
-/// `auto` without one falls back to BM25 alone.
-pub async fn from_config(config: &Config) -> Result<EmbedderSetup, EmbedError> {
-    let settings = &config.embedder;
+/// Builds the embedder `EMBEDDER` asks for (`openai` embeds through the LLM's
+/// endpoint). `local` without a model is an error; `auto` without one falls back
+/// to BM25 alone.
+pub async fn from_settings(settings: &EmbedderSettings, llm: Option<&LlmSettings>) -> Result<EmbedderSetup, EmbedError> {
     match settings.choice {
         EmbedderChoice::None => Ok(EmbedderSetup {
             embedder: None,
@@ -78,7 +115,7 @@ pub async fn from_config(config: &Config) -> Result<EmbedderSetup, EmbedError> {
             tokenizer: None,
         }),
         EmbedderChoice::OpenAi => {
-            let llm = config.llm.as_ref().ok_or_else(|| {
+            let llm = llm.ok_or_else(|| {
                 EmbedError::ModelUnavailable("EMBEDDER=openai needs LLM_BASE_URL or an API key".into())
             })?;
             let batch_size = settings.batch_size.unwrap_or(OpenAiEmbedder::BATCH_SIZE);
@@ -90,7 +127,7 @@ pub async fn from_config(config: &Config) -> Result<EmbedderSetup, EmbedError> {
             })
         }
         EmbedderChoice::Local | EmbedderChoice::Auto => {
-            let loaded = match model_files::locate(settings, &config.data_dir).await {
+            let loaded = match model_files::locate(settings).await {
                 Ok(files) => {
                     let settings = settings.clone();
                     tokio::task::spawn_blocking(move || load_local(&settings, &files))

@@ -36,7 +36,7 @@ fn missing_files(dir: &Path) -> Vec<&'static str> {
         .collect()
 }
 
-pub async fn locate(settings: &EmbedderSettings, data_dir: &Path) -> Result<ModelFiles, EmbedError> {
+pub async fn locate(settings: &EmbedderSettings) -> Result<ModelFiles, EmbedError> {
     if let Some(dir) = &settings.model_dir {
         let missing = missing_files(dir);
         if !missing.is_empty() {
@@ -57,7 +57,7 @@ pub async fn locate(settings: &EmbedderSettings, data_dir: &Path) -> Result<Mode
             source: ModelSource::HubCache,
         });
     }
-    let ours = download_dir(data_dir, &settings.model);
+    let ours = download_dir(&settings.download_dir, &settings.model);
     if missing_files(&ours).is_empty() {
         return Ok(ModelFiles {
             dir: ours,
@@ -87,8 +87,8 @@ fn hub_cache_snapshot(hub: &HubSettings, model: &str) -> Option<PathBuf> {
     missing_files(&snapshot).is_empty().then_some(snapshot)
 }
 
-fn download_dir(data_dir: &Path, model: &str) -> PathBuf {
-    data_dir.join("models").join(model.replace('/', "--"))
+fn download_dir(models: &Path, model: &str) -> PathBuf {
+    models.join(model.replace('/', "--"))
 }
 
 /// Fetches the files from huggingface.co into `dest`, each through a temporary

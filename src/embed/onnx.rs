@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use async_trait::async_trait;
 use ort::environment::Environment;
 use ort::session::Session;
 use ort::session::builder::PrepackedWeights;
@@ -21,7 +20,7 @@ use ort::value::Tensor;
 use tokenizers::Tokenizer;
 
 use super::local::{load_tokenizer, normalise};
-use super::{EmbedError, Embedder, ModelFiles};
+use super::{EmbedError, ModelFiles};
 use crate::domain::EmbeddingModel;
 
 /// Where ONNX Runtime and the model file are.
@@ -31,12 +30,10 @@ pub struct OnnxFiles {
     pub model: PathBuf,
 }
 
-pub struct OnnxEmbedder {
-    inner: Arc<Inner>,
-    model: EmbeddingModel,
-}
+/// An ONNX export of the model on ONNX Runtime.
+pub type OnnxEmbedder = super::OffThread<OnnxSessions>;
 
-struct Inner {
+pub struct OnnxSessions {
     /// One per worker thread; `embed` spreads batches over them.
     passages: Vec<Mutex<Session>>,
     /// One per core too, so that concurrent searches embed in parallel.
@@ -94,7 +91,7 @@ fn session(
     build().map_err(|e| unavailable(&format!("ONNX model {}", model.display()), e))
 }
 
-impl OnnxEmbedder {
+impl super::OffThread<OnnxSessions> {
     /// Texts per forward pass when `EMBED_BATCH_SIZE` is unset. Measured with both
     /// passage sessions busy (benches/embed.rs): on Sapphire Rapids 4 beats 2 and 8
     /// (12.3k, 10.8k, 11.6k tokens/s, graph r2); on Zen 4, 2 and 4 are within 5 %
@@ -128,7 +125,7 @@ impl OnnxEmbedder {
         }
         let tokenizer = load_tokenizer(tokenizer_files)?;
         let mut embedder = Self {
-            inner: Arc::new(Inner {
+            inner: Arc::new(OnnxSessions {
                 passages,
                 queries,
                 next_query: AtomicUsize::new(0),
@@ -149,11 +146,6 @@ impl OnnxEmbedder {
             dimension = embedder.model.dimension, threads, file = %onnx.model.display(), "embedding model loaded (ONNX Runtime)");
         Ok(embedder)
     }
-
-    /// Embeds with the passage sessions (blocking: call from a blocking thread).
-    pub fn embed_blocking(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        self.inner.embed_passages(texts)
-    }
 }
 
 /// A poisoned lock only means another batch panicked; the session is intact.
@@ -171,7 +163,7 @@ fn variant_of(model: &Path) -> String {
     }
 }
 
-impl Inner {
+impl OnnxSessions {
     /// Embeds with a free query session, or waits for the next in turn.
     fn embed_query(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let free = self.queries.iter().find_map(|session| session.try_lock().ok());
@@ -290,24 +282,12 @@ impl Inner {
     }
 }
 
-#[async_trait]
-impl Embedder for OnnxEmbedder {
-    fn model(&self) -> &EmbeddingModel {
-        &self.model
+impl super::BlockingModel for OnnxSessions {
+    fn passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.embed_passages(texts)
     }
 
-    async fn embed_passages(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let inner = Arc::clone(&self.inner);
-        super::off_the_async_threads(move || {
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            inner.embed_passages(&refs)
-        })
-        .await
-    }
-
-    async fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
-        let inner = Arc::clone(&self.inner);
-        let text = text.to_string();
-        super::single(super::off_the_async_threads(move || inner.embed_query(&[text.as_str()])).await?)
+    fn queries(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.embed_query(texts)
     }
 }

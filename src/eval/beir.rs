@@ -9,12 +9,11 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::metrics::dedup_ranked;
-use super::{EvalClient, EvalError, EvalOptions, IngestScores, Latency, Report, ScoreSheet, progress_bar, read_jsonl};
+use super::{EvalClient, EvalError, EvalOptions, IngestScores, Report, read_jsonl};
 
 /// Chunks asked for per query: enough for 10 distinct documents when abstracts
 /// are split into a few chunks each.
 const HITS_PER_QUERY: usize = 50;
-pub const MODES: [&str; 3] = ["hybrid", "dense", "bm25"];
 
 #[derive(Debug, Deserialize)]
 pub struct CorpusEntry {
@@ -30,6 +29,12 @@ pub struct QueryEntry {
     #[serde(rename = "_id")]
     pub id: String,
     pub text: String,
+}
+
+impl super::Searched for QueryEntry {
+    fn text(&self) -> &str {
+        &self.text
+    }
 }
 
 /// query id → (corpus id → graded relevance > 0).
@@ -83,44 +88,13 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     let ingested = crate::bulk::ingest(base, &client.collection, files, options.progress).await?;
     let mut notes: Vec<String> = ingested.failed.iter().take(5).map(|(path, why)| format!("{} failed: {why}", path.display())).collect();
 
-    let mut retrieval = Vec::new();
-    let mut hybrid_latency = Vec::new();
-    for mode in MODES {
-        let bar = progress_bar(queries.len(), options.progress, &format!("queries ({mode})"));
-        let mut sheet = ScoreSheet::default();
-        let mut refused = false;
-        for query in &queries {
-            let Some((hits, ms)) = client.search(&query.text, HITS_PER_QUERY, mode, None).await? else {
-                refused = true;
-                break;
-            };
-            if mode == "hybrid" {
-                hybrid_latency.push(ms);
-            }
-            let ranked = dedup_ranked(hits.iter().filter_map(|hit| corpus_id(hit["filename"].as_str()?)));
-            sheet.add_ranking(&ranked, &qrels[&query.id]);
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-        if refused {
-            notes.push(format!("{mode} retrieval was refused by the server (no embedding model?)"));
-            continue;
-        }
-        retrieval.push(sheet.scores(mode));
-    }
-    Ok(Report {
-        dataset: options.dataset,
-        split,
-        collection: client.collection.clone(),
-        ingest: IngestScores::of(corpus.len(), &ingested),
-        retrieval,
-        answers: None,
-        pages: Vec::new(),
-        search_latency: Latency::of(&hybrid_latency),
-        query_latency: None,
-        notes,
-        seconds: 0.0,
+    let measured = super::retrieve_by_mode(&client, &queries, (HITS_PER_QUERY, options), &mut notes, |query, hits, sheet| {
+            let ranked = dedup_ranked(hits.iter().filter_map(|hit| corpus_id(&hit.filename)));
+        sheet.add_ranking(&ranked, &qrels[&query.id]);
+        None
     })
+    .await?;
+    Ok(Report::of_retrieval(options, split, &client, IngestScores::of(corpus.len(), &ingested), measured, notes))
 }
 
 /// `4983.txt` → `4983`.

@@ -3,9 +3,50 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::EvalError;
+
+/// A search result, as much of it as the harness reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Hit {
+    pub chunk_id: String,
+    pub filename: String,
+    pub text: String,
+    pub page_start: u32,
+    pub page_end: u32,
+}
+
+#[derive(Deserialize)]
+struct SearchAnswer {
+    results: Vec<Hit>,
+}
+
+/// An answer, as much of it as the harness reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AnswerView {
+    pub answer: String,
+    pub citations: Vec<CitationView>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CitationView {
+    pub page: u32,
+}
+
+#[derive(Deserialize)]
+struct DocumentPage {
+    documents: Vec<DocumentRow>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DocumentRow {
+    id: String,
+    filename: String,
+}
 
 pub struct EvalClient {
     http: reqwest::Client,
@@ -45,23 +86,23 @@ impl EvalClient {
     /// Hits (best first) and the request's time in ms. `Ok(None)` when the
     /// server refuses this retrieval mode (422: e.g. dense without a model).
     /// `filter` as the API takes it (`{"document_ids": [..]}`), if any.
-    pub async fn search(&self, query: &str, top_k: usize, retrieval: &str, filter: Option<&Value>) -> Result<Option<(Vec<Value>, f64)>, EvalError> {
+    pub async fn search(&self, query: &str, top_k: usize, retrieval: &str, filter: Option<&Value>) -> Result<Option<(Vec<Hit>, f64)>, EvalError> {
         let started = Instant::now();
         let mut body = json!({"query": query, "top_k": top_k, "retrieval": retrieval});
         if let Some(filter) = filter {
             body["filter"] = filter.clone();
         }
-        let response = self.post(&format!("/v1/collections/{}/search", self.collection), &body).await?;
+        let (status, body) = self.post(&format!("/v1/collections/{}/search", self.collection), &body).await?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
-        match response {
-            (200, body) => Ok(Some((body["results"].as_array().cloned().unwrap_or_default(), ms))),
-            (422, _) => Ok(None),
-            (status, body) => Err(EvalError::Server(format!("search: {status} {body}"))),
+        match status {
+            200 => Ok(Some((read::<SearchAnswer>(body, "search")?.results, ms))),
+            422 => Ok(None),
+            status => Err(EvalError::Server(format!("search: {status} {body}"))),
         }
     }
 
     /// An extractive answer and the request's time in ms.
-    pub async fn answer_extractively(&self, question: &str, top_k: usize, filter: Option<&Value>) -> Result<(Value, f64), EvalError> {
+    pub async fn answer_extractively(&self, question: &str, top_k: usize, filter: Option<&Value>) -> Result<(AnswerView, f64), EvalError> {
         let started = Instant::now();
         let mut body = json!({"question": question, "top_k": top_k, "mode": "extractive"});
         if let Some(filter) = filter {
@@ -72,7 +113,7 @@ impl EvalClient {
         if status != 200 {
             return Err(EvalError::Server(format!("query: {status} {answer}")));
         }
-        Ok((answer, ms))
+        Ok((read(answer, "query")?, ms))
     }
 
     /// Every document of the collection: filename → id.
@@ -93,13 +134,10 @@ impl EvalClient {
             if !status.is_success() {
                 return Err(EvalError::Server(format!("listing documents: {status} {page}")));
             }
-            for document in page["documents"].as_array().into_iter().flatten() {
-                if let (Some(name), Some(id)) = (document["filename"].as_str(), document["id"].as_str()) {
-                    ids.insert(name.to_string(), id.to_string());
-                }
-            }
-            match page["next_cursor"].as_str() {
-                Some(next) if !next.is_empty() => cursor = Some(next.to_string()),
+            let page: DocumentPage = read(page, "listing documents")?;
+            ids.extend(page.documents.into_iter().map(|d| (d.filename, d.id)));
+            match page.next_cursor {
+                Some(next) if !next.is_empty() => cursor = Some(next),
                 _ => return Ok(ids),
             }
         }
@@ -117,4 +155,9 @@ impl EvalClient {
         let body = response.json().await.map_err(|e| EvalError::Server(e.to_string()))?;
         Ok((status, body))
     }
+}
+
+/// A response body as the type it should be.
+fn read<T: DeserializeOwned>(body: Value, what: &str) -> Result<T, EvalError> {
+    serde_json::from_value(body).map_err(|e| EvalError::Server(format!("{what}: unexpected answer: {e}")))
 }

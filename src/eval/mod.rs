@@ -234,6 +234,40 @@ pub struct Report {
 }
 
 impl Report {
+    /// A report of retrieval alone; answers and pages are added by the datasets
+    /// that score them.
+    pub(crate) fn of_retrieval(
+        options: &EvalOptions,
+        split: String,
+        client: &EvalClient,
+        ingest: IngestScores,
+        measured: ByMode,
+        notes: Vec<String>,
+    ) -> Self {
+        Self {
+            dataset: options.dataset,
+            split,
+            collection: client.collection.clone(),
+            ingest,
+            retrieval: measured.scores,
+            answers: None,
+            pages: Vec::new(),
+            search_latency: Latency::of(&measured.hybrid_latency),
+            query_latency: None,
+            notes,
+            seconds: 0.0,
+        }
+    }
+
+    /// With the extractive answers scored and their latency.
+    pub(crate) fn with_answers(self, answers: AnswerScores, query_latency: &[f64]) -> Self {
+        Self {
+            answers: Some(answers),
+            query_latency: Some(Latency::of(query_latency)),
+            ..self
+        }
+    }
+
     /// A readable table of the report.
     pub fn table(&self) -> String {
         let mut out = format!(
@@ -300,6 +334,67 @@ pub async fn run(base: &str, options: &EvalOptions) -> Result<Report, EvalError>
 }
 
 /// A progress bar over `len` questions (hidden when not wanted).
+/// The retrieval modes every dataset is scored in.
+pub const MODES: [&str; 3] = ["hybrid", "dense", "bm25"];
+
+/// A question as the search API takes it: its text, and a filter (UDA keeps
+/// each question within its document).
+pub(crate) trait Searched {
+    fn text(&self) -> &str;
+    fn filter(&self) -> Option<&serde_json::Value> {
+        None
+    }
+}
+
+/// What [`retrieve_by_mode`] measured.
+pub(crate) struct ByMode {
+    pub scores: Vec<RetrievalScores>,
+    pub hybrid_latency: Vec<f64>,
+    /// Per question (in order), the rank `score` gave its hybrid hits.
+    pub hybrid_ranks: Vec<Option<usize>>,
+}
+
+/// Every retrieval mode over the questions: `score` puts a question's hits on
+/// the sheet and says where the first gold hit stood. A mode the server refuses
+/// (dense without a model) is noted and skipped.
+pub(crate) async fn retrieve_by_mode<Q: Searched>(
+    client: &EvalClient,
+    questions: &[Q],
+    (top_k, options): (usize, &EvalOptions),
+    notes: &mut Vec<String>,
+    mut score: impl FnMut(&Q, &[client::Hit], &mut ScoreSheet) -> Option<usize>,
+) -> Result<ByMode, EvalError> {
+    let mut measured = ByMode {
+        scores: Vec::new(),
+        hybrid_latency: Vec::new(),
+        hybrid_ranks: vec![None; questions.len()],
+    };
+    for mode in MODES {
+        let bar = progress_bar(questions.len(), options.progress, &format!("questions ({mode})"));
+        let mut sheet = ScoreSheet::default();
+        let mut refused = false;
+        for (index, question) in questions.iter().enumerate() {
+            let Some((hits, ms)) = client.search(question.text(), top_k, mode, question.filter()).await? else {
+                refused = true;
+                break;
+            };
+            let rank = score(question, &hits, &mut sheet);
+            if mode == "hybrid" {
+                measured.hybrid_latency.push(ms);
+                measured.hybrid_ranks[index] = rank;
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        if refused {
+            notes.push(format!("{mode} retrieval was refused by the server (no embedding model?)"));
+            continue;
+        }
+        measured.scores.push(sheet.scores(mode));
+    }
+    Ok(measured)
+}
+
 fn progress_bar(len: usize, show: bool, what: &str) -> indicatif::ProgressBar {
     let bar = if show {
         indicatif::ProgressBar::new(len as u64)

@@ -9,7 +9,8 @@ use std::collections::{HashMap, HashSet};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{AnswerTally, EvalClient, EvalError, EvalOptions, IngestScores, Latency, Report, ScoreSheet, progress_bar, read_jsonl};
+use super::client::Hit;
+use super::{AnswerTally, EvalClient, EvalError, EvalOptions, IngestScores, Report, progress_bar, read_jsonl};
 
 const HITS_PER_QUESTION: usize = 10;
 /// Chunks an extractive answer is made from.
@@ -30,6 +31,12 @@ struct Question {
     question: String,
     paragraph_id: String,
     answers: Vec<GoldAnswer>,
+}
+
+impl super::Searched for Question {
+    fn text(&self) -> &str {
+        &self.question
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,13 +140,12 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     // chunk id → its span in its article, or None where it cannot be found
     let mut spans: HashMap<String, Option<(String, usize, usize)>> = HashMap::new();
     let mut unlocated = 0usize;
-    let mut locate = |hit: &Value| -> Option<(String, usize, usize)> {
-        let id = hit["chunk_id"].as_str()?.to_string();
+    let mut locate = |hit: &Hit| -> Option<(String, usize, usize)> {
         spans
-            .entry(id)
+            .entry(hit.chunk_id.clone())
             .or_insert_with(|| {
-                let file = hit["filename"].as_str()?.to_string();
-                let located = articles.get(&file)?.locate(hit["text"].as_str()?);
+                let file = hit.filename.clone();
+                let located = articles.get(&file)?.locate(&hit.text);
                 if located.is_none() {
                     unlocated += 1;
                 }
@@ -148,22 +154,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
             .clone()
     };
 
-    let mut retrieval = Vec::new();
-    let mut hybrid_latency = Vec::new();
-    // question index → gold paragraph within the hybrid top 5
-    let mut retrieved_top5 = vec![false; questions.len()];
-    for mode in super::beir::MODES {
-        let bar = progress_bar(questions.len(), options.progress, &format!("questions ({mode})"));
-        let mut sheet = ScoreSheet::default();
-        let mut refused = false;
-        for (index, question) in questions.iter().enumerate() {
-            let Some((hits, ms)) = client.search(&question.question, HITS_PER_QUESTION, mode, None).await? else {
-                refused = true;
-                break;
-            };
-            if mode == "hybrid" {
-                hybrid_latency.push(ms);
-            }
+    let measured = super::retrieve_by_mode(&client, &questions, (HITS_PER_QUESTION, options), &mut notes, |question, hits, sheet| {
             let gold = &paragraphs[&question.paragraph_id];
             let gold_file = gold.article_file.rsplit('/').next().unwrap_or_default();
             let rank = hits.iter().position(|hit| {
@@ -172,18 +163,12 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
                 })
             });
             sheet.add_single(rank);
-            if mode == "hybrid" {
-                retrieved_top5[index] = rank.is_some_and(|r| r < 5);
-            }
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-        if refused {
-            notes.push(format!("{mode} retrieval was refused by the server (no embedding model?)"));
-            continue;
-        }
-        retrieval.push(sheet.scores(mode));
-    }
+            rank
+        },
+    )
+    .await?;
+    // question index → gold paragraph within the hybrid top 5
+    let retrieved_top5: Vec<bool> = measured.hybrid_ranks.iter().map(|rank| rank.is_some_and(|r| r < 5)).collect();
     if unlocated > 0 {
         notes.push(format!("{unlocated} returned chunks could not be located in their article (counted as misses)"));
     }
@@ -194,25 +179,14 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     for (index, question) in questions.iter().enumerate() {
         let (answer, ms) = client.answer_extractively(&question.question, ANSWER_TOP_K, None).await?;
         query_latency.push(ms);
-        let text = answer["answer"].as_str().unwrap_or_default();
+        let text = answer.answer.as_str();
         answers.add(text, question.answers.iter().map(|g| g.text.as_str()), retrieved_top5[index]);
         bar.inc(1);
     }
     bar.finish_and_clear();
 
-    Ok(Report {
-        dataset: options.dataset,
-        split,
-        collection: client.collection.clone(),
-        ingest: IngestScores::of(files.len(), &ingested),
-        retrieval,
-        answers: Some(answers.scores()),
-        pages: Vec::new(),
-        search_latency: Latency::of(&hybrid_latency),
-        query_latency: Some(Latency::of(&query_latency)),
-        notes,
-        seconds: 0.0,
-    })
+    let report = Report::of_retrieval(options, split, &client, IngestScores::of(files.len(), &ingested), measured, notes);
+    Ok(report.with_answers(answers.scores(), &query_latency))
 }
 
 #[cfg(test)]

@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::metrics::{contains_answer, mean, normalize_answer};
-use super::{AnswerTally, EvalClient, EvalError, EvalOptions, IngestScores, Latency, Report, ScoreSheet, progress_bar, read_jsonl};
+use super::client::Hit;
+use super::{AnswerTally, EvalClient, EvalError, EvalOptions, IngestScores, Report, progress_bar, read_jsonl};
 
 const HITS_PER_QUESTION: usize = 10;
 const ANSWER_TOP_K: usize = 5;
@@ -211,6 +212,17 @@ struct Prepared<'a> {
     extractable: bool,
 }
 
+/// Within its own document.
+impl super::Searched for &Prepared<'_> {
+    fn text(&self) -> &str {
+        &self.question.question
+    }
+
+    fn filter(&self) -> Option<&Value> {
+        Some(&self.filter)
+    }
+}
+
 fn read_questions(dir: &Path) -> Result<Vec<UdaQuestion>, EvalError> {
     let mut questions = Vec::new();
     for subset in SUBSETS {
@@ -296,39 +308,19 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
         prepared.iter().filter(|p| p.extractable).count()
     ));
 
-    let on_gold_page = |hit: &Value, gold: &HashSet<u32>| {
-        let start = hit["page_start"].as_u64().unwrap_or(0) as u32;
-        let end = hit["page_end"].as_u64().unwrap_or(0) as u32;
-        (start..=end).any(|p| gold.contains(&p))
-    };
+    let on_gold_page = |hit: &Hit, gold: &HashSet<u32>| (hit.page_start..=hit.page_end).any(|p| gold.contains(&p));
 
-    let mut retrieval = Vec::new();
-    let mut hybrid_latency = Vec::new();
-    let mut hybrid_top5 = vec![false; prepared.len()];
-    for mode in super::beir::MODES {
-        let bar = progress_bar(located.len(), options.progress, &format!("questions ({mode})"));
-        let mut sheet = ScoreSheet::default();
-        let mut refused = false;
-        for &index in &located {
-            let item = &prepared[index];
-            let Some((hits, ms)) = client.search(&item.question.question, HITS_PER_QUESTION, mode, Some(&item.filter)).await? else {
-                refused = true;
-                break;
-            };
+    let located_items: Vec<&Prepared> = located.iter().map(|&index| &prepared[index]).collect();
+    let measured = super::retrieve_by_mode(&client, &located_items, (HITS_PER_QUESTION, options), &mut notes, |item, hits, sheet| {
             let rank = hits.iter().position(|hit| on_gold_page(hit, &item.gold_pages));
             sheet.add_single(rank);
-            if mode == "hybrid" {
-                hybrid_latency.push(ms);
-                hybrid_top5[index] = rank.is_some_and(|r| r < 5);
-            }
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-        if refused {
-            notes.push(format!("{mode} retrieval was refused by the server (no embedding model?)"));
-            continue;
-        }
-        retrieval.push(sheet.scores(mode));
+            rank
+        },
+    )
+    .await?;
+    let mut hybrid_top5 = vec![false; prepared.len()];
+    for (&index, rank) in located.iter().zip(&measured.hybrid_ranks) {
+        hybrid_top5[index] = rank.is_some_and(|r| r < 5);
     }
 
     let bar = progress_bar(prepared.len(), options.progress, "extractive answers");
@@ -338,13 +330,8 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     for (index, item) in prepared.iter().enumerate() {
         let (answer, ms) = client.answer_extractively(&item.question.question, ANSWER_TOP_K, Some(&item.filter)).await?;
         query_latency.push(ms);
-        let text = answer["answer"].as_str().unwrap_or_default();
-        let cited_pages: HashSet<u32> = answer["citations"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c["page"].as_u64().map(|p| p as u32))
-            .collect();
+        let text = answer.answer.as_str();
+        let cited_pages: HashSet<u32> = answer.citations.iter().map(|c| c.page).collect();
         for key in [item.question.subset.as_str(), "all"] {
             let tally = tallies.entry(key).or_default();
             tally.questions += 1;
@@ -371,19 +358,10 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
         pages_by_subset.push(all.scores("all"));
     }
 
-    Ok(Report {
-        dataset: options.dataset,
-        split,
-        collection: client.collection.clone(),
-        ingest: IngestScores::of(files.len(), &ingested),
-        retrieval,
-        answers: Some(answers.scores()),
-        pages: pages_by_subset,
-        search_latency: Latency::of(&hybrid_latency),
-        query_latency: Some(Latency::of(&query_latency)),
-        notes,
-        seconds: 0.0,
-    })
+    let mut report = Report::of_retrieval(options, split, &client, IngestScores::of(files.len(), &ingested), measured, notes)
+        .with_answers(answers.scores(), &query_latency);
+    report.pages = pages_by_subset;
+    Ok(report)
 }
 
 #[cfg(test)]

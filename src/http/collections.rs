@@ -5,9 +5,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::extract::CollectionParam;
-use crate::collections::{CollectionView, Collections, CreateCollection};
+use crate::service::collections::{CollectionView, Collections, CreateCollection};
 use crate::domain::Job;
-use crate::error::{AppError, Problem};
+use super::problem::{AppError, Problem};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CollectionList {
@@ -64,7 +64,7 @@ pub async fn get(collection: CollectionParam, collections: web::Data<Collections
 )]
 pub async fn delete(collection: CollectionParam, collections: web::Data<Collections>) -> Result<HttpResponse, AppError> {
     let collections = collections.into_inner();
-    super::to_completion(async move { collections.delete(&collection.0).await }).await?;
+    super::to_completion(async move { Ok(collections.delete(&collection.0).await?) }).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

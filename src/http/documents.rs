@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{CollectionParam, DocumentIdParam};
-use crate::documents::{Documents, ListDocuments};
+use crate::service::documents::{Documents, ListDocuments};
 use crate::domain::Document;
-use crate::error::{AppError, Problem};
+use super::problem::{AppError, Problem};
 use crate::ingest::{Ingestor, UploadStatus, UploadedDocument};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -145,6 +145,6 @@ pub async fn delete(
     documents: web::Data<Documents>,
 ) -> Result<HttpResponse, AppError> {
     let documents = documents.into_inner();
-    super::to_completion(async move { documents.delete(&collection.0, id.0).await }).await?;
+    super::to_completion(async move { Ok(documents.delete(&collection.0, id.0).await?) }).await?;
     Ok(HttpResponse::NoContent().finish())
 }

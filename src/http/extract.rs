@@ -7,8 +7,10 @@ use actix_web::dev::Payload;
 use actix_web::error::{JsonPayloadError, QueryPayloadError};
 use actix_web::{FromRequest, HttpRequest};
 
+use super::problem::AppError;
 use crate::domain::{CollectionName, DocumentId, JobId};
-use crate::error::AppError;
+use crate::store::StoreError;
+use crate::service::documents::DocumentsError;
 
 /// The `{collection}` of the path, or `default` on the short routes.
 pub struct CollectionParam(pub CollectionName);
@@ -22,7 +24,7 @@ impl FromRequest for CollectionParam {
             // A name that cannot exist names no collection.
             Some(raw) => CollectionName::parse(raw)
                 .map(Self)
-                .map_err(|_| AppError::CollectionNotFound(raw.chars().take(80).collect())),
+                .map_err(|_| StoreError::CollectionNotFound(raw.chars().take(80).collect()).into()),
             None => Ok(Self(CollectionName::default_collection())),
         })
     }
@@ -35,9 +37,9 @@ pub struct DocumentIdParam(pub DocumentId);
 pub struct JobIdParam(pub JobId);
 
 /// A path id that does not parse names nothing, so it is "not found".
-fn path_id<T: std::str::FromStr>(req: &HttpRequest, name: &str, not_found: fn(String) -> AppError) -> Result<T, AppError> {
+fn path_id<T: std::str::FromStr>(req: &HttpRequest, name: &str, not_found: fn(String) -> DocumentsError) -> Result<T, AppError> {
     let raw = req.match_info().get(name).unwrap_or_default();
-    raw.parse().map_err(|_| not_found(raw.chars().take(80).collect()))
+    raw.parse().map_err(|_| not_found(raw.chars().take(80).collect()).into())
 }
 
 impl FromRequest for DocumentIdParam {
@@ -45,7 +47,7 @@ impl FromRequest for DocumentIdParam {
     type Future = Ready<Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(path_id(req, "document_id", AppError::DocumentNotFound).map(Self))
+        ready(path_id(req, "document_id", DocumentsError::DocumentNotFound).map(Self))
     }
 }
 
@@ -54,7 +56,7 @@ impl FromRequest for JobIdParam {
     type Future = Ready<Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(path_id(req, "job_id", AppError::JobNotFound).map(Self))
+        ready(path_id(req, "job_id", DocumentsError::JobNotFound).map(Self))
     }
 }
 

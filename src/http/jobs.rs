@@ -3,10 +3,10 @@
 use actix_web::{HttpResponse, web};
 
 use super::extract::JobIdParam;
-use crate::documents::Documents;
+use crate::service::documents::Documents;
 use crate::ingest::Ingestor;
 use crate::domain::Job;
-use crate::error::{AppError, Problem};
+use super::problem::{AppError, Problem};
 
 /// An ingestion job: status and progress per stage.
 #[utoipa::path(

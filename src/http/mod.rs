@@ -7,15 +7,17 @@ pub mod extract;
 mod health;
 mod jobs;
 pub mod openapi;
+pub mod problem;
 pub mod request_id;
 mod search;
+mod sse;
 mod upload;
 
 use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
 use utoipa_scalar::{Scalar, Servable};
 
-use crate::error::AppError;
+use problem::AppError;
 
 /// JSON bodies (search, query, collections) are small; files go through multipart.
 const JSON_LIMIT_BYTES: usize = 256 * 1024;

@@ -12,7 +12,7 @@ use actix_web::middleware::Next;
 use futures_util::FutureExt;
 use tracing::Instrument;
 
-use crate::error::AppError;
+use super::problem::AppError;
 
 pub const HEADER: &str = "x-request-id";
 

@@ -6,9 +6,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::extract::CollectionParam;
-use crate::answer::{Answerer, QueryRequest, Retriever, SearchRequest};
+use super::problem::{AppError, Problem};
+use super::sse::EventStream;
+use crate::answer::{Answerer, QueryRequest};
 use crate::domain::{Answer, SearchHit};
-use crate::error::{AppError, Problem};
+use crate::retrieve::{Retriever, SearchRequest};
 
 /// One server-sent event of a streamed answer (the schema of each event of a
 /// `text/event-stream` response): `data` holds the event's JSON.
@@ -84,6 +86,7 @@ pub async fn query(
     let request = body.into_inner();
     if request.stream || wants_event_stream(&http) {
         let events = answerer.into_inner().answer_events(&collection.0, request).await?;
+        let events = EventStream::new(events, super::request_id::current());
         return Ok(HttpResponse::Ok()
             .content_type("text/event-stream")
             .insert_header((header::CACHE_CONTROL, "no-cache"))

@@ -7,7 +7,7 @@ use actix_multipart::{Field, Multipart, MultipartError};
 use futures_util::TryStreamExt;
 
 use crate::domain::{MAX_METADATA_BYTES, Metadata};
-use crate::error::AppError;
+use super::problem::AppError;
 use crate::ingest::staging::{FileStager, StagedFile, StagingError, clean_filename};
 
 /// More files than this in one request is a mistake, not a batch.

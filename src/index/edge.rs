@@ -35,7 +35,7 @@ use super::{
     BM25_VECTOR, ChunkPayload, ChunkPoint, DENSE_VECTOR, DOCUMENT_ID_FIELD, HybridQuery, IndexError,
     IndexLayout, PENDING_FIELD, Rebuild, ScoredChunk, VectorIndex,
 };
-use crate::domain::{ChunkId, CollectionName, DocumentId, Filter, MetadataValue};
+use crate::domain::{CollectionName, DocumentId, Filter, MetadataValue};
 
 pub struct EdgeIndex {
     edge: Arc<Edge>,
@@ -569,19 +569,14 @@ fn from_scored(point: qdrant_edge::ScoredPoint, query: Option<&[f32]>) -> Result
         .ok_or_else(|| IndexError::Operation(format!("point {id} has no payload")))?;
     let payload: ChunkPayload =
         serde_json::from_value(serde_json::Value::Object(payload.0)).map_err(op_error)?;
-    let dense_similarity = match (query, &point.vector) {
-        (Some(query), Some(VectorStructInternal::Named(vectors))) => match vectors.get(DENSE_VECTOR) {
-            Some(VectorInternal::Dense(v)) => Some(super::cosine(query, v)),
+    let stored = match &point.vector {
+        Some(VectorStructInternal::Named(vectors)) => match vectors.get(DENSE_VECTOR) {
+            Some(VectorInternal::Dense(v)) => Some(v.as_slice()),
             _ => None,
         },
         _ => None,
     };
-    Ok(ScoredChunk {
-        id: ChunkId(id),
-        score: point.score,
-        dense_similarity,
-        payload,
-    })
+    Ok(ScoredChunk::found(id, point.score, payload, query, stored))
 }
 
 #[async_trait]

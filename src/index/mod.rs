@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 pub use edge::EdgeIndex;
 pub use qdrant::QdrantIndex;
 
+pub use crate::domain::Fusion;
+use crate::config::IndexSettings;
 use crate::domain::{ChunkId, CollectionName, DocumentId, Filter, Metadata, PageBreak};
 use crate::embed::SparseVector;
 
@@ -26,33 +28,6 @@ pub const BM25_VECTOR: &str = "bm25";
 /// Payload fields filters and deletes go through; both backends index them.
 pub const DOCUMENT_ID_FIELD: &str = "document_id";
 pub const PENDING_FIELD: &str = "pending";
-/// How the two sides of a hybrid query are fused, on both backends: Qdrant's
-/// weighted reciprocal rank fusion, score = Σ 1 / (rank / weight + k − 1)
-/// (rank from 1), the dense side weighing 1. A weight scales ranks, so it
-/// moves the fused order little unless k is small.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Fusion {
-    pub rrf_k: u32,
-    pub bm25_weight: f32,
-}
-
-/// k = 5 and equal weights: the best of a grid on the tuning splits (SciFact
-/// train nDCG@10 0.731 against 0.721 at the customary k = 60; SQuAD dev
-/// paragraph recall@5 0.982 against 0.970), `bench/tune_fusion.sh`.
-impl Default for Fusion {
-    fn default() -> Self {
-        Self { rrf_k: 5, bm25_weight: 1.0 }
-    }
-}
-
-impl Fusion {
-    /// The per-prefetch weights for a query with these sides (dense first):
-    /// `None` where they are all equal, as unweighted RRF is.
-    pub fn weights(&self, dense: bool, bm25: bool) -> Option<Vec<f32>> {
-        (dense && bm25 && self.bm25_weight != 1.0).then(|| vec![1.0, self.bm25_weight])
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     #[error("no index for collection {0}")]
@@ -127,6 +102,19 @@ pub struct ScoredChunk {
     pub payload: ChunkPayload,
 }
 
+impl ScoredChunk {
+    /// A found point; its similarity to the query is measured when both have a
+    /// dense vector.
+    pub(crate) fn found(id: uuid::Uuid, score: f32, payload: ChunkPayload, query: Option<&[f32]>, stored: Option<&[f32]>) -> Self {
+        Self {
+            id: ChunkId(id),
+            score,
+            dense_similarity: query.zip(stored).map(|(query, stored)| cosine(query, stored)),
+            payload,
+        }
+    }
+}
+
 /// A re-index in progress: the generation being filled beside the live one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rebuild {
@@ -166,11 +154,11 @@ pub trait VectorIndex: Send + Sync {
     async fn finish_rebuild(&self, rebuild: &Rebuild) -> Result<(), IndexError>;
 }
 
-/// The index `QDRANT_URL` asks for: a Qdrant server, else Qdrant Edge in the data dir.
-pub async fn open(config: &crate::config::Config) -> Result<Arc<dyn VectorIndex>, IndexError> {
-    match &config.qdrant {
-        Some(settings) => Ok(Arc::new(QdrantIndex::connect(settings).await?)),
-        None => Ok(Arc::new(EdgeIndex::open(config.data_dir.join("index"))?)),
+/// The index the settings ask for: a Qdrant server, or Qdrant Edge in the data dir.
+pub async fn open(settings: &IndexSettings) -> Result<Arc<dyn VectorIndex>, IndexError> {
+    match settings {
+        IndexSettings::Qdrant(qdrant) => Ok(Arc::new(QdrantIndex::connect(qdrant).await?)),
+        IndexSettings::Edge { dir } => Ok(Arc::new(EdgeIndex::open(dir)?)),
     }
 }
 

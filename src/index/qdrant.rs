@@ -25,13 +25,14 @@ use qdrant_client::qdrant::{
     point_id::PointIdOptions, vector_output, vectors_output::VectorsOptions,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
+use secrecy::ExposeSecret;
 
 use super::{
     BM25_VECTOR, ChunkPayload, ChunkPoint, DENSE_VECTOR, DOCUMENT_ID_FIELD, HybridQuery, IndexError,
     IndexLayout, PENDING_FIELD, Rebuild, ScoredChunk, VectorIndex,
 };
 use crate::config::QdrantSettings;
-use crate::domain::{ChunkId, CollectionName, DocumentId, Filter as DocFilter, MetadataValue};
+use crate::domain::{CollectionName, DocumentId, Filter as DocFilter, MetadataValue};
 
 /// Points per upsert request: well under Qdrant's request size limit.
 const POINTS_PER_REQUEST: usize = 256;
@@ -78,7 +79,7 @@ impl QdrantIndex {
     /// Connects and checks that Qdrant answers, waiting up to the startup timeout.
     pub async fn connect(settings: &QdrantSettings) -> Result<Self, IndexError> {
         let client = Qdrant::from_url(&settings.url)
-            .api_key(settings.api_key.clone())
+            .api_key(settings.api_key.as_ref().map(|key| key.expose_secret().to_string()))
             .timeout(settings.timeout)
             .connect_timeout(Duration::from_secs(3).min(settings.timeout))
             // The server may be another minor version; the API used here is stable.
@@ -304,16 +305,11 @@ fn from_scored(point: qdrant_client::qdrant::ScoredPoint, query: Option<&[f32]>)
         VectorsOptions::Vectors(named) => named.vectors.get(DENSE_VECTOR).cloned(),
         VectorsOptions::Vector(_) => None,
     });
-    let dense_similarity = match (query, dense.map(|v| v.into_vector())) {
-        (Some(query), Some(vector_output::Vector::Dense(stored))) => Some(super::cosine(query, &stored.data)),
+    let stored = match dense.map(|v| v.into_vector()) {
+        Some(vector_output::Vector::Dense(stored)) => Some(stored.data),
         _ => None,
     };
-    Ok(ScoredChunk {
-        id: ChunkId(id),
-        score: point.score,
-        dense_similarity,
-        payload,
-    })
+    Ok(ScoredChunk::found(id, point.score, payload, query, stored.as_deref()))
 }
 
 #[async_trait]

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use crate::domain::DocumentId;
-use crate::error::AppError;
 
 #[derive(Debug, Clone)]
 pub struct FileStore {
@@ -35,10 +34,8 @@ impl FileStore {
         self.files.join(document.to_string())
     }
 
-    pub async fn store(&self, staged: &Path, document: DocumentId) -> Result<(), AppError> {
-        tokio::fs::rename(staged, self.path(document))
-            .await
-            .map_err(|e| AppError::Internal(format!("storing upload: {e}")))
+    pub async fn store(&self, staged: &Path, document: DocumentId) -> std::io::Result<()> {
+        tokio::fs::rename(staged, self.path(document)).await
     }
 
     pub async fn remove(&self, document: DocumentId) {

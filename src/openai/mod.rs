@@ -8,6 +8,8 @@ use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use async_openai::middleware::ReqwestService;
 
+use secrecy::ExposeSecret;
+
 use crate::config::LlmSettings;
 
 /// rustls needs one process-wide crypto provider; ring is the one we build.
@@ -24,7 +26,7 @@ pub fn client(settings: &LlmSettings) -> Result<Client<OpenAIConfig>, reqwest::E
         .build()?;
     let mut config = OpenAIConfig::new().with_api_base(settings.base_url.clone());
     if let Some(key) = &settings.api_key {
-        config = config.with_api_key(key.clone());
+        config = config.with_api_key(key.expose_secret());
     }
     let service = tower::ServiceBuilder::new()
         .retry(retry::RetryPolicy::new(settings.max_retries, settings.timeout))

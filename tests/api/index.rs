@@ -24,7 +24,7 @@ async fn open(backend: Backend, test: &str) -> Option<TestIndex> {
     let mut vars: HashMap<String, String> = provisioned.vars.clone();
     vars.insert("DOCQA_DATA_DIR".into(), dir.path().display().to_string());
     let config = Config::from_vars(&vars).expect("config");
-    let index = docqa::index::open(&config).await.expect("index opens");
+    let index = docqa::index::open(&config.index).await.expect("index opens");
     Some(TestIndex {
         index,
         _dir: dir,

@@ -6,13 +6,30 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::store::{StoreError, errors_through_store, find_collection};
 use crate::catalog::{Catalog, CatalogError, NewCollection};
 use crate::domain::{Collection, CollectionName, EmbeddingModel, Job, JobId};
-use crate::error::AppError;
 use crate::index::{IndexLayout, VectorIndex};
-use crate::ingest::{FileStore, HoldTarget, JobSignals, InFlight};
+use crate::ingest::{FileStore, HoldTarget, InFlight, JobSignals};
 
 const MAX_DESCRIPTION_CHARS: usize = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectionsError {
+    #[error("a collection named {0:?} already exists")]
+    Exists(String),
+    #[error("the default collection always exists and cannot be deleted")]
+    DefaultIsPermanent,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("re-indexing needs an embedding model, and the server runs without one (BM25 alone)")]
+    ReindexNeedsModel,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+errors_through_store!(CollectionsError);
+
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -45,36 +62,19 @@ pub struct CollectionView {
     pub reindex_job_id: Option<JobId>,
 }
 
+/// Built once by the app from its parts.
 pub struct Collections {
-    catalog: Arc<dyn Catalog>,
-    index: Arc<dyn VectorIndex>,
-    files: FileStore,
-    signals: JobSignals,
-    in_flight: Arc<InFlight>,
+    pub catalog: Arc<dyn Catalog>,
+    pub index: Arc<dyn VectorIndex>,
+    pub files: FileStore,
+    pub signals: JobSignals,
+    pub in_flight: Arc<InFlight>,
     /// The model new collections are filled with; `None` means BM25 alone.
-    embedding_model: Option<EmbeddingModel>,
+    pub embedding_model: Option<EmbeddingModel>,
 }
 
 impl Collections {
-    pub fn new(
-        catalog: Arc<dyn Catalog>,
-        index: Arc<dyn VectorIndex>,
-        files: FileStore,
-        signals: JobSignals,
-        in_flight: Arc<InFlight>,
-        embedding_model: Option<EmbeddingModel>,
-    ) -> Self {
-        Self {
-            catalog,
-            index,
-            files,
-            signals,
-            in_flight,
-            embedding_model,
-        }
-    }
-
-    async fn view(&self, collection: Collection) -> Result<CollectionView, AppError> {
+    async fn view(&self, collection: Collection) -> Result<CollectionView, CollectionsError> {
         let reindex = self.catalog.active_reindex(&collection.name).await?;
         let index_status = match (&reindex, collection.model_mismatch(self.embedding_model.as_ref())) {
             (Some(_), _) => IndexStatus::Reindexing,
@@ -91,15 +91,15 @@ impl Collections {
     /// Queues a re-index with the server's model (or returns the one already
     /// queued): every chunk is embedded again from the catalog's text into a fresh
     /// index, swapped in when done.
-    pub async fn reindex(&self, name: &CollectionName) -> Result<Job, AppError> {
+    pub async fn reindex(&self, name: &CollectionName) -> Result<Job, CollectionsError> {
         self.get_stored(name).await?;
         if self.embedding_model.is_none() {
-            return Err(AppError::ReindexNeedsModel);
+            return Err(CollectionsError::ReindexNeedsModel);
         }
         let job = match self.catalog.enqueue_reindex(name).await {
             Ok(job) => job,
             // Deleted since we looked.
-            Err(CatalogError::MissingParent(_)) => return Err(AppError::CollectionNotFound(name.to_string())),
+            Err(CatalogError::MissingParent(_)) => return Err(StoreError::CollectionNotFound(name.to_string()).into()),
             Err(e) => return Err(e.into()),
         };
         self.signals.work_available();
@@ -108,7 +108,7 @@ impl Collections {
     }
 
     /// Creates `default` on first start.
-    pub async fn ensure_default(&self) -> Result<Collection, AppError> {
+    pub async fn ensure_default(&self) -> Result<Collection, CollectionsError> {
         let name = CollectionName::default_collection();
         match self.catalog.get_collection(&name).await? {
             Some(existing) => Ok(existing),
@@ -116,11 +116,11 @@ impl Collections {
         }
     }
 
-    pub async fn create(&self, request: CreateCollection) -> Result<CollectionView, AppError> {
-        let name = CollectionName::parse(&request.name).map_err(|e| AppError::InvalidRequest(e.to_string()))?;
+    pub async fn create(&self, request: CreateCollection) -> Result<CollectionView, CollectionsError> {
+        let name = CollectionName::parse(&request.name).map_err(|e| CollectionsError::Invalid(e.to_string()))?;
         if let Some(description) = &request.description {
             if description.chars().count() > MAX_DESCRIPTION_CHARS {
-                return Err(AppError::InvalidRequest(format!(
+                return Err(CollectionsError::Invalid(format!(
                     "description is longer than {MAX_DESCRIPTION_CHARS} characters"
                 )));
             }
@@ -129,7 +129,7 @@ impl Collections {
         self.view(collection).await
     }
 
-    async fn create_named(&self, name: CollectionName, description: Option<String>) -> Result<Collection, AppError> {
+    async fn create_named(&self, name: CollectionName, description: Option<String>) -> Result<Collection, CollectionsError> {
         let new = NewCollection {
             name: name.clone(),
             description,
@@ -137,7 +137,7 @@ impl Collections {
         };
         let collection = match self.catalog.create_collection(&new).await {
             Ok(collection) => collection,
-            Err(CatalogError::AlreadyExists) => return Err(AppError::CollectionExists(name.to_string())),
+            Err(CatalogError::AlreadyExists) => return Err(CollectionsError::Exists(name.to_string())),
             Err(e) => return Err(e.into()),
         };
         let layout = IndexLayout {
@@ -152,7 +152,7 @@ impl Collections {
         Ok(collection)
     }
 
-    pub async fn list(&self) -> Result<Vec<CollectionView>, AppError> {
+    pub async fn list(&self) -> Result<Vec<CollectionView>, CollectionsError> {
         let mut views = Vec::new();
         for collection in self.catalog.list_collections().await? {
             views.push(self.view(collection).await?);
@@ -160,24 +160,21 @@ impl Collections {
         Ok(views)
     }
 
-    pub async fn get(&self, name: &CollectionName) -> Result<CollectionView, AppError> {
+    pub async fn get(&self, name: &CollectionName) -> Result<CollectionView, CollectionsError> {
         let collection = self.get_stored(name).await?;
         self.view(collection).await
     }
 
-    async fn get_stored(&self, name: &CollectionName) -> Result<Collection, AppError> {
-        self.catalog
-            .get_collection(name)
-            .await?
-            .ok_or_else(|| AppError::CollectionNotFound(name.to_string()))
+    async fn get_stored(&self, name: &CollectionName) -> Result<Collection, CollectionsError> {
+        Ok(find_collection(self.catalog.as_ref(), name).await?)
     }
 
     /// Stops the collection's jobs (re-index and ingest) and waits until they let
     /// go; then deletes the vectors, then the rows, then the files: a failure half
     /// way leaves rows that can be deleted again, never vectors without rows.
-    pub async fn delete(&self, name: &CollectionName) -> Result<(), AppError> {
+    pub async fn delete(&self, name: &CollectionName) -> Result<(), CollectionsError> {
         if name.is_default() {
-            return Err(AppError::DefaultCollectionIsPermanent);
+            return Err(CollectionsError::DefaultIsPermanent);
         }
         self.get_stored(name).await?;
         let _hold = self.in_flight.hold(HoldTarget::Collection(name.clone())).await;

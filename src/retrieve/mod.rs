@@ -9,10 +9,25 @@ use utoipa::ToSchema;
 
 use crate::catalog::Catalog;
 use crate::config::{HybridSettings, MAX_TOP_K};
-use crate::domain::{Collection, CollectionName, Filter, SearchHit};
-use crate::embed::{Bm25Encoder, Embedder};
-use crate::error::AppError;
+use crate::domain::{Collection, CollectionName, Filter, ModelMismatch, SearchHit};
+use crate::embed::{Bm25Encoder, EmbedError, Embedder};
 use crate::index::{HybridQuery, IndexError, VectorIndex};
+use crate::store::{StoreError, errors_through_store, find_collection};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RetrieveError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    ModelMismatch(#[from] ModelMismatch),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+}
+
+errors_through_store!(RetrieveError);
+
 
 pub const MAX_QUERY_CHARS: usize = 4096;
 
@@ -58,24 +73,24 @@ pub struct SearchQuery {
 }
 
 impl SearchQuery {
-    pub fn parse(text: &str, top_k: Option<usize>, filter: Option<Filter>, default_top_k: usize) -> Result<Self, AppError> {
+    pub fn parse(text: &str, top_k: Option<usize>, filter: Option<Filter>, default_top_k: usize) -> Result<Self, RetrieveError> {
         let text = text.trim();
         if text.is_empty() {
-            return Err(AppError::InvalidRequest("the query is empty".into()));
+            return Err(RetrieveError::Invalid("the query is empty".into()));
         }
         if text.chars().count() > MAX_QUERY_CHARS {
-            return Err(AppError::InvalidRequest(format!(
+            return Err(RetrieveError::Invalid(format!(
                 "the query is longer than {MAX_QUERY_CHARS} characters"
             )));
         }
         let top_k = top_k.unwrap_or(default_top_k);
         if !(1..=MAX_TOP_K).contains(&top_k) {
-            return Err(AppError::InvalidRequest(format!(
+            return Err(RetrieveError::Invalid(format!(
                 "top_k must be between 1 and {MAX_TOP_K}, got {top_k}"
             )));
         }
         let filter = filter.unwrap_or_default();
-        filter.validate().map_err(AppError::InvalidRequest)?;
+        filter.validate().map_err(RetrieveError::Invalid)?;
         Ok(Self {
             text: text.to_string(),
             top_k,
@@ -94,50 +109,31 @@ pub struct Retrieved {
     pub warnings: Vec<String>,
 }
 
+/// Built once by the app from its parts.
 pub struct Retriever {
-    catalog: Arc<dyn Catalog>,
-    index: Arc<dyn VectorIndex>,
-    embedder: Option<Arc<dyn Embedder>>,
-    bm25: Arc<Bm25Encoder>,
-    default_top_k: usize,
-    hybrid: HybridSettings,
+    pub catalog: Arc<dyn Catalog>,
+    pub index: Arc<dyn VectorIndex>,
+    /// `None`: BM25 alone.
+    pub embedder: Option<Arc<dyn Embedder>>,
+    pub bm25: Arc<Bm25Encoder>,
+    /// Chunks a request gets unless it says (`TOP_K`).
+    pub default_top_k: usize,
+    pub hybrid: HybridSettings,
 }
 
 impl Retriever {
-    pub fn new(
-        catalog: Arc<dyn Catalog>,
-        index: Arc<dyn VectorIndex>,
-        embedder: Option<Arc<dyn Embedder>>,
-        bm25: Arc<Bm25Encoder>,
-        default_top_k: usize,
-        hybrid: HybridSettings,
-    ) -> Self {
-        Self {
-            catalog,
-            index,
-            embedder,
-            bm25,
-            default_top_k,
-            hybrid,
-        }
-    }
-
     pub fn default_top_k(&self) -> usize {
         self.default_top_k
     }
 
-    pub async fn search(&self, collection: &CollectionName, request: SearchRequest) -> Result<Retrieved, AppError> {
+    pub async fn search(&self, collection: &CollectionName, request: SearchRequest) -> Result<Retrieved, RetrieveError> {
         let mut query = SearchQuery::parse(&request.query, request.top_k, request.filter, self.default_top_k)?;
         query.retrieval = request.retrieval;
         self.retrieve(collection, &query).await
     }
 
-    pub async fn retrieve(&self, collection: &CollectionName, query: &SearchQuery) -> Result<Retrieved, AppError> {
-        let collection = self
-            .catalog
-            .get_collection(collection)
-            .await?
-            .ok_or_else(|| AppError::CollectionNotFound(collection.to_string()))?;
+    pub async fn retrieve(&self, collection: &CollectionName, query: &SearchQuery) -> Result<Retrieved, RetrieveError> {
+        let collection = find_collection(self.catalog.as_ref(), collection).await?;
         let mut warnings = Vec::new();
 
         let started = Instant::now();
@@ -145,7 +141,7 @@ impl Retriever {
             _ if query.retrieval == Retrieval::Bm25 => None,
             Some(embedder) => Some(embedder.embed_query(&query.text).await?),
             None if query.retrieval == Retrieval::Dense => {
-                return Err(AppError::InvalidRequest(
+                return Err(RetrieveError::Invalid(
                     "dense retrieval needs dense vectors, and this collection or server has none".into(),
                 ));
             }
@@ -213,9 +209,9 @@ impl Retriever {
     /// The embedder for this collection's vectors, if it has any and one is loaded
     /// (without, BM25 alone still works). A collection filled by another model is
     /// refused rather than searched with vectors of the wrong space.
-    fn dense_embedder(&self, collection: &Collection) -> Result<Option<&Arc<dyn Embedder>>, AppError> {
-        if let Some((stored, current)) = collection.model_mismatch(self.embedder.as_ref().map(|e| e.model())) {
-            return Err(AppError::model_mismatch(collection, stored, current));
+    fn dense_embedder(&self, collection: &Collection) -> Result<Option<&Arc<dyn Embedder>>, RetrieveError> {
+        if let Some(mismatch) = collection.model_mismatch(self.embedder.as_ref().map(|e| e.model())) {
+            return Err(mismatch.into());
         }
         Ok(match collection.embedding_model {
             Some(_) => self.embedder.as_ref(),

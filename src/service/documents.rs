@@ -5,11 +5,26 @@ use std::sync::Arc;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::store::{StoreError, errors_through_store, find_collection};
 use crate::catalog::{Catalog, DocumentCursor, DocumentQuery};
 use crate::domain::{CollectionName, Document, DocumentId, DocumentStatus, Job, JobId};
-use crate::error::AppError;
 use crate::index::VectorIndex;
 use crate::ingest::{FileStore, HoldTarget, InFlight};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentsError {
+    #[error("no document {0} in this collection")]
+    DocumentNotFound(String),
+    #[error("no job {0}")]
+    JobNotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+errors_through_store!(DocumentsError);
+
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 500;
@@ -48,18 +63,12 @@ impl Documents {
         }
     }
 
-    async fn require_collection(&self, collection: &CollectionName) -> Result<(), AppError> {
-        match self.catalog.get_collection(collection).await? {
-            Some(_) => Ok(()),
-            None => Err(AppError::CollectionNotFound(collection.to_string())),
-        }
-    }
 
-    pub async fn list(&self, collection: &CollectionName, request: ListDocuments) -> Result<DocumentsPage, AppError> {
-        self.require_collection(collection).await?;
+    pub async fn list(&self, collection: &CollectionName, request: ListDocuments) -> Result<DocumentsPage, DocumentsError> {
+        find_collection(self.catalog.as_ref(), collection).await?;
         let limit = request.limit.unwrap_or(DEFAULT_PAGE_SIZE);
         if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-            return Err(AppError::InvalidRequest(format!(
+            return Err(DocumentsError::Invalid(format!(
                 "limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}"
             )));
         }
@@ -67,7 +76,7 @@ impl Documents {
             None | Some("") => None,
             Some(raw) => Some(
                 DocumentCursor::decode(raw)
-                    .ok_or_else(|| AppError::InvalidRequest("cursor is not one this server gave out".into()))?,
+                    .ok_or_else(|| DocumentsError::Invalid("cursor is not one this server gave out".into()))?,
             ),
         };
         let page = self
@@ -87,32 +96,32 @@ impl Documents {
         })
     }
 
-    pub async fn get(&self, collection: &CollectionName, id: DocumentId) -> Result<Document, AppError> {
-        self.require_collection(collection).await?;
+    pub async fn get(&self, collection: &CollectionName, id: DocumentId) -> Result<Document, DocumentsError> {
+        find_collection(self.catalog.as_ref(), collection).await?;
         self.catalog
             .get_document(collection, id)
             .await?
-            .ok_or_else(|| AppError::DocumentNotFound(id.to_string()))
+            .ok_or_else(|| DocumentsError::DocumentNotFound(id.to_string()))
     }
 
     /// Stops the document's job and waits until it lets go; then the vectors go,
     /// then the row (with its chunks and job), then the file.
-    pub async fn delete(&self, collection: &CollectionName, id: DocumentId) -> Result<(), AppError> {
+    pub async fn delete(&self, collection: &CollectionName, id: DocumentId) -> Result<(), DocumentsError> {
         self.get(collection, id).await?;
         let _hold = self.in_flight.hold(HoldTarget::Document(id)).await;
         self.index.delete_document(collection, id).await?;
         if !self.catalog.delete_document(collection, id).await? {
-            return Err(AppError::DocumentNotFound(id.to_string()));
+            return Err(DocumentsError::DocumentNotFound(id.to_string()));
         }
         self.files.remove(id).await;
         tracing::info!(document = %id, %collection, "document deleted");
         Ok(())
     }
 
-    pub async fn job(&self, id: JobId) -> Result<Job, AppError> {
+    pub async fn job(&self, id: JobId) -> Result<Job, DocumentsError> {
         self.catalog
             .get_job(id)
             .await?
-            .ok_or_else(|| AppError::JobNotFound(id.to_string()))
+            .ok_or_else(|| DocumentsError::JobNotFound(id.to_string()))
     }
 }

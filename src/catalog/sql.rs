@@ -1,0 +1,537 @@
+//! The catalog, once, for SQLite and Postgres: every query and every row
+//! mapping is written here; what differs between the two databases is in
+//! `dialect.rs`.
+
+use async_trait::async_trait;
+
+use super::dialect::{Db, Row, Statement, Transaction};
+use super::{
+    Catalog, CatalogError, ClaimedJob, DocumentPage, DocumentQuery, InsertOutcome, JobOutcome, NewCollection,
+    claimable_job_sql, job_ending, now,
+};
+use crate::domain::{
+    Chunk, Collection, CollectionName, Document, DocumentId, DocumentStatus, EmbeddingModel, Job, JobId, JobKind,
+    JobProgress, JobStatus, NewDocument,
+};
+
+const COLLECTION_COLUMNS: &str = "name, description, embed_model, embed_variant, embed_dim, created_at";
+const DOCUMENT_COLUMNS: &str = "id, collection, filename, content_type, bytes, sha256, pages, chunks, \
+     status, error, metadata, job_id, created_at, updated_at";
+const JOB_COLUMNS: &str = "id, kind, collection, document_id, status, progress, error, attempts, created_at, updated_at";
+const CHUNK_COLUMNS: &str = "document_id, idx, page_start, page_end, char_start, char_end, text, page_breaks";
+
+/// Chunks written per INSERT: 8 arguments each, well under both databases'
+/// limit on arguments per statement.
+const CHUNKS_PER_INSERT: usize = 500;
+
+pub struct SqlCatalog {
+    db: Db,
+}
+
+impl SqlCatalog {
+    /// Opens (creating if needed) a SQLite database and migrates it.
+    pub async fn open_sqlite(url: &str, max_connections: u32) -> Result<Self, CatalogError> {
+        Ok(Self {
+            db: Db::open_sqlite(url, max_connections).await?,
+        })
+    }
+
+    /// Connects to Postgres (one attempt), without migrating.
+    pub async fn connect_postgres(url: &str, max_connections: u32) -> Result<Self, CatalogError> {
+        Ok(Self {
+            db: Db::connect_postgres(url, max_connections).await?,
+        })
+    }
+
+    pub async fn migrate(&self) -> Result<(), CatalogError> {
+        self.db.migrate().await
+    }
+}
+
+fn collection_name(raw: String) -> Result<CollectionName, CatalogError> {
+    CollectionName::parse(&raw).map_err(|e| CatalogError::Corrupt(e.to_string()))
+}
+
+fn collection_from_row(row: &Row) -> Result<Collection, CatalogError> {
+    let embedding_model = match (row.opt_text("embed_model")?, row.opt_count::<usize>("embed_dim")?) {
+        (Some(name), Some(dimension)) => Some(EmbeddingModel {
+            name,
+            variant: row.opt_text("embed_variant")?.unwrap_or_default(),
+            dimension,
+        }),
+        _ => None,
+    };
+    Ok(Collection {
+        name: collection_name(row.text("name")?)?,
+        description: row.opt_text("description")?,
+        embedding_model,
+        created_at: row.time("created_at")?,
+    })
+}
+
+fn document_from_row(row: &Row) -> Result<Document, CatalogError> {
+    Ok(Document {
+        id: DocumentId(row.id("id")?),
+        collection: collection_name(row.text("collection")?)?,
+        filename: row.text("filename")?,
+        content_type: row.parsed("content_type")?,
+        bytes: row.count("bytes")?,
+        sha256: row.text("sha256")?,
+        pages: row.opt_count("pages")?,
+        chunks: row.opt_count("chunks")?,
+        status: row.parsed("status")?,
+        error: row.opt_text("error")?,
+        metadata: row.json("metadata")?,
+        job_id: JobId(row.id("job_id")?),
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+    })
+}
+
+fn job_from_row(row: &Row) -> Result<Job, CatalogError> {
+    Ok(Job {
+        id: JobId(row.id("id")?),
+        kind: row.parsed("kind")?,
+        collection: collection_name(row.text("collection")?)?,
+        document_id: row.opt_id("document_id")?.map(DocumentId),
+        status: row.parsed("status")?,
+        progress: row.json("progress")?,
+        error: row.opt_text("error")?,
+        attempts: row.count("attempts")?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+    })
+}
+
+fn chunk_from_row(row: &Row) -> Result<Chunk, CatalogError> {
+    Ok(Chunk {
+        document_id: DocumentId(row.id("document_id")?),
+        index: row.count("idx")?,
+        page_start: row.count("page_start")?,
+        page_end: row.count("page_end")?,
+        char_start: row.count("char_start")?,
+        char_end: row.count("char_end")?,
+        text: row.text("text")?,
+        page_breaks: row.json("page_breaks")?,
+    })
+}
+
+fn active_reindex(collection: &CollectionName) -> Statement {
+    Statement::new(format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE collection = $1 AND kind = 'reindex' \
+         AND status IN ('queued', 'running') ORDER BY created_at LIMIT 1"
+    ))
+    .text(collection.as_str())
+}
+
+/// One INSERT for a batch of chunks: `($1, …, $8), ($9, …, $16), …`.
+fn insert_chunks(document: DocumentId, batch: &[Chunk]) -> Statement {
+    let rows: Vec<String> = (0..batch.len())
+        .map(|i| {
+            let first = i * 8 + 1;
+            let placeholders: Vec<String> = (first..first + 8).map(|n| format!("${n}")).collect();
+            format!("({})", placeholders.join(", "))
+        })
+        .collect();
+    let mut statement = Statement::new(format!("INSERT INTO chunks ({CHUNK_COLUMNS}) VALUES {}", rows.join(", ")));
+    for chunk in batch {
+        statement = statement
+            .id(document)
+            .int(chunk.index)
+            .int(chunk.page_start)
+            .int(chunk.page_end)
+            .int(chunk.char_start as i64)
+            .int(chunk.char_end as i64)
+            .text(chunk.text.as_str())
+            .json(&chunk.page_breaks);
+    }
+    statement
+}
+
+/// Applies a job's outcome to what it worked on; the rows changed.
+async fn apply_outcome(
+    tx: &mut Transaction,
+    id: JobId,
+    outcome: &JobOutcome,
+    collection: &str,
+    document: Option<DocumentId>,
+) -> Result<Option<u64>, CatalogError> {
+    let at = now();
+    let statement = match (outcome, document) {
+        (JobOutcome::Reindexed { model }, _) => {
+            let model = model.as_ref();
+            Statement::new("UPDATE collections SET embed_model = $1, embed_variant = $2, embed_dim = $3 WHERE name = $4")
+                .opt_text(model.map(|m| m.name.as_str()))
+                .opt_text(model.map(|m| m.variant.as_str()))
+                .opt_int(model.map(|m| m.dimension as i64))
+                .text(collection)
+        }
+        (JobOutcome::Ingested { pages, chunks }, Some(document)) => Statement::new(
+            "UPDATE documents SET status = 'ready', error = NULL, pages = $1, chunks = $2, updated_at = $3 WHERE id = $4",
+        )
+        .int(*pages)
+        .int(*chunks)
+        .time(at)
+        .id(document),
+        (JobOutcome::Failed { reason }, Some(document)) => {
+            Statement::new("UPDATE documents SET status = 'failed', error = $1, updated_at = $2 WHERE id = $3")
+                .text(reason.as_str())
+                .time(at)
+                .id(document)
+        }
+        (JobOutcome::Retry { .. }, Some(document)) => {
+            Statement::new("UPDATE documents SET status = 'queued', updated_at = $1 WHERE id = $2")
+                .time(at)
+                .id(document)
+        }
+        // A re-index that failed or waits changes nothing but its job.
+        (JobOutcome::Failed { .. } | JobOutcome::Retry { .. }, None) => return Ok(None),
+        (JobOutcome::Ingested { .. }, None) => {
+            return Err(CatalogError::Corrupt(format!("job {id} has no document to be ready")));
+        }
+    };
+    Ok(Some(tx.execute(&statement).await?))
+}
+
+#[async_trait]
+impl Catalog for SqlCatalog {
+    async fn ping(&self) -> Result<(), CatalogError> {
+        self.db.execute(&Statement::new("SELECT 1")).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.db.close().await;
+    }
+
+    async fn create_collection(&self, new: &NewCollection) -> Result<Collection, CatalogError> {
+        let model = new.embedding_model.as_ref();
+        let statement = Statement::new(format!(
+            "INSERT INTO collections ({COLLECTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLLECTION_COLUMNS}"
+        ))
+        .text(new.name.as_str())
+        .opt_text(new.description.as_deref())
+        .opt_text(model.map(|m| m.name.as_str()))
+        .opt_text(model.map(|m| m.variant.as_str()))
+        .opt_int(model.map(|m| m.dimension as i64))
+        .time(now());
+        let row = self.db.fetch_optional(&statement).await?;
+        let row = row.ok_or_else(|| CatalogError::Corrupt("an INSERT … RETURNING returned no row".into()))?;
+        collection_from_row(&row)
+    }
+
+    async fn get_collection(&self, name: &CollectionName) -> Result<Option<Collection>, CatalogError> {
+        let statement = Statement::new(format!("SELECT {COLLECTION_COLUMNS} FROM collections WHERE name = $1")).text(name.as_str());
+        self.db.fetch_optional(&statement).await?.as_ref().map(collection_from_row).transpose()
+    }
+
+    async fn list_collections(&self) -> Result<Vec<Collection>, CatalogError> {
+        let statement = Statement::new(format!("SELECT {COLLECTION_COLUMNS} FROM collections ORDER BY name"));
+        self.db.fetch_all(&statement).await?.iter().map(collection_from_row).collect()
+    }
+
+    async fn delete_collection(&self, name: &CollectionName) -> Result<bool, CatalogError> {
+        let deleted = self
+            .db
+            .execute(&Statement::new("DELETE FROM collections WHERE name = $1").text(name.as_str()))
+            .await?;
+        Ok(deleted > 0)
+    }
+
+    async fn insert_document(&self, new: &NewDocument) -> Result<InsertOutcome, CatalogError> {
+        let at = now();
+        let mut tx = self.db.begin().await?;
+        let inserted = tx
+            .fetch_optional(
+                &Statement::new(format!(
+                    "INSERT INTO documents (id, collection, filename, content_type, bytes, sha256, status, \
+                     metadata, job_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+                     ON CONFLICT (collection, sha256) DO NOTHING RETURNING {DOCUMENT_COLUMNS}"
+                ))
+                .id(new.id)
+                .text(new.collection.as_str())
+                .text(new.filename.as_str())
+                .text(new.content_type.mime())
+                .int(new.bytes as i64)
+                .text(new.sha256.as_str())
+                .text(DocumentStatus::Queued.as_str())
+                .json(&new.metadata)
+                .id(new.job_id)
+                .time(at),
+            )
+            .await?;
+        let Some(row) = inserted else {
+            // The row that won is committed (the conflict waited for it), so it is visible.
+            let row = tx
+                .fetch_one(
+                    &Statement::new(format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE collection = $1 AND sha256 = $2"))
+                        .text(new.collection.as_str())
+                        .text(new.sha256.as_str()),
+                )
+                .await?;
+            tx.rollback().await?;
+            return Ok(InsertOutcome::Duplicate(document_from_row(&row)?));
+        };
+        tx.execute(
+            &Statement::new(
+                "INSERT INTO jobs (id, kind, collection, document_id, status, progress, attempts, created_at, updated_at) \
+                 VALUES ($1, 'ingest', $2, $3, $4, $5, 0, $6, $6)",
+            )
+            .id(new.job_id)
+            .text(new.collection.as_str())
+            .id(new.id)
+            .text(JobStatus::Queued.as_str())
+            .json(&JobProgress::queued())
+            .time(at),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(InsertOutcome::Created(document_from_row(&row)?))
+    }
+
+    async fn get_document(&self, collection: &CollectionName, id: DocumentId) -> Result<Option<Document>, CatalogError> {
+        let statement = Statement::new(format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE collection = $1 AND id = $2"))
+            .text(collection.as_str())
+            .id(id);
+        self.db.fetch_optional(&statement).await?.as_ref().map(document_from_row).transpose()
+    }
+
+    async fn list_documents(&self, collection: &CollectionName, query: &DocumentQuery) -> Result<DocumentPage, CatalogError> {
+        // One more than asked tells whether there is a next page.
+        let statement = Statement::new(format!(
+            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE collection = $1 \
+             AND ($2 IS NULL OR status = $2) \
+             AND ($3 IS NULL OR (created_at, id) > ($3, $4)) \
+             ORDER BY created_at, id LIMIT $5"
+        ))
+        .text(collection.as_str())
+        .opt_text(query.status.map(DocumentStatus::as_str))
+        .opt_time(query.after.as_ref().map(|cursor| cursor.created_at))
+        .opt_id(query.after.as_ref().map(|cursor| cursor.id.0))
+        .int(i64::from(query.limit) + 1);
+        let rows = self.db.fetch_all(&statement).await?;
+        let documents = rows.iter().map(document_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(DocumentPage::of(documents, query.limit))
+    }
+
+    async fn document_ids(&self, collection: &CollectionName) -> Result<Vec<DocumentId>, CatalogError> {
+        let statement = Statement::new("SELECT id FROM documents WHERE collection = $1").text(collection.as_str());
+        self.db.fetch_all(&statement).await?.iter().map(|row| Ok(DocumentId(row.id("id")?))).collect()
+    }
+
+    async fn delete_document(&self, collection: &CollectionName, id: DocumentId) -> Result<bool, CatalogError> {
+        let statement = Statement::new("DELETE FROM documents WHERE collection = $1 AND id = $2")
+            .text(collection.as_str())
+            .id(id);
+        Ok(self.db.execute(&statement).await? > 0)
+    }
+
+    async fn replace_chunks(&self, document: DocumentId, chunks: &[Chunk]) -> Result<(), CatalogError> {
+        let mut tx = self.db.begin().await?;
+        tx.execute(&Statement::new("DELETE FROM chunks WHERE document_id = $1").id(document)).await?;
+        for batch in chunks.chunks(CHUNKS_PER_INSERT) {
+            tx.execute(&insert_chunks(document, batch)).await?;
+        }
+        tx.commit().await
+    }
+
+    async fn chunks_of(&self, document: DocumentId) -> Result<Vec<Chunk>, CatalogError> {
+        let statement =
+            Statement::new(format!("SELECT {CHUNK_COLUMNS} FROM chunks WHERE document_id = $1 ORDER BY idx")).id(document);
+        self.db.fetch_all(&statement).await?.iter().map(chunk_from_row).collect()
+    }
+
+    async fn get_job(&self, id: JobId) -> Result<Option<Job>, CatalogError> {
+        let statement = Statement::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1")).id(id);
+        self.db.fetch_optional(&statement).await?.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn enqueue_reindex(&self, collection: &CollectionName) -> Result<Job, CatalogError> {
+        let at = now();
+        let mut tx = self.db.begin().await?;
+        // The check and the insert are one statement, under the claim lock: two
+        // requests cannot both insert, nor interleave with a claim.
+        tx.lock_job_claims().await?;
+        let inserted = tx
+            .fetch_optional(
+                &Statement::new(format!(
+                    "INSERT INTO jobs (id, kind, collection, status, progress, attempts, created_at, updated_at) \
+                     SELECT $1, 'reindex', $2, 'queued', $3, 0, $4, $4 WHERE NOT EXISTS (SELECT 1 FROM jobs \
+                     WHERE collection = $2 AND kind = 'reindex' AND status IN ('queued', 'running')) \
+                     RETURNING {JOB_COLUMNS}"
+                ))
+                .id(JobId::new())
+                .text(collection.as_str())
+                .json(&JobProgress::queued())
+                .time(at),
+            )
+            .await?;
+        let row = match inserted {
+            Some(row) => row,
+            None => tx.fetch_one(&active_reindex(collection)).await?,
+        };
+        tx.commit().await?;
+        job_from_row(&row)
+    }
+
+    async fn active_reindex(&self, collection: &CollectionName) -> Result<Option<Job>, CatalogError> {
+        self.db.fetch_optional(&active_reindex(collection)).await?.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn claim_next_job(&self) -> Result<Option<ClaimedJob>, CatalogError> {
+        let at = now();
+        let mut tx = self.db.begin().await?;
+        tx.lock_job_claims().await?;
+        let row = tx
+            .fetch_optional(
+                &Statement::new(format!(
+                    "UPDATE jobs SET status = 'running', attempts = attempts + 1, error = NULL, run_after = NULL, \
+                     updated_at = $1 WHERE id = ({claimable}) RETURNING {JOB_COLUMNS}",
+                    claimable = claimable_job_sql("$1")
+                ))
+                .time(at),
+            )
+            .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let job = job_from_row(&row)?;
+        let claimed = match (job.kind, job.document_id) {
+            (JobKind::Ingest, Some(document)) => {
+                let row = tx
+                    .fetch_one(
+                        &Statement::new(format!(
+                            "UPDATE documents SET status = 'processing', error = NULL, updated_at = $1 WHERE id = $2 \
+                             RETURNING {DOCUMENT_COLUMNS}"
+                        ))
+                        .time(at)
+                        .id(document),
+                    )
+                    .await?;
+                ClaimedJob::Ingest {
+                    document: document_from_row(&row)?,
+                    job,
+                }
+            }
+            (JobKind::Reindex, _) => {
+                let row = tx
+                    .fetch_one(
+                        &Statement::new(format!("SELECT {COLLECTION_COLUMNS} FROM collections WHERE name = $1"))
+                            .text(job.collection.as_str()),
+                    )
+                    .await?;
+                ClaimedJob::Reindex {
+                    collection: collection_from_row(&row)?,
+                    job,
+                }
+            }
+            (JobKind::Ingest, None) => {
+                return Err(CatalogError::Corrupt(format!("ingest job {} has no document", job.id)));
+            }
+        };
+        tx.commit().await?;
+        Ok(Some(claimed))
+    }
+
+    async fn update_job_progress(&self, id: JobId, progress: JobProgress) -> Result<(), CatalogError> {
+        let statement = Statement::new("UPDATE jobs SET progress = $1, updated_at = $2 WHERE id = $3")
+            .json(&progress)
+            .time(now())
+            .id(id);
+        self.db.execute(&statement).await?;
+        Ok(())
+    }
+
+    async fn finish_job(&self, id: JobId, outcome: &JobOutcome) -> Result<bool, CatalogError> {
+        let at = now();
+        let (status, error) = job_ending(outcome);
+        let run_after = match outcome {
+            JobOutcome::Retry { after, .. } => Some(at + chrono::Duration::from_std(*after).unwrap_or_default()),
+            _ => None,
+        };
+        let progress = match outcome {
+            JobOutcome::Ingested { .. } | JobOutcome::Reindexed { .. } => Some(JobProgress::done()),
+            // A failed job shows how far it got.
+            JobOutcome::Failed { .. } | JobOutcome::Retry { .. } => None,
+        };
+        let mut tx = self.db.begin().await?;
+        let row = tx
+            .fetch_optional(
+                &Statement::new(
+                    "UPDATE jobs SET status = $1, error = $2, progress = COALESCE($3, progress), run_after = $4, \
+                     updated_at = $5 WHERE id = $6 RETURNING collection, document_id",
+                )
+                .text(status.as_str())
+                .opt_text(error)
+                .opt_json(progress.as_ref())
+                .opt_time(run_after)
+                .time(at)
+                .id(id),
+            )
+            .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        let document = row.opt_id("document_id")?.map(DocumentId);
+        let applied = apply_outcome(&mut tx, id, outcome, &row.text("collection")?, document).await?;
+        tx.commit().await?;
+        Ok(applied.is_none_or(|rows| rows > 0))
+    }
+
+    async fn requeue_interrupted_jobs(&self) -> Result<u64, CatalogError> {
+        let at = now();
+        let mut tx = self.db.begin().await?;
+        tx.execute(
+            &Statement::new(
+                "UPDATE documents SET status = 'queued', updated_at = $1 \
+                 WHERE id IN (SELECT document_id FROM jobs WHERE status = 'running' AND document_id IS NOT NULL)",
+            )
+            .time(at),
+        )
+        .await?;
+        let requeued = tx
+            .execute(&Statement::new("UPDATE jobs SET status = 'queued', updated_at = $1 WHERE status = 'running'").time(at))
+            .await?;
+        tx.commit().await?;
+        Ok(requeued)
+    }
+
+    async fn retry_job(&self, id: JobId) -> Result<Option<Job>, CatalogError> {
+        let at = now();
+        let mut tx = self.db.begin().await?;
+        let row = tx
+            .fetch_optional(
+                &Statement::new(format!(
+                    "UPDATE jobs SET status = 'queued', error = NULL, run_after = NULL, progress = $1, updated_at = $2 \
+                     WHERE id = $3 AND status = 'failed' RETURNING {JOB_COLUMNS}"
+                ))
+                .json(&JobProgress::queued())
+                .time(at)
+                .id(id),
+            )
+            .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let job = job_from_row(&row)?;
+        if let Some(document) = job.document_id {
+            tx.execute(
+                &Statement::new("UPDATE documents SET status = 'queued', error = NULL, updated_at = $1 WHERE id = $2")
+                    .time(at)
+                    .id(document),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(job))
+    }
+
+    async fn queued_jobs(&self) -> Result<u64, CatalogError> {
+        let statement = Statement::new("SELECT COUNT(*) AS n FROM jobs WHERE status = 'queued'");
+        let rows = self.db.fetch_all(&statement).await?;
+        Ok(rows.first().map(|row| row.int("n")).transpose()?.unwrap_or(0).max(0) as u64)
+    }
+}

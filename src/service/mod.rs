@@ -1,0 +1,5 @@
+//! What the collection and document routes call: services that take plain
+//! arguments and answer with their own errors (`src/http` maps them to HTTP).
+
+pub mod collections;
+pub mod documents;

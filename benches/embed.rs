@@ -18,7 +18,10 @@ fn texts() -> Vec<String> {
 
 fn bench(c: &mut Criterion) {
     let dir = std::env::var("EMBED_MODEL_DIR").expect("set EMBED_MODEL_DIR (source scripts/env.sh; ensure_model)");
-    let files = ModelFiles { dir: dir.into(), source: ModelSource::Directory };
+    let files = ModelFiles {
+        dir: dir.into(),
+        source: ModelSource::Directory,
+    };
     let texts = texts();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     // Tokens as the peer counts them: with special tokens, cut at 256.
@@ -26,20 +29,30 @@ fn bench(c: &mut Criterion) {
     let tokenizer = reference.sizing_tokenizer();
     let tokens: usize = refs
         .iter()
-        .map(|t| tokenizer.encode(*t, true).map(|e| e.get_ids().len().min(256)).unwrap_or(0))
+        .map(|t| {
+            tokenizer
+                .encode(*t, true)
+                .map(|e| e.get_ids().len().min(256))
+                .unwrap_or(0)
+        })
         .sum();
     let mut group = c.benchmark_group("embed");
     group.throughput(Throughput::Elements(tokens as u64));
     group.sample_size(10);
 
     if let (Ok(runtime), Ok(model)) = (std::env::var("ORT_DYLIB_PATH"), std::env::var("EMBED_ONNX_MODEL")) {
-        let onnx = OnnxFiles { runtime: runtime.into(), model: model.into() };
+        let onnx = OnnxFiles {
+            runtime: runtime.into(),
+            model: model.into(),
+        };
         for threads in [1, 2] {
             for batch in [2, 4, 8] {
-                let embedder = OnnxEmbedder::load(&onnx, &files, "all-MiniLM-L6-v2", batch, threads).expect("onnx loads");
-                group.bench_function(format!("onnx_int8_threads{threads}_batch{batch}_{tokens}_tokens"), |b| {
-                    b.iter(|| embedder.embed_blocking(&refs).expect("embeds"))
-                });
+                let embedder =
+                    OnnxEmbedder::load(&onnx, &files, "all-MiniLM-L6-v2", batch, threads).expect("onnx loads");
+                group.bench_function(
+                    format!("onnx_int8_threads{threads}_batch{batch}_{tokens}_tokens"),
+                    |b| b.iter(|| embedder.embed_blocking(&refs).expect("embeds")),
+                );
             }
         }
     }

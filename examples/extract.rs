@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use docqa::domain::ContentType;
-use docqa::ingest::detect::{detect, Detected};
+use docqa::ingest::detect::{Detected, detect};
 use docqa::ingest::extract::extract_bytes;
 
 fn main() {
@@ -29,15 +29,33 @@ fn main() {
         match result {
             Ok(text) => {
                 let chars: Vec<usize> = text.pages.iter().map(|p| p.chars().count()).collect();
-                let first: String = text.pages.iter().find(|p| !p.trim().is_empty()).map(|p| p.chars().take(70).collect()).unwrap_or_default();
-                println!("{path}: {} pages in {ms} ms, chars {:?}, unreadable {:?}, first {:?}", chars.len(), &chars[..chars.len().min(8)], text.unreadable_pages, first);
+                let first: String = text
+                    .pages
+                    .iter()
+                    .find(|p| !p.trim().is_empty())
+                    .map(|p| p.chars().take(70).collect())
+                    .unwrap_or_default();
+                println!(
+                    "{path}: {} pages in {ms} ms, chars {:?}, unreadable {:?}, first {:?}",
+                    chars.len(),
+                    &chars[..chars.len().min(8)],
+                    text.unreadable_pages,
+                    first
+                );
                 if std::env::var("SHOW").is_ok() {
                     for (i, p) in text.pages.iter().enumerate() {
                         println!("--- page {} ---\n{p}", i + 1);
                     }
                 }
             }
-            Err(e) => println!("{path}: {e} ({ms} ms, {})", if content_type == ContentType::Pdf { "pdf" } else { "text" }),
+            Err(e) => println!(
+                "{path}: {e} ({ms} ms, {})",
+                if content_type == ContentType::Pdf {
+                    "pdf"
+                } else {
+                    "text"
+                }
+            ),
         }
     }
 }

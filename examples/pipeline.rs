@@ -52,7 +52,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 1. The chunks the pipeline will embed, and their tokens as the model reads them.
     let setup = docqa::embed::from_settings(&config.embedder, config.llm.as_ref()).await?;
-    let embedder = setup.embedder.clone().ok_or("no embedding model: set EMBED_MODEL_DIR")?;
+    let embedder = setup
+        .embedder
+        .clone()
+        .ok_or("no embedding model: set EMBED_MODEL_DIR")?;
     let tokenizer = setup.tokenizer.clone().ok_or("no tokenizer")?;
     let chunker = Chunker::new(&config.chunk, setup.tokenizer.clone())?;
     let mut texts = Vec::new();
@@ -60,18 +63,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut pages = 0;
     for path in &paths {
         let bytes = std::fs::read(path)?;
-        let Detected::Supported(content_type) = detect(&bytes[..bytes.len().min(65536)], std::str::from_utf8(&bytes).is_ok())
+        let Detected::Supported(content_type) =
+            detect(&bytes[..bytes.len().min(65536)], std::str::from_utf8(&bytes).is_ok())
         else {
             continue;
         };
-        let Ok(extracted) = extract_bytes(content_type, &bytes) else { continue };
+        let Ok(extracted) = extract_bytes(content_type, &bytes) else {
+            continue;
+        };
         pages += extracted.pages.len();
-        texts.extend(chunker.chunk(DocumentId::new(), &extracted.pages).into_iter().map(|c| c.text));
+        texts.extend(
+            chunker
+                .chunk(DocumentId::new(), &extracted.pages)
+                .into_iter()
+                .map(|c| c.text),
+        );
         accepted.push(path.clone());
     }
     let tokens: usize = texts
         .iter()
-        .map(|t| tokenizer.encode(t.as_str(), true).map(|e| e.get_ids().len().min(256)).unwrap_or(0))
+        .map(|t| {
+            tokenizer
+                .encode(t.as_str(), true)
+                .map(|e| e.get_ids().len().min(256))
+                .unwrap_or(0)
+        })
         .sum();
 
     // 2. The embedder alone on those chunks, 64 at a time as the pipeline does.
@@ -91,10 +107,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let mut jobs = Vec::new();
     for path in &accepted {
-        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-        let form = reqwest::multipart::Form::new()
-            .part("file", reqwest::multipart::Part::bytes(std::fs::read(path)?).file_name(name));
-        let answer: Value = client.post(format!("{base}/v1/documents")).multipart(form).send().await?.json().await?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(std::fs::read(path)?).file_name(name),
+        );
+        let answer: Value = client
+            .post(format!("{base}/v1/documents"))
+            .multipart(form)
+            .send()
+            .await?
+            .json()
+            .await?;
         if let Some(job) = answer["documents"][0]["job_id"].as_str() {
             jobs.push(job.to_string());
         }

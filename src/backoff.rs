@@ -53,10 +53,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn retries_until_it_works() {
         let calls = AtomicU32::new(0);
-        let result: Result<u32, String> = retry("test", Duration::from_secs(10), |_| true, || async {
-            let n = calls.fetch_add(1, Ordering::SeqCst);
-            if n < 3 { Err(format!("down {n}")) } else { Ok(n) }
-        })
+        let result: Result<u32, String> = retry(
+            "test",
+            Duration::from_secs(10),
+            |_| true,
+            || async {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                if n < 3 { Err(format!("down {n}")) } else { Ok(n) }
+            },
+        )
         .await;
         assert_eq!(result, Ok(3));
     }
@@ -65,9 +70,12 @@ mod tests {
     async fn gives_up_after_its_patience_with_the_last_error() {
         let started = Instant::now();
         let calls = AtomicU32::new(0);
-        let result: Result<(), String> = retry("test", Duration::from_secs(3), |_| true, || async {
-            Err(format!("down {}", calls.fetch_add(1, Ordering::SeqCst)))
-        })
+        let result: Result<(), String> = retry(
+            "test",
+            Duration::from_secs(3),
+            |_| true,
+            || async { Err(format!("down {}", calls.fetch_add(1, Ordering::SeqCst))) },
+        )
         .await;
         let attempts = calls.load(Ordering::SeqCst);
         assert_eq!(result, Err(format!("down {}", attempts - 1)));
@@ -79,10 +87,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_final_error_is_not_retried() {
         let calls = AtomicU32::new(0);
-        let result: Result<(), String> = retry("test", Duration::from_secs(30), |_| false, || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err("bad password".to_string())
-        })
+        let result: Result<(), String> = retry(
+            "test",
+            Duration::from_secs(30),
+            |_| false,
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err("bad password".to_string())
+            },
+        )
         .await;
         assert!(result.is_err());
         assert_eq!(calls.load(Ordering::SeqCst), 1);

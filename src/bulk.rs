@@ -162,7 +162,9 @@ pub async fn ingest(base: &str, collection: &str, files: Vec<PathBuf>, progress:
         }
         let mut still = Vec::new();
         for pending in in_flight.drain(..) {
-            let job: JobView = get_json(&client, &format!("{base}/v1/jobs/{}", pending.job)).await.map_err(&server)?;
+            let job: JobView = get_json(&client, &format!("{base}/v1/jobs/{}", pending.job))
+                .await
+                .map_err(&server)?;
             match job.status {
                 JobStatus::Succeeded => {
                     let id = job.document_id.map(|id| id.to_string()).unwrap_or_default();
@@ -173,7 +175,9 @@ pub async fn ingest(base: &str, collection: &str, files: Vec<PathBuf>, progress:
                     bar.inc(1);
                 }
                 JobStatus::Failed => {
-                    summary.failed.push((pending.path, job.error.unwrap_or_else(|| "failed".into())));
+                    summary
+                        .failed
+                        .push((pending.path, job.error.unwrap_or_else(|| "failed".into())));
                     bar.inc(1);
                 }
                 JobStatus::Queued | JobStatus::Running => still.push(pending),
@@ -181,7 +185,12 @@ pub async fn ingest(base: &str, collection: &str, files: Vec<PathBuf>, progress:
         }
         in_flight = still;
         let secs = started.elapsed().as_secs_f64().max(1e-3);
-        bar.set_message(format!("{} pages · {:.1} pages/s · {} failed", summary.pages, summary.pages as f64 / secs, summary.failed.len()));
+        bar.set_message(format!(
+            "{} pages · {:.1} pages/s · {} failed",
+            summary.pages,
+            summary.pages as f64 / secs,
+            summary.failed.len()
+        ));
         if !in_flight.is_empty() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -205,9 +214,17 @@ async fn upload(client: &reqwest::Client, url: &str, path: &Path) -> Result<Uplo
         Ok(bytes) => bytes,
         Err(e) => return Ok(Uploaded::Refused(format!("unreadable: {e}"))),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(bytes).file_name(name));
-    let response = client.post(url).multipart(form).send().await.map_err(|e| e.to_string())?;
+    let response = client
+        .post(url)
+        .multipart(form)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     let status = response.status();
     let retry_after = response
         .headers()

@@ -73,8 +73,14 @@ impl HealthChecks {
                         ok: false,
                         detail: format!("returned {} dims, expected {}", v.len(), model.dimension),
                     },
-                    Ok(Err(e)) => ComponentStatus { ok: false, detail: e.to_string() },
-                    Err(_) => ComponentStatus { ok: false, detail: "timed out".into() },
+                    Ok(Err(e)) => ComponentStatus {
+                        ok: false,
+                        detail: e.to_string(),
+                    },
+                    Err(_) => ComponentStatus {
+                        ok: false,
+                        detail: "timed out".into(),
+                    },
                 }
             }
             // Running without a model was chosen or allowed: not down, but said.
@@ -96,9 +102,18 @@ impl HealthChecks {
 
 fn status<E: std::fmt::Display>(result: Result<Result<(), E>, tokio::time::error::Elapsed>) -> ComponentStatus {
     match result {
-        Ok(Ok(())) => ComponentStatus { ok: true, detail: "ok".into() },
-        Ok(Err(e)) => ComponentStatus { ok: false, detail: e.to_string() },
-        Err(_) => ComponentStatus { ok: false, detail: "timed out".into() },
+        Ok(Ok(())) => ComponentStatus {
+            ok: true,
+            detail: "ok".into(),
+        },
+        Ok(Err(e)) => ComponentStatus {
+            ok: false,
+            detail: e.to_string(),
+        },
+        Err(_) => ComponentStatus {
+            ok: false,
+            detail: "timed out".into(),
+        },
     }
 }
 

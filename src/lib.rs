@@ -4,8 +4,8 @@
 //! from a [`Config`]; [`App::start`] serves them over HTTP.
 
 pub mod answer;
-pub mod backoff;
 pub mod background;
+pub mod backoff;
 pub mod bulk;
 pub mod catalog;
 pub mod config;
@@ -169,7 +169,12 @@ impl App {
         });
         Ok(Self {
             collections: Data::new(collections),
-            documents: Data::new(Documents::new(catalog.clone(), index.clone(), files.clone(), in_flight.clone())),
+            documents: Data::new(Documents::new(
+                catalog.clone(),
+                index.clone(),
+                files.clone(),
+                in_flight.clone(),
+            )),
             ingestor: Data::new(Ingestor {
                 catalog: catalog.clone(),
                 files,
@@ -198,7 +203,8 @@ impl App {
     /// Serves on `listener` in the background; the returned handle stops it.
     pub fn start(self, listener: TcpListener) -> Result<RunningApp, StartError> {
         let addr = listener.local_addr()?;
-        let (collections, documents, ingestor) = (self.collections.clone(), self.documents.clone(), self.ingestor.clone());
+        let (collections, documents, ingestor) =
+            (self.collections.clone(), self.documents.clone(), self.ingestor.clone());
         let (retriever, answerer) = (self.retriever.clone(), self.answerer.clone());
         let (health, metrics) = (self.health.clone(), self.metrics.clone());
         let server = actix_web::HttpServer::new(move || {

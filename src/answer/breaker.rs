@@ -8,10 +8,16 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum State {
-    Closed { failures: u32 },
-    Open { until: Instant },
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
     /// One probe is out; another is let through if it never reports back.
-    HalfOpen { since: Instant },
+    HalfOpen {
+        since: Instant,
+    },
 }
 
 #[derive(Debug)]
@@ -74,9 +80,14 @@ impl CircuitBreaker {
         *state = match *state {
             State::Closed { failures } if failures + 1 < self.threshold => State::Closed { failures: failures + 1 },
             State::Closed { .. } | State::HalfOpen { .. } => {
-                tracing::error!(failures = self.threshold, cooldown_s = self.cooldown.as_secs(),
-                    "the LLM provider keeps failing; not calling it for a while");
-                State::Open { until: now + self.cooldown }
+                tracing::error!(
+                    failures = self.threshold,
+                    cooldown_s = self.cooldown.as_secs(),
+                    "the LLM provider keeps failing; not calling it for a while"
+                );
+                State::Open {
+                    until: now + self.cooldown,
+                }
             }
             open @ State::Open { .. } => open,
         };

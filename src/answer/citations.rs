@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::domain::{page_at, Citation, SearchHit};
+use crate::domain::{Citation, SearchHit, page_at};
 
 use super::llm::LlmAnswer;
 
@@ -122,10 +122,7 @@ fn renumber_markers(text: &str, renumber: &HashMap<u32, u32>) -> String {
             break;
         };
         let inner = &rest[open + 1..open + close_rel];
-        let numbers: Option<Vec<u32>> = inner
-            .split(',')
-            .map(|n| n.trim().parse::<u32>().ok())
-            .collect();
+        let numbers: Option<Vec<u32>> = inner.split(',').map(|n| n.trim().parse::<u32>().ok()).collect();
         out.push_str(&rest[..open]);
         match numbers {
             Some(numbers) if !inner.trim().is_empty() => {
@@ -189,9 +186,18 @@ mod tests {
         let answer = LlmAnswer {
             answer: "Made up [1]. Lasts 24 months [2]. Wrong quote [3].".into(),
             citations: vec![
-                LlmCitation { chunk_id: ChunkId::for_chunk(DocumentId::new(), 9).to_string(), quote: "The warranty lasts".into() },
-                LlmCitation { chunk_id: h.chunk_id.to_string(), quote: "the warranty lasts 24 months".into() },
-                LlmCitation { chunk_id: h.chunk_id.to_string(), quote: "lasts 36 months forever".into() },
+                LlmCitation {
+                    chunk_id: ChunkId::for_chunk(DocumentId::new(), 9).to_string(),
+                    quote: "The warranty lasts".into(),
+                },
+                LlmCitation {
+                    chunk_id: h.chunk_id.to_string(),
+                    quote: "the warranty lasts 24 months".into(),
+                },
+                LlmCitation {
+                    chunk_id: h.chunk_id.to_string(),
+                    quote: "lasts 36 months forever".into(),
+                },
             ],
         };
         let (text, citations) = verify(answer, std::slice::from_ref(&h));

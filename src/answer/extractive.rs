@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use unicode_segmentation::UnicodeSegmentation;
 
-use crate::domain::{page_at, Citation, SearchHit};
+use crate::domain::{Citation, SearchHit, page_at};
 use crate::embed::Bm25Encoder;
 
 /// At most this many sentences make an answer.
@@ -37,7 +37,12 @@ pub fn answer(question: &str, hits: &[SearchHit], bm25: &Bm25Encoder) -> (String
             }
             // Mostly term coverage; the retrieval rank breaks ties.
             let score = shared as f32 / question_terms.len() as f32 + 0.05 / (rank as f32 + 1.0);
-            candidates.push(Candidate { hit, start, text: sentence, score });
+            candidates.push(Candidate {
+                hit,
+                start,
+                text: sentence,
+                score,
+            });
         }
     }
     candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -52,7 +57,10 @@ pub fn answer(question: &str, hits: &[SearchHit], bm25: &Bm25Encoder) -> (String
         // The same sentence twice (chunk overlap, repeated boilerplate), or a
         // fragment of one already chosen, adds nothing.
         let key = one_line(candidate.text).to_lowercase();
-        if seen.iter().any(|s: &String| s.contains(&key) || key.contains(s.as_str())) {
+        if seen
+            .iter()
+            .any(|s: &String| s.contains(&key) || key.contains(s.as_str()))
+        {
             continue;
         }
         seen.push(key);
@@ -79,9 +87,7 @@ fn sentences(text: &str) -> Vec<(usize, &str)> {
     let joined: String = text
         .char_indices()
         .map(|(i, c)| {
-            let lone_newline = c == '\n'
-                && bytes.get(i + 1) != Some(&b'\n')
-                && (i == 0 || bytes[i - 1] != b'\n');
+            let lone_newline = c == '\n' && bytes.get(i + 1) != Some(&b'\n') && (i == 0 || bytes[i - 1] != b'\n');
             if lone_newline { ' ' } else { c }
         })
         .collect();
@@ -125,10 +131,19 @@ mod tests {
     #[test]
     fn the_matching_sentence_is_cited_on_its_page() {
         let text = "Our office opened in 1990 in Berlin.\nIt moved later.\n\nThe warranty period\nlasts 24 months for all devices. Returns are free.";
-        let hit = hit(text, vec![PageBreak { page: 2, offset: text.find("The warranty").unwrap() as u32 }]);
+        let hit = hit(
+            text,
+            vec![PageBreak {
+                page: 2,
+                offset: text.find("The warranty").unwrap() as u32,
+            }],
+        );
         let (answer, citations) = super::answer("How long is the warranty?", &[hit], &Bm25Encoder::new());
         assert_eq!(citations.len(), 1, "{answer}");
-        assert_eq!(citations[0].quote, "The warranty period\nlasts 24 months for all devices.");
+        assert_eq!(
+            citations[0].quote,
+            "The warranty period\nlasts 24 months for all devices."
+        );
         assert_eq!(citations[0].page, 2);
         assert_eq!(answer, "The warranty period lasts 24 months for all devices. [1]");
     }

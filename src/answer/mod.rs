@@ -52,7 +52,12 @@ const MIN_TERM_COVERAGE: f32 = 0.5;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryRequest {
-    #[schema(example = "How long is the warranty?", min_length = 1, max_length = 4096, pattern = "\\S")]
+    #[schema(
+        example = "How long is the warranty?",
+        min_length = 1,
+        max_length = 4096,
+        pattern = "\\S"
+    )]
     pub question: String,
     /// How many chunks to answer from (1 to 50; default `TOP_K`).
     #[schema(minimum = 1, maximum = 50)]
@@ -167,7 +172,11 @@ impl Answerer {
         } = prepared;
         if retrieved.hits.is_empty() {
             timings.total = started.elapsed().as_millis() as u64;
-            let mode = if llm.is_some() { AnswerMode::Generative } else { AnswerMode::Extractive };
+            let mode = if llm.is_some() {
+                AnswerMode::Generative
+            } else {
+                AnswerMode::Extractive
+            };
             if let Some(on_delta) = on_delta {
                 on_delta(NOT_FOUND_ANSWER.to_string());
             }
@@ -294,7 +303,9 @@ async fn ask_with_one_retry(
             Err(LlmError::InvalidOutput(reason)) => return Err(AnswerError::LlmInvalidOutput(reason)),
             Err(LlmError::Timeout(secs)) => return Err(AnswerError::LlmTimeout(secs)),
             Err(LlmError::Upstream(reason)) => return Err(AnswerError::LlmFailed(reason)),
-            Err(unavailable @ LlmError::Unavailable { .. }) => return Err(AnswerError::LlmUnavailable(unavailable.to_string())),
+            Err(unavailable @ LlmError::Unavailable { .. }) => {
+                return Err(AnswerError::LlmUnavailable(unavailable.to_string()));
+            }
         }
     }
 }

@@ -7,10 +7,9 @@ use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::types::chat::{
-    ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
-    ChatCompletionRequestSystemMessageContent, ChatCompletionRequestUserMessage,
-    ChatCompletionRequestUserMessageContent, CreateChatCompletionRequest, ResponseFormat,
-    ResponseFormatJsonSchema,
+    ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage, ChatCompletionRequestSystemMessageContent,
+    ChatCompletionRequestUserMessage, ChatCompletionRequestUserMessageContent, CreateChatCompletionRequest,
+    ResponseFormat, ResponseFormatJsonSchema,
 };
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -40,16 +39,36 @@ impl OpenAiLlm {
 
     /// The reply's content: whole, or streamed with the answer text handed to
     /// `on_delta` as it comes. Within the timeout, retries included.
-    async fn call(&self, question: &str, context: &[ContextPassage], on_delta: Option<OnDelta<'_>>) -> Result<String, LlmError> {
+    async fn call(
+        &self,
+        question: &str,
+        context: &[ContextPassage],
+        on_delta: Option<OnDelta<'_>>,
+    ) -> Result<String, LlmError> {
         let request = self.request(question, context);
         let call = async {
             match on_delta {
                 None => {
-                    let response = self.client.chat().create(request).await.map_err(|e| self.llm_error(e))?;
-                    response.choices.into_iter().next().and_then(|choice| choice.message.content).ok_or_else(no_content)
+                    let response = self
+                        .client
+                        .chat()
+                        .create(request)
+                        .await
+                        .map_err(|e| self.llm_error(e))?;
+                    response
+                        .choices
+                        .into_iter()
+                        .next()
+                        .and_then(|choice| choice.message.content)
+                        .ok_or_else(no_content)
                 }
                 Some(on_delta) => {
-                    let mut stream = self.client.chat().create_stream(request).await.map_err(|e| self.llm_error(e))?;
+                    let mut stream = self
+                        .client
+                        .chat()
+                        .create_stream(request)
+                        .await
+                        .map_err(|e| self.llm_error(e))?;
                     let mut content = String::new();
                     let mut scanner = AnswerFieldScanner::default();
                     while let Some(chunk) = stream.next().await {
@@ -62,7 +81,11 @@ impl OpenAiLlm {
                             }
                         }
                     }
-                    if content.is_empty() { Err(no_content()) } else { Ok(content) }
+                    if content.is_empty() {
+                        Err(no_content())
+                    } else {
+                        Ok(content)
+                    }
                 }
             }
         };
@@ -81,7 +104,12 @@ impl OpenAiLlm {
     }
 
     /// Asks, unless the circuit is open; tells the breaker how it went.
-    async fn guarded(&self, question: &str, context: &[ContextPassage], on_delta: Option<OnDelta<'_>>) -> Result<LlmAnswer, LlmError> {
+    async fn guarded(
+        &self,
+        question: &str,
+        context: &[ContextPassage],
+        on_delta: Option<OnDelta<'_>>,
+    ) -> Result<LlmAnswer, LlmError> {
         self.breaker.permit().map_err(|open| LlmError::Unavailable {
             failures: open.failures,
             retry_in_secs: open.retry_in.as_secs().max(1),
@@ -131,7 +159,12 @@ impl LlmClient for OpenAiLlm {
         self.guarded(question, context, None).await
     }
 
-    async fn answer_streaming(&self, question: &str, context: &[ContextPassage], on_delta: OnDelta<'_>) -> Result<LlmAnswer, LlmError> {
+    async fn answer_streaming(
+        &self,
+        question: &str,
+        context: &[ContextPassage],
+        on_delta: OnDelta<'_>,
+    ) -> Result<LlmAnswer, LlmError> {
         self.guarded(question, context, Some(on_delta)).await
     }
 }
@@ -161,7 +194,13 @@ mod tests {
         let raw = r#"{"answer":"A [1]","citations":[{"chunk_id":"x","quote":"q"}]}"#;
         assert_eq!(parse_answer(raw).unwrap().citations.len(), 1);
         assert!(parse_answer(&format!("```json\n{raw}\n```")).is_ok());
-        assert!(matches!(parse_answer("I think the answer is 4"), Err(LlmError::InvalidOutput(_))));
-        assert!(matches!(parse_answer(r#"{"answer":"x"}"#), Err(LlmError::InvalidOutput(_))));
+        assert!(matches!(
+            parse_answer("I think the answer is 4"),
+            Err(LlmError::InvalidOutput(_))
+        ));
+        assert!(matches!(
+            parse_answer(r#"{"answer":"x"}"#),
+            Err(LlmError::InvalidOutput(_))
+        ));
     }
 }

@@ -17,7 +17,10 @@ enum State {
     #[default]
     Outside,
     /// A string that is not the answer; `key` collects it when it is a top-level key.
-    OtherString { escaped: bool, key: Option<String> },
+    OtherString {
+        escaped: bool,
+        key: Option<String>,
+    },
     AfterAnswerKey,
     AfterAnswerColon,
     InAnswer(Decoder),
@@ -73,7 +76,11 @@ impl AnswerFieldScanner {
                     }
                 } else if c == '"' {
                     let is_answer = key.as_deref() == Some("answer");
-                    self.state = if is_answer { State::AfterAnswerKey } else { State::Outside };
+                    self.state = if is_answer {
+                        State::AfterAnswerKey
+                    } else {
+                        State::Outside
+                    };
                 } else if let Some(key) = key {
                     key.push(c);
                 }
@@ -170,13 +177,19 @@ mod tests {
     fn streamed(json: &str, piece_len: usize) -> String {
         let chars: Vec<char> = json.chars().collect();
         let mut scanner = AnswerFieldScanner::default();
-        chars.chunks(piece_len).map(|piece| scanner.feed(&piece.iter().collect::<String>())).collect()
+        chars
+            .chunks(piece_len)
+            .map(|piece| scanner.feed(&piece.iter().collect::<String>()))
+            .collect()
     }
 
     #[test]
     fn the_answer_text_comes_out_decoded_however_the_json_is_cut() {
         let json = r#"{ "answer" : "Line one [1].\nSays \"24 months\" \\ caf\u00e9 \ud83d\ude00 ok", "citations": [{"chunk_id": "a", "quote": "answer"}]}"#;
-        let expected = serde_json::from_str::<serde_json::Value>(json).unwrap()["answer"].as_str().unwrap().to_string();
+        let expected = serde_json::from_str::<serde_json::Value>(json).unwrap()["answer"]
+            .as_str()
+            .unwrap()
+            .to_string();
         for piece_len in 1..=json.len() {
             assert_eq!(streamed(json, piece_len), expected, "pieces of {piece_len}");
         }

@@ -31,7 +31,11 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<Arc<dyn Catalog>, Ca
 /// Errors no wait cures: wrong password, no such database or role.
 fn is_refusal(error: &CatalogError) -> bool {
     let text = error.to_string();
-    ["password authentication failed", "does not exist", "no pg_hba.conf entry"]
-        .iter()
-        .any(|refusal| text.contains(refusal))
+    [
+        "password authentication failed",
+        "does not exist",
+        "no pg_hba.conf entry",
+    ]
+    .iter()
+    .any(|refusal| text.contains(refusal))
 }

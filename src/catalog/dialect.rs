@@ -103,12 +103,16 @@ impl Statement {
 
     pub fn json(self, value: &impl serde::Serialize) -> Self {
         // Serializing our own plain types cannot fail.
-        self.arg(Arg::Json(Some(serde_json::to_value(value).unwrap_or(serde_json::Value::Null))))
+        self.arg(Arg::Json(Some(
+            serde_json::to_value(value).unwrap_or(serde_json::Value::Null),
+        )))
     }
 
     /// JSON, or SQL NULL for `None`.
     pub fn opt_json(self, value: Option<&impl serde::Serialize>) -> Self {
-        self.arg(Arg::Json(value.map(|v| serde_json::to_value(v).unwrap_or(serde_json::Value::Null))))
+        self.arg(Arg::Json(
+            value.map(|v| serde_json::to_value(v).unwrap_or(serde_json::Value::Null)),
+        ))
     }
 
     fn sqlite(&self) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
@@ -293,7 +297,10 @@ impl Transaction {
 
     pub async fn fetch_one(&mut self, statement: &Statement) -> Result<Row, CatalogError> {
         self.on().fetch_optional(statement).await?.ok_or_else(|| {
-            CatalogError::Corrupt(format!("expected a row from {}", statement.sql.split_whitespace().take(6).collect::<Vec<_>>().join(" ")))
+            CatalogError::Corrupt(format!(
+                "expected a row from {}",
+                statement.sql.split_whitespace().take(6).collect::<Vec<_>>().join(" ")
+            ))
         })
     }
 }
@@ -321,8 +328,20 @@ impl On<'_> {
 
     async fn fetch_all(self, statement: &Statement) -> Result<Vec<Row>, CatalogError> {
         Ok(match self {
-            Self::Sqlite(c) => statement.sqlite().fetch_all(c).await?.into_iter().map(Row::Sqlite).collect(),
-            Self::Postgres(c) => statement.postgres().fetch_all(c).await?.into_iter().map(Row::Postgres).collect(),
+            Self::Sqlite(c) => statement
+                .sqlite()
+                .fetch_all(c)
+                .await?
+                .into_iter()
+                .map(Row::Sqlite)
+                .collect(),
+            Self::Postgres(c) => statement
+                .postgres()
+                .fetch_all(c)
+                .await?
+                .into_iter()
+                .map(Row::Postgres)
+                .collect(),
         })
     }
 }
@@ -439,7 +458,10 @@ mod tests {
 
     #[test]
     fn placeholders_and_arguments_keep_their_order() {
-        let statement = Statement::new("SELECT $1, $2, $3").id(Uuid::nil()).text("a").opt_int(None);
+        let statement = Statement::new("SELECT $1, $2, $3")
+            .id(Uuid::nil())
+            .text("a")
+            .opt_int(None);
         assert_eq!(statement.args.len(), 3);
         assert!(matches!(statement.args[0], Arg::Id(Some(_))));
         assert!(matches!(statement.args[2], Arg::Int(None)));

@@ -16,8 +16,8 @@ pub use connect::connect;
 pub use sql::SqlCatalog;
 
 use crate::domain::{
-    Chunk, Collection, CollectionName, Document, DocumentId, DocumentStatus, EmbeddingModel, Job,
-    JobId, JobProgress, NewDocument,
+    Chunk, Collection, CollectionName, Document, DocumentId, DocumentStatus, EmbeddingModel, Job, JobId, JobProgress,
+    NewDocument,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +47,9 @@ impl From<sqlx::Error> for CatalogError {
             sqlx::Error::Database(db) if db.is_foreign_key_violation() => Self::MissingParent(db.message().to_string()),
             // Postgres: deadlock_detected, serialization_failure; SQLite: busy (a
             // write lock not had within the busy timeout, or a stale snapshot).
-            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001" | "5" | "517" | "261")) => {
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("40P01" | "40001" | "5" | "517" | "261")) =>
+            {
                 Self::Conflict(db.message().to_string())
             }
             sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => Self::Corrupt(err.to_string()),
@@ -180,22 +182,15 @@ pub trait Catalog: Send + Sync {
     /// Inserts the document and its queued job in one transaction, unless the same
     /// content is already in the collection.
     async fn insert_document(&self, new: &NewDocument) -> Result<InsertOutcome, CatalogError>;
-    async fn get_document(
-        &self,
-        collection: &CollectionName,
-        id: DocumentId,
-    ) -> Result<Option<Document>, CatalogError>;
+    async fn get_document(&self, collection: &CollectionName, id: DocumentId)
+    -> Result<Option<Document>, CatalogError>;
     async fn list_documents(
         &self,
         collection: &CollectionName,
         query: &DocumentQuery,
     ) -> Result<DocumentPage, CatalogError>;
     async fn document_ids(&self, collection: &CollectionName) -> Result<Vec<DocumentId>, CatalogError>;
-    async fn delete_document(
-        &self,
-        collection: &CollectionName,
-        id: DocumentId,
-    ) -> Result<bool, CatalogError>;
+    async fn delete_document(&self, collection: &CollectionName, id: DocumentId) -> Result<bool, CatalogError>;
 
     /// Replaces every chunk of a document (a rerun writes the same rows again).
     async fn replace_chunks(&self, document: DocumentId, chunks: &[Chunk]) -> Result<(), CatalogError>;

@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{
-    Catalog, CatalogError, ClaimedJob, DocumentPage, DocumentQuery, InsertOutcome, JobOutcome, NewCollection,
-};
+use super::{Catalog, CatalogError, ClaimedJob, DocumentPage, DocumentQuery, InsertOutcome, JobOutcome, NewCollection};
 use crate::domain::{Chunk, Collection, CollectionName, Document, DocumentId, Job, JobId, JobProgress, NewDocument};
 
 /// Attempts in all, the first included.
@@ -69,11 +67,19 @@ impl Catalog for Retrying {
         retrying("insert document", || self.0.insert_document(new)).await
     }
 
-    async fn get_document(&self, collection: &CollectionName, id: DocumentId) -> Result<Option<Document>, CatalogError> {
+    async fn get_document(
+        &self,
+        collection: &CollectionName,
+        id: DocumentId,
+    ) -> Result<Option<Document>, CatalogError> {
         self.0.get_document(collection, id).await
     }
 
-    async fn list_documents(&self, collection: &CollectionName, query: &DocumentQuery) -> Result<DocumentPage, CatalogError> {
+    async fn list_documents(
+        &self,
+        collection: &CollectionName,
+        query: &DocumentQuery,
+    ) -> Result<DocumentPage, CatalogError> {
         self.0.list_documents(collection, query).await
     }
 

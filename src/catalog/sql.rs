@@ -17,7 +17,8 @@ use crate::domain::{
 const COLLECTION_COLUMNS: &str = "name, description, embed_model, embed_variant, embed_dim, created_at";
 const DOCUMENT_COLUMNS: &str = "id, collection, filename, content_type, bytes, sha256, pages, chunks, \
      status, error, metadata, job_id, created_at, updated_at";
-const JOB_COLUMNS: &str = "id, kind, collection, document_id, status, progress, error, attempts, created_at, updated_at";
+const JOB_COLUMNS: &str =
+    "id, kind, collection, document_id, status, progress, error, attempts, created_at, updated_at";
 const CHUNK_COLUMNS: &str = "document_id, idx, page_start, page_end, char_start, char_end, text, page_breaks";
 
 /// Chunks written per INSERT: 8 arguments each, well under both databases'
@@ -133,7 +134,10 @@ fn insert_chunks(document: DocumentId, batch: &[Chunk]) -> Statement {
             format!("({})", placeholders.join(", "))
         })
         .collect();
-    let mut statement = Statement::new(format!("INSERT INTO chunks ({CHUNK_COLUMNS}) VALUES {}", rows.join(", ")));
+    let mut statement = Statement::new(format!(
+        "INSERT INTO chunks ({CHUNK_COLUMNS}) VALUES {}",
+        rows.join(", ")
+    ));
     for chunk in batch {
         statement = statement
             .id(document)
@@ -221,13 +225,24 @@ impl Catalog for SqlCatalog {
     }
 
     async fn get_collection(&self, name: &CollectionName) -> Result<Option<Collection>, CatalogError> {
-        let statement = Statement::new(format!("SELECT {COLLECTION_COLUMNS} FROM collections WHERE name = $1")).text(name.as_str());
-        self.db.fetch_optional(&statement).await?.as_ref().map(collection_from_row).transpose()
+        let statement =
+            Statement::new(format!("SELECT {COLLECTION_COLUMNS} FROM collections WHERE name = $1")).text(name.as_str());
+        self.db
+            .fetch_optional(&statement)
+            .await?
+            .as_ref()
+            .map(collection_from_row)
+            .transpose()
     }
 
     async fn list_collections(&self) -> Result<Vec<Collection>, CatalogError> {
         let statement = Statement::new(format!("SELECT {COLLECTION_COLUMNS} FROM collections ORDER BY name"));
-        self.db.fetch_all(&statement).await?.iter().map(collection_from_row).collect()
+        self.db
+            .fetch_all(&statement)
+            .await?
+            .iter()
+            .map(collection_from_row)
+            .collect()
     }
 
     async fn delete_collection(&self, name: &CollectionName) -> Result<bool, CatalogError> {
@@ -264,9 +279,11 @@ impl Catalog for SqlCatalog {
             // The row that won is committed (the conflict waited for it), so it is visible.
             let row = tx
                 .fetch_one(
-                    &Statement::new(format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE collection = $1 AND sha256 = $2"))
-                        .text(new.collection.as_str())
-                        .text(new.sha256.as_str()),
+                    &Statement::new(format!(
+                        "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE collection = $1 AND sha256 = $2"
+                    ))
+                    .text(new.collection.as_str())
+                    .text(new.sha256.as_str()),
                 )
                 .await?;
             tx.rollback().await?;
@@ -289,14 +306,29 @@ impl Catalog for SqlCatalog {
         Ok(InsertOutcome::Created(document_from_row(&row)?))
     }
 
-    async fn get_document(&self, collection: &CollectionName, id: DocumentId) -> Result<Option<Document>, CatalogError> {
-        let statement = Statement::new(format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE collection = $1 AND id = $2"))
-            .text(collection.as_str())
-            .id(id);
-        self.db.fetch_optional(&statement).await?.as_ref().map(document_from_row).transpose()
+    async fn get_document(
+        &self,
+        collection: &CollectionName,
+        id: DocumentId,
+    ) -> Result<Option<Document>, CatalogError> {
+        let statement = Statement::new(format!(
+            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE collection = $1 AND id = $2"
+        ))
+        .text(collection.as_str())
+        .id(id);
+        self.db
+            .fetch_optional(&statement)
+            .await?
+            .as_ref()
+            .map(document_from_row)
+            .transpose()
     }
 
-    async fn list_documents(&self, collection: &CollectionName, query: &DocumentQuery) -> Result<DocumentPage, CatalogError> {
+    async fn list_documents(
+        &self,
+        collection: &CollectionName,
+        query: &DocumentQuery,
+    ) -> Result<DocumentPage, CatalogError> {
         // One more than asked tells whether there is a next page.
         let statement = Statement::new(format!(
             "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE collection = $1 \
@@ -316,7 +348,12 @@ impl Catalog for SqlCatalog {
 
     async fn document_ids(&self, collection: &CollectionName) -> Result<Vec<DocumentId>, CatalogError> {
         let statement = Statement::new("SELECT id FROM documents WHERE collection = $1").text(collection.as_str());
-        self.db.fetch_all(&statement).await?.iter().map(|row| Ok(DocumentId(row.id("id")?))).collect()
+        self.db
+            .fetch_all(&statement)
+            .await?
+            .iter()
+            .map(|row| Ok(DocumentId(row.id("id")?)))
+            .collect()
     }
 
     async fn delete_document(&self, collection: &CollectionName, id: DocumentId) -> Result<bool, CatalogError> {
@@ -328,7 +365,8 @@ impl Catalog for SqlCatalog {
 
     async fn replace_chunks(&self, document: DocumentId, chunks: &[Chunk]) -> Result<(), CatalogError> {
         let mut tx = self.db.begin().await?;
-        tx.execute(&Statement::new("DELETE FROM chunks WHERE document_id = $1").id(document)).await?;
+        tx.execute(&Statement::new("DELETE FROM chunks WHERE document_id = $1").id(document))
+            .await?;
         for batch in chunks.chunks(CHUNKS_PER_INSERT) {
             tx.execute(&insert_chunks(document, batch)).await?;
         }
@@ -336,14 +374,26 @@ impl Catalog for SqlCatalog {
     }
 
     async fn chunks_of(&self, document: DocumentId) -> Result<Vec<Chunk>, CatalogError> {
-        let statement =
-            Statement::new(format!("SELECT {CHUNK_COLUMNS} FROM chunks WHERE document_id = $1 ORDER BY idx")).id(document);
-        self.db.fetch_all(&statement).await?.iter().map(chunk_from_row).collect()
+        let statement = Statement::new(format!(
+            "SELECT {CHUNK_COLUMNS} FROM chunks WHERE document_id = $1 ORDER BY idx"
+        ))
+        .id(document);
+        self.db
+            .fetch_all(&statement)
+            .await?
+            .iter()
+            .map(chunk_from_row)
+            .collect()
     }
 
     async fn get_job(&self, id: JobId) -> Result<Option<Job>, CatalogError> {
         let statement = Statement::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1")).id(id);
-        self.db.fetch_optional(&statement).await?.as_ref().map(job_from_row).transpose()
+        self.db
+            .fetch_optional(&statement)
+            .await?
+            .as_ref()
+            .map(job_from_row)
+            .transpose()
     }
 
     async fn enqueue_reindex(&self, collection: &CollectionName) -> Result<Job, CatalogError> {
@@ -375,7 +425,12 @@ impl Catalog for SqlCatalog {
     }
 
     async fn active_reindex(&self, collection: &CollectionName) -> Result<Option<Job>, CatalogError> {
-        self.db.fetch_optional(&active_reindex(collection)).await?.as_ref().map(job_from_row).transpose()
+        self.db
+            .fetch_optional(&active_reindex(collection))
+            .await?
+            .as_ref()
+            .map(job_from_row)
+            .transpose()
     }
 
     async fn claim_next_job(&self) -> Result<Option<ClaimedJob>, CatalogError> {
@@ -492,7 +547,9 @@ impl Catalog for SqlCatalog {
         )
         .await?;
         let requeued = tx
-            .execute(&Statement::new("UPDATE jobs SET status = 'queued', updated_at = $1 WHERE status = 'running'").time(at))
+            .execute(
+                &Statement::new("UPDATE jobs SET status = 'queued', updated_at = $1 WHERE status = 'running'").time(at),
+            )
             .await?;
         tx.commit().await?;
         Ok(requeued)

@@ -75,7 +75,11 @@ impl EmbedderSettings {
         )?;
         let backend = vars.choice(
             "EMBED_BACKEND",
-            &[("auto", EmbedBackend::Auto), ("candle", EmbedBackend::Candle), ("onnx", EmbedBackend::Onnx)],
+            &[
+                ("auto", EmbedBackend::Auto),
+                ("candle", EmbedBackend::Candle),
+                ("onnx", EmbedBackend::Onnx),
+            ],
         )?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Self {
@@ -100,7 +104,10 @@ impl EmbedderSettings {
                     .get("HF_HUB_CACHE")
                     .map(PathBuf::from)
                     .or_else(|| vars.get("HF_HOME").map(|h| PathBuf::from(h).join("hub")))
-                    .or_else(|| vars.get("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface/hub"))),
+                    .or_else(|| {
+                        vars.get("HOME")
+                            .map(|h| PathBuf::from(h).join(".cache/huggingface/hub"))
+                    }),
                 offline: vars
                     .get("HF_HUB_OFFLINE")
                     .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),

@@ -183,11 +183,26 @@ mod tests {
 
     #[test]
     fn hybrid_fusion_is_configurable() {
-        let config = Config::from_vars(&vars(&[("RRF_K", "20"), ("HYBRID_BM25_WEIGHT", "1.5"), ("HYBRID_PREFETCH", "64")])).unwrap();
-        assert_eq!(config.retrieval.hybrid.fusion, crate::domain::Fusion { rrf_k: 20, bm25_weight: 1.5 });
+        let config = Config::from_vars(&vars(&[
+            ("RRF_K", "20"),
+            ("HYBRID_BM25_WEIGHT", "1.5"),
+            ("HYBRID_PREFETCH", "64"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.retrieval.hybrid.fusion,
+            crate::domain::Fusion {
+                rrf_k: 20,
+                bm25_weight: 1.5
+            }
+        );
         assert_eq!(config.retrieval.hybrid.prefetch, 64);
         assert_eq!(config.retrieval.hybrid.fusion.weights(true, true), Some(vec![1.0, 1.5]));
-        assert_eq!(config.retrieval.hybrid.fusion.weights(false, true), None, "one side has no one to weigh against");
+        assert_eq!(
+            config.retrieval.hybrid.fusion.weights(false, true),
+            None,
+            "one side has no one to weigh against"
+        );
         let defaults = Config::from_vars(&vars(&[])).unwrap();
         assert_eq!(defaults.retrieval.hybrid.fusion.weights(true, true), None);
         assert!(Config::from_vars(&vars(&[("HYBRID_BM25_WEIGHT", "-1")])).is_err());
@@ -209,8 +224,7 @@ mod tests {
         assert!(err.to_string().starts_with("TOP_K:"), "{err}");
         let err = Config::from_vars(&vars(&[("EMBEDDER", "magic")])).unwrap_err();
         assert!(err.to_string().starts_with("EMBEDDER:"), "{err}");
-        let err = Config::from_vars(&vars(&[("CHUNK_TOKENS", "100"), ("CHUNK_OVERLAP", "100")]))
-            .unwrap_err();
+        let err = Config::from_vars(&vars(&[("CHUNK_TOKENS", "100"), ("CHUNK_OVERLAP", "100")])).unwrap_err();
         assert!(err.to_string().starts_with("CHUNK_OVERLAP:"), "{err}");
     }
 
@@ -226,9 +240,14 @@ mod tests {
         assert!(config.database.is_postgres());
         assert_eq!(config.database.max_connections, 10);
         assert_eq!(config.database.describe(), "Postgres at db:5432/kb");
-        let IndexSettings::Qdrant(qdrant) = config.index else { panic!("QDRANT_URL chooses a Qdrant server") };
+        let IndexSettings::Qdrant(qdrant) = config.index else {
+            panic!("QDRANT_URL chooses a Qdrant server")
+        };
         assert_eq!(qdrant.url, "http://qdrant:6334");
-        assert_eq!((qdrant.shards, qdrant.replication_factor, qdrant.write_consistency), (3, 2, 1));
+        assert_eq!(
+            (qdrant.shards, qdrant.replication_factor, qdrant.write_consistency),
+            (3, 2, 1)
+        );
         assert_eq!(qdrant.collection_prefix, "docqa_");
 
         let err = Config::from_vars(&vars(&[("QDRANT_URL", "qdrant:6334")])).unwrap_err();

@@ -73,8 +73,6 @@ impl DocumentStatus {
     }
 }
 
-
-
 /// User metadata attached to a document at upload: a JSON object whose keys are
 /// `[A-Za-z0-9_-]{1,64}` (they become payload paths in the index).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -114,10 +112,7 @@ impl Metadata {
 }
 
 pub fn is_metadata_key(key: &str) -> bool {
-    (1..=64).contains(&key.len())
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    (1..=64).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn json_kind(value: &serde_json::Value) -> &'static str {
@@ -173,10 +168,7 @@ mod tests {
     #[test]
     fn metadata_must_be_an_object_with_plain_keys() {
         assert!(Metadata::parse(br#"{"team":"legal","year":2024}"#).is_ok());
-        assert_eq!(
-            Metadata::parse(b"[1,2]"),
-            Err(InvalidMetadata::NotAnObject("an array"))
-        );
+        assert_eq!(Metadata::parse(b"[1,2]"), Err(InvalidMetadata::NotAnObject("an array")));
         assert!(matches!(Metadata::parse(b"{nope"), Err(InvalidMetadata::NotJson(_))));
         assert!(matches!(
             Metadata::parse(br#"{"a.b":1}"#),

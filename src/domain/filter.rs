@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{is_metadata_key, DocumentId};
+use super::{DocumentId, is_metadata_key};
 
 /// A value a metadata condition matches exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

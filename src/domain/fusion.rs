@@ -15,7 +15,10 @@ pub struct Fusion {
 /// paragraph recall@5 0.982 against 0.970), `bench/tune_fusion.sh`.
 impl Default for Fusion {
     fn default() -> Self {
-        Self { rrf_k: 5, bm25_weight: 1.0 }
+        Self {
+            rrf_k: 5,
+            bm25_weight: 1.0,
+        }
     }
 }
 

@@ -41,8 +41,6 @@ impl JobStatus {
     }
 }
 
-
-
 /// The stage a job is in, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

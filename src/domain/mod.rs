@@ -35,13 +35,12 @@ mod ids;
 mod job;
 
 pub use answer::{Answer, AnswerMode, Citation, SearchHit, Timings};
-pub use chunk::{page_at, Chunk, PageBreak};
+pub use chunk::{Chunk, PageBreak, page_at};
 pub use collection::{
-    Collection, CollectionName, EmbeddingModel, InvalidCollectionName, ModelMismatch, DEFAULT_COLLECTION,
+    Collection, CollectionName, DEFAULT_COLLECTION, EmbeddingModel, InvalidCollectionName, ModelMismatch,
 };
 pub use document::{
-    is_metadata_key, ContentType, Document, DocumentStatus, InvalidMetadata, Metadata, NewDocument,
-    MAX_METADATA_BYTES,
+    ContentType, Document, DocumentStatus, InvalidMetadata, MAX_METADATA_BYTES, Metadata, NewDocument, is_metadata_key,
 };
 pub use filter::{Filter, MetadataValue};
 pub use fusion::Fusion;

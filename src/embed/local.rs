@@ -37,18 +37,16 @@ impl super::OffThread<CandleBert> {
         let unavailable = |what: &str, e: &dyn std::fmt::Display| {
             EmbedError::ModelUnavailable(format!("{what} in {}: {e}", files.dir.display()))
         };
-        let config_text = std::fs::read_to_string(files.path("config.json"))
-            .map_err(|e| unavailable("config.json", &e))?;
-        let config: BertConfig =
-            serde_json::from_str(&config_text).map_err(|e| unavailable("config.json", &e))?;
+        let config_text =
+            std::fs::read_to_string(files.path("config.json")).map_err(|e| unavailable("config.json", &e))?;
+        let config: BertConfig = serde_json::from_str(&config_text).map_err(|e| unavailable("config.json", &e))?;
         let tokenizer = load_tokenizer(files)?;
         let device = Device::Cpu;
         // SAFETY: the weights file is memory-mapped read-only and not modified while
         // the server runs.
-        let vb = unsafe {
-            VarBuilder::from_mmaped_safetensors(&[files.path("model.safetensors")], DType::F32, &device)
-        }
-        .map_err(|e| unavailable("model.safetensors", &e))?;
+        let vb =
+            unsafe { VarBuilder::from_mmaped_safetensors(&[files.path("model.safetensors")], DType::F32, &device) }
+                .map_err(|e| unavailable("model.safetensors", &e))?;
         let bert = BertModel::load(vb, &config).map_err(|e| unavailable("model.safetensors", &e))?;
         let model = EmbeddingModel {
             name: name.to_string(),
@@ -92,10 +90,7 @@ impl CandleBert {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(inference)?;
+        let encodings = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(inference)?;
         let rows = encodings.len();
         let cols = encodings.first().map_or(0, |e| e.get_ids().len());
         let mut ids = Vec::with_capacity(rows * cols);
@@ -108,10 +103,7 @@ impl CandleBert {
         let ids = Tensor::from_vec(ids, (rows, cols), device).map_err(inference)?;
         let mask = Tensor::from_vec(mask, (rows, cols), device).map_err(inference)?;
         let type_ids = ids.zeros_like().map_err(inference)?;
-        let hidden = self
-            .bert
-            .forward(&ids, &type_ids, Some(&mask))
-            .map_err(inference)?;
+        let hidden = self.bert.forward(&ids, &type_ids, Some(&mask)).map_err(inference)?;
         pool_and_normalise(&hidden, &mask).map_err(inference)
     }
 }

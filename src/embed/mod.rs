@@ -82,7 +82,9 @@ impl<M: BlockingModel> Embedder for OffThread<M> {
         let inner = Arc::clone(&self.inner);
         let text = text.to_string();
         let mut vectors = off_the_async_threads(move || inner.queries(&[text.as_str()])).await?;
-        vectors.pop().ok_or_else(|| EmbedError::Inference("the model returned no vector".into()))
+        vectors
+            .pop()
+            .ok_or_else(|| EmbedError::Inference("the model returned no vector".into()))
     }
 }
 
@@ -107,7 +109,10 @@ pub struct EmbedderSetup {
 /// Builds the embedder `EMBEDDER` asks for (`openai` embeds through the LLM's
 /// endpoint). `local` without a model is an error; `auto` without one falls back
 /// to BM25 alone.
-pub async fn from_settings(settings: &EmbedderSettings, llm: Option<&LlmSettings>) -> Result<EmbedderSetup, EmbedError> {
+pub async fn from_settings(
+    settings: &EmbedderSettings,
+    llm: Option<&LlmSettings>,
+) -> Result<EmbedderSetup, EmbedError> {
     match settings.choice {
         EmbedderChoice::None => Ok(EmbedderSetup {
             embedder: None,

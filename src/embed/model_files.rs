@@ -106,9 +106,8 @@ async fn download(endpoint: &str, model: &str, dest: &Path) -> Result<(), EmbedE
     for file in REQUIRED_FILES {
         let url = format!("{endpoint}/{model}/resolve/main/{file}");
         tracing::info!(%url, "downloading embedding model file");
-        let unavailable = |e: &dyn std::fmt::Display| {
-            EmbedError::ModelUnavailable(format!("download of {url} failed: {e}"))
-        };
+        let unavailable =
+            |e: &dyn std::fmt::Display| EmbedError::ModelUnavailable(format!("download of {url} failed: {e}"));
         let response = client.get(&url).send().await.map_err(|e| unavailable(&e))?;
         let response = response.error_for_status().map_err(|e| unavailable(&e))?;
         let bytes = response.bytes().await.map_err(|e| unavailable(&e))?;

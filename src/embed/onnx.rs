@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use ort::environment::Environment;
 use ort::session::Session;
-use ort::session::builder::PrepackedWeights;
 use ort::session::builder::GraphOptimizationLevel;
+use ort::session::builder::PrepackedWeights;
 use ort::value::Tensor;
 use tokenizers::Tokenizer;
 
@@ -116,7 +116,11 @@ impl super::OffThread<OnnxSessions> {
         };
         let queries = sessions(threads)?;
         let passages = sessions(threads)?;
-        let inputs: Vec<String> = lock(&queries[0]).inputs().iter().map(|i| i.name().to_string()).collect();
+        let inputs: Vec<String> = lock(&queries[0])
+            .inputs()
+            .iter()
+            .map(|i| i.name().to_string())
+            .collect();
         let token_types = inputs.iter().any(|name| name == "token_type_ids");
         for required in ["input_ids", "attention_mask"] {
             if !inputs.iter().any(|name| name == required) {
@@ -200,7 +204,10 @@ impl OnnxSessions {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(inference("an embedding thread panicked"))))
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(inference("an embedding thread panicked")))
+                })
                 .collect()
         });
         let mut out = vec![Vec::new(); texts.len()];

@@ -22,8 +22,8 @@ impl OpenAiEmbedder {
     /// Connects and embeds one probe text to learn the dimension, so a wrong
     /// endpoint or model fails at start, not at the first upload.
     pub async fn connect(settings: &LlmSettings, model: &str, batch_size: usize) -> Result<Self, EmbedError> {
-        let client = crate::openai::client(settings)
-            .map_err(|e| EmbedError::ModelUnavailable(format!("http client: {e}")))?;
+        let client =
+            crate::openai::client(settings).map_err(|e| EmbedError::ModelUnavailable(format!("http client: {e}")))?;
         let mut embedder = Self {
             client,
             model: EmbeddingModel {

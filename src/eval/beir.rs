@@ -55,7 +55,10 @@ pub fn read_qrels(path: &Path) -> Result<Qrels, EvalError> {
             detail: format!("{e}"),
         })?;
         if score > 0 {
-            qrels.entry(fields[0].to_string()).or_default().insert(fields[1].to_string(), score as u32);
+            qrels
+                .entry(fields[0].to_string())
+                .or_default()
+                .insert(fields[1].to_string(), score as u32);
         }
     }
     Ok(qrels)
@@ -72,7 +75,10 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
         queries.truncate(limit);
     }
     if queries.is_empty() {
-        return Err(EvalError::Data(format!("no query of {} has judgements in qrels/{split}.tsv", dir.display())));
+        return Err(EvalError::Data(format!(
+            "no query of {} has judgements in qrels/{split}.tsv",
+            dir.display()
+        )));
     }
 
     // The abstracts as files, so they go through the same upload pipeline as any document.
@@ -80,21 +86,43 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     let mut files = Vec::with_capacity(corpus.len());
     for entry in &corpus {
         let path = staging.path().join(format!("{}.txt", entry.id));
-        let text = if entry.title.is_empty() { entry.text.clone() } else { format!("{}\n\n{}", entry.title, entry.text) };
+        let text = if entry.title.is_empty() {
+            entry.text.clone()
+        } else {
+            format!("{}\n\n{}", entry.title, entry.text)
+        };
         std::fs::write(&path, text).map_err(|e| EvalError::Read(path.clone(), e))?;
         files.push(path);
     }
     let client = EvalClient::collection(base, "eval-scifact", options.collection.as_deref()).await?;
     let ingested = crate::bulk::ingest(base, &client.collection, files, options.progress).await?;
-    let mut notes: Vec<String> = ingested.failed.iter().take(5).map(|(path, why)| format!("{} failed: {why}", path.display())).collect();
+    let mut notes: Vec<String> = ingested
+        .failed
+        .iter()
+        .take(5)
+        .map(|(path, why)| format!("{} failed: {why}", path.display()))
+        .collect();
 
-    let measured = super::retrieve_by_mode(&client, &queries, (HITS_PER_QUERY, options), &mut notes, |query, hits, sheet| {
+    let measured = super::retrieve_by_mode(
+        &client,
+        &queries,
+        (HITS_PER_QUERY, options),
+        &mut notes,
+        |query, hits, sheet| {
             let ranked = dedup_ranked(hits.iter().filter_map(|hit| corpus_id(&hit.filename)));
-        sheet.add_ranking(&ranked, &qrels[&query.id]);
-        None
-    })
+            sheet.add_ranking(&ranked, &qrels[&query.id]);
+            None
+        },
+    )
     .await?;
-    Ok(Report::of_retrieval(options, split, &client, IngestScores::of(corpus.len(), &ingested), measured, notes))
+    Ok(Report::of_retrieval(
+        options,
+        split,
+        &client,
+        IngestScores::of(corpus.len(), &ingested),
+        measured,
+        notes,
+    ))
 }
 
 /// `4983.txt` → `4983`.
@@ -110,7 +138,11 @@ mod tests {
     fn qrels_skip_the_header_and_zero_scores() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("test.tsv");
-        std::fs::write(&path, "query-id\tcorpus-id\tscore\n1\t31715818\t1\n1\t99\t0\n3\t14717500\t2\n").unwrap();
+        std::fs::write(
+            &path,
+            "query-id\tcorpus-id\tscore\n1\t31715818\t1\n1\t99\t0\n3\t14717500\t2\n",
+        )
+        .unwrap();
         let qrels = read_qrels(&path).unwrap();
         assert_eq!(qrels.len(), 2);
         assert_eq!(qrels["1"].len(), 1);

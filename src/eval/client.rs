@@ -74,7 +74,10 @@ impl EvalClient {
         let reused = named.is_some() && response.status() == reqwest::StatusCode::CONFLICT;
         if !response.status().is_success() && !reused {
             let status = response.status();
-            return Err(EvalError::Server(format!("creating collection {collection}: {status} {}", response.text().await.unwrap_or_default())));
+            return Err(EvalError::Server(format!(
+                "creating collection {collection}: {status} {}",
+                response.text().await.unwrap_or_default()
+            )));
         }
         Ok(Self {
             http,
@@ -86,13 +89,21 @@ impl EvalClient {
     /// Hits (best first) and the request's time in ms. `Ok(None)` when the
     /// server refuses this retrieval mode (422: e.g. dense without a model).
     /// `filter` as the API takes it (`{"document_ids": [..]}`), if any.
-    pub async fn search(&self, query: &str, top_k: usize, retrieval: &str, filter: Option<&Value>) -> Result<Option<(Vec<Hit>, f64)>, EvalError> {
+    pub async fn search(
+        &self,
+        query: &str,
+        top_k: usize,
+        retrieval: &str,
+        filter: Option<&Value>,
+    ) -> Result<Option<(Vec<Hit>, f64)>, EvalError> {
         let started = Instant::now();
         let mut body = json!({"query": query, "top_k": top_k, "retrieval": retrieval});
         if let Some(filter) = filter {
             body["filter"] = filter.clone();
         }
-        let (status, body) = self.post(&format!("/v1/collections/{}/search", self.collection), &body).await?;
+        let (status, body) = self
+            .post(&format!("/v1/collections/{}/search", self.collection), &body)
+            .await?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         match status {
             200 => Ok(Some((read::<SearchAnswer>(body, "search")?.results, ms))),
@@ -102,13 +113,20 @@ impl EvalClient {
     }
 
     /// An extractive answer and the request's time in ms.
-    pub async fn answer_extractively(&self, question: &str, top_k: usize, filter: Option<&Value>) -> Result<(AnswerView, f64), EvalError> {
+    pub async fn answer_extractively(
+        &self,
+        question: &str,
+        top_k: usize,
+        filter: Option<&Value>,
+    ) -> Result<(AnswerView, f64), EvalError> {
         let started = Instant::now();
         let mut body = json!({"question": question, "top_k": top_k, "mode": "extractive"});
         if let Some(filter) = filter {
             body["filter"] = filter.clone();
         }
-        let (status, answer) = self.post(&format!("/v1/collections/{}/query", self.collection), &body).await?;
+        let (status, answer) = self
+            .post(&format!("/v1/collections/{}/query", self.collection), &body)
+            .await?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         if status != 200 {
             return Err(EvalError::Server(format!("query: {status} {answer}")));

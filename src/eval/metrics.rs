@@ -50,11 +50,7 @@ pub fn dedup_ranked(ids: impl IntoIterator<Item = String>) -> Vec<String> {
 
 /// SQuAD's normalisation: lower case, no punctuation, no articles, single spaces.
 pub fn normalize_answer(text: &str) -> String {
-    let lowered: String = text
-        .to_lowercase()
-        .chars()
-        .filter(|c| !is_punctuation(*c))
-        .collect();
+    let lowered: String = text.to_lowercase().chars().filter(|c| !is_punctuation(*c)).collect();
     lowered
         .split_whitespace()
         .filter(|word| !matches!(*word, "a" | "an" | "the"))
@@ -123,7 +119,11 @@ pub fn percentile(samples: &[f64], q: f64) -> f64 {
 }
 
 pub fn mean(values: &[f64]) -> f64 {
-    if values.is_empty() { 0.0 } else { values.iter().sum::<f64>() / values.len() as f64 }
+    if values.is_empty() {
+        0.0
+    } else {
+        values.iter().sum::<f64>() / values.len() as f64
+    }
 }
 
 #[cfg(test)]

@@ -107,7 +107,9 @@ impl AnswerTally {
         if retrieved {
             self.contains_retrieved.push(f64::from(u8::from(has)));
         }
-        self.em.push(f64::from(u8::from(golds.clone().any(|g| metrics::exact_match(text, g)))));
+        self.em.push(f64::from(u8::from(
+            golds.clone().any(|g| metrics::exact_match(text, g)),
+        )));
         self.f1.push(golds.map(|g| metrics::f1(text, g)).fold(0.0, f64::max));
         has
     }
@@ -149,11 +151,13 @@ impl ScoreSheet {
     /// `rank` (0-based) or not: nDCG@10 is then 1/log2(rank + 2).
     pub fn add_single(&mut self, rank: Option<usize>) {
         let within = |k: usize| f64::from(u8::from(rank.is_some_and(|r| r < k)));
-        self.ndcg.push(rank.filter(|r| *r < 10).map_or(0.0, |r| 1.0 / (r as f64 + 2.0).log2()));
+        self.ndcg
+            .push(rank.filter(|r| *r < 10).map_or(0.0, |r| 1.0 / (r as f64 + 2.0).log2()));
         self.r1.push(within(1));
         self.r5.push(within(5));
         self.r10.push(within(10));
-        self.mrr.push(rank.filter(|r| *r < 10).map_or(0.0, |r| 1.0 / (r as f64 + 1.0)));
+        self.mrr
+            .push(rank.filter(|r| *r < 10).map_or(0.0, |r| 1.0 / (r as f64 + 1.0)));
     }
 
     pub fn scores(&self, retrieval: &str) -> RetrievalScores {
@@ -272,7 +276,13 @@ impl Report {
     pub fn table(&self) -> String {
         let mut out = format!(
             "{:?} ({} split), collection {}: {} documents ingested ({} failed) in {:.1} s; {:.1} s in all\n\n",
-            self.dataset, self.split, self.collection, self.ingest.ready, self.ingest.failed, self.ingest.seconds, self.seconds
+            self.dataset,
+            self.split,
+            self.collection,
+            self.ingest.ready,
+            self.ingest.failed,
+            self.ingest.seconds,
+            self.seconds
         );
         out.push_str(&format!(
             "{:<10} {:>9} {:>8} {:>8} {:>8} {:>9} {:>8}\n",
@@ -281,7 +291,13 @@ impl Report {
         for row in &self.retrieval {
             out.push_str(&format!(
                 "{:<10} {:>9} {:>8.3} {:>8.3} {:>8.3} {:>9.3} {:>8.3}\n",
-                row.retrieval, row.questions, row.ndcg_at_10, row.recall_at_1, row.recall_at_5, row.recall_at_10, row.mrr_at_10
+                row.retrieval,
+                row.questions,
+                row.ndcg_at_10,
+                row.recall_at_1,
+                row.recall_at_5,
+                row.recall_at_10,
+                row.mrr_at_10
             ));
         }
         if let Some(answers) = &self.answers {
@@ -299,7 +315,13 @@ impl Report {
             for row in &self.pages {
                 out.push_str(&format!(
                     "{:<11} {:>9} {:>8} {:>12.3} {:>14.3} {:>12} {:>14.3}\n",
-                    row.subset, row.questions, row.located, row.page_recall_at_5, row.cites_gold_page, row.extractable, row.contains_gold
+                    row.subset,
+                    row.questions,
+                    row.located,
+                    row.page_recall_at_5,
+                    row.cites_gold_page,
+                    row.extractable,
+                    row.contains_gold
                 ));
             }
         }
@@ -387,7 +409,9 @@ pub(crate) async fn retrieve_by_mode<Q: Searched>(
         }
         bar.finish_and_clear();
         if refused {
-            notes.push(format!("{mode} retrieval was refused by the server (no embedding model?)"));
+            notes.push(format!(
+                "{mode} retrieval was refused by the server (no embedding model?)"
+            ));
             continue;
         }
         measured.scores.push(sheet.scores(mode));
@@ -402,8 +426,10 @@ fn progress_bar(len: usize, show: bool, what: &str) -> indicatif::ProgressBar {
         indicatif::ProgressBar::hidden()
     };
     bar.set_style(
-        indicatif::ProgressStyle::with_template(&format!("{{bar:30}} {{pos}}/{{len}} {what} · {{elapsed_precise}} (eta {{eta}})"))
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{bar:30}} {{pos}}/{{len}} {what} · {{elapsed_precise}} (eta {{eta}})"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.enable_steady_tick(Duration::from_millis(500));
     bar
@@ -438,6 +464,9 @@ mod tests {
         let scores = sheet.scores("bm25");
         assert_eq!(scores.questions, 4);
         assert!((scores.ndcg_at_10 - (1.0 + 1.0 / 3f64.log2()) / 4.0).abs() < 1e-12);
-        assert_eq!((scores.recall_at_1, scores.recall_at_5, scores.mrr_at_10), (0.25, 0.5, 1.5 / 4.0));
+        assert_eq!(
+            (scores.recall_at_1, scores.recall_at_5, scores.mrr_at_10),
+            (0.25, 0.5, 1.5 / 4.0)
+        );
     }
 }

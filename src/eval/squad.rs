@@ -69,7 +69,11 @@ impl ArticleText {
 
     /// The character span `[start, end)` of `chunk` in the article.
     pub fn locate(&self, chunk: &str) -> Option<(usize, usize)> {
-        let needle: String = chunk.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
+        let needle: String = chunk
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect();
         if needle.is_empty() {
             return None;
         }
@@ -89,17 +93,23 @@ fn split_titles(options: &EvalOptions, split: &str) -> Result<Option<HashSet<Str
         line: e.line(),
         detail: e.to_string(),
     })?;
-    let titles = value[split]
-        .as_array()
-        .ok_or_else(|| EvalError::Data(format!("{} has no split {split:?} (dev, heldout or all)", path.display())))?;
-    Ok(Some(titles.iter().filter_map(|t| t.as_str().map(str::to_string)).collect()))
+    let titles = value[split].as_array().ok_or_else(|| {
+        EvalError::Data(format!(
+            "{} has no split {split:?} (dev, heldout or all)",
+            path.display()
+        ))
+    })?;
+    Ok(Some(
+        titles.iter().filter_map(|t| t.as_str().map(str::to_string)).collect(),
+    ))
 }
 
 pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalError> {
     let dir = options.data_dir.join("squad");
     let split = options.split.clone().unwrap_or_else(|| "dev".to_string());
     let titles = split_titles(options, &split)?;
-    let in_split = |title: &str, s: &str| titles.as_ref().map_or(true, |t| t.contains(title)) && (split == "all" || s == split);
+    let in_split =
+        |title: &str, s: &str| titles.as_ref().map_or(true, |t| t.contains(title)) && (split == "all" || s == split);
 
     let paragraphs: Vec<Paragraph> = read_jsonl(&dir.join("paragraphs.jsonl"))?;
     let paragraphs: HashMap<String, Paragraph> = paragraphs
@@ -115,14 +125,22 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
         questions.truncate(limit);
     }
     if questions.is_empty() {
-        return Err(EvalError::Data(format!("no SQuAD question in {} for split {split}", dir.display())));
+        return Err(EvalError::Data(format!(
+            "no SQuAD question in {} for split {split}",
+            dir.display()
+        )));
     }
 
     // article file name → its located text
     let mut articles: HashMap<String, ArticleText> = HashMap::new();
     let mut files = Vec::new();
     for paragraph in paragraphs.values() {
-        let name = paragraph.article_file.rsplit('/').next().unwrap_or(&paragraph.article_file).to_string();
+        let name = paragraph
+            .article_file
+            .rsplit('/')
+            .next()
+            .unwrap_or(&paragraph.article_file)
+            .to_string();
         if articles.contains_key(&name) {
             continue;
         }
@@ -135,7 +153,11 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
 
     let client = EvalClient::collection(base, "eval-squad", options.collection.as_deref()).await?;
     let ingested = crate::bulk::ingest(base, &client.collection, files.clone(), options.progress).await?;
-    let mut notes: Vec<String> = ingested.failed.iter().map(|(path, why)| format!("{} failed: {why}", path.display())).collect();
+    let mut notes: Vec<String> = ingested
+        .failed
+        .iter()
+        .map(|(path, why)| format!("{} failed: {why}", path.display()))
+        .collect();
 
     // chunk id → its span in its article, or None where it cannot be found
     let mut spans: HashMap<String, Option<(String, usize, usize)>> = HashMap::new();
@@ -154,7 +176,12 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
             .clone()
     };
 
-    let measured = super::retrieve_by_mode(&client, &questions, (HITS_PER_QUESTION, options), &mut notes, |question, hits, sheet| {
+    let measured = super::retrieve_by_mode(
+        &client,
+        &questions,
+        (HITS_PER_QUESTION, options),
+        &mut notes,
+        |question, hits, sheet| {
             let gold = &paragraphs[&question.paragraph_id];
             let gold_file = gold.article_file.rsplit('/').next().unwrap_or_default();
             let rank = hits.iter().position(|hit| {
@@ -168,24 +195,43 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     )
     .await?;
     // question index → gold paragraph within the hybrid top 5
-    let retrieved_top5: Vec<bool> = measured.hybrid_ranks.iter().map(|rank| rank.is_some_and(|r| r < 5)).collect();
+    let retrieved_top5: Vec<bool> = measured
+        .hybrid_ranks
+        .iter()
+        .map(|rank| rank.is_some_and(|r| r < 5))
+        .collect();
     if unlocated > 0 {
-        notes.push(format!("{unlocated} returned chunks could not be located in their article (counted as misses)"));
+        notes.push(format!(
+            "{unlocated} returned chunks could not be located in their article (counted as misses)"
+        ));
     }
 
     let bar = progress_bar(questions.len(), options.progress, "extractive answers");
     let mut query_latency = Vec::new();
     let mut answers = AnswerTally::default();
     for (index, question) in questions.iter().enumerate() {
-        let (answer, ms) = client.answer_extractively(&question.question, ANSWER_TOP_K, None).await?;
+        let (answer, ms) = client
+            .answer_extractively(&question.question, ANSWER_TOP_K, None)
+            .await?;
         query_latency.push(ms);
         let text = answer.answer.as_str();
-        answers.add(text, question.answers.iter().map(|g| g.text.as_str()), retrieved_top5[index]);
+        answers.add(
+            text,
+            question.answers.iter().map(|g| g.text.as_str()),
+            retrieved_top5[index],
+        );
         bar.inc(1);
     }
     bar.finish_and_clear();
 
-    let report = Report::of_retrieval(options, split, &client, IngestScores::of(files.len(), &ingested), measured, notes);
+    let report = Report::of_retrieval(
+        options,
+        split,
+        &client,
+        IngestScores::of(files.len(), &ingested),
+        measured,
+        notes,
+    );
     Ok(report.with_answers(answers.scores(), &query_latency))
 }
 
@@ -198,7 +244,10 @@ mod tests {
         let article = "Warsaw is the capital.\n\nIt lies on the Vistula — in Poland. Überall Straße.";
         let text = ArticleText::new(article);
         let (start, end) = text.locate("It lies on the\nVistula  in Poland").unwrap();
-        assert_eq!(&article.chars().skip(start).take(end - start).collect::<String>(), "It lies on the Vistula — in Poland");
+        assert_eq!(
+            &article.chars().skip(start).take(end - start).collect::<String>(),
+            "It lies on the Vistula — in Poland"
+        );
         let (start, _) = text.locate("überall").unwrap();
         assert_eq!(start, article.chars().position(|c| c == 'Ü').unwrap());
         assert!(text.locate("Krakow").is_none());

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::metrics::{contains_answer, mean, normalize_answer};
 use super::client::Hit;
+use super::metrics::{contains_answer, mean, normalize_answer};
 use super::{AnswerTally, EvalClient, EvalError, EvalOptions, IngestScores, Report, progress_bar, read_jsonl};
 
 const HITS_PER_QUESTION: usize = 10;
@@ -58,7 +58,10 @@ impl UdaQuestion {
                 Some(list) => list.iter().filter_map(|a| a.as_str().map(str::to_string)).collect(),
                 None => field("answer").map(|a| python_list_items(&a)).unwrap_or_default(),
             },
-            _ => ["answer", "answer_1", "answer_2"].iter().filter_map(|k| field(k)).collect(),
+            _ => ["answer", "answer_1", "answer_2"]
+                .iter()
+                .filter_map(|k| field(k))
+                .collect(),
         };
         answers
             .into_iter()
@@ -71,18 +74,34 @@ impl UdaQuestion {
     pub fn evidence(&self) -> Vec<String> {
         let mut passages: Vec<String> = Vec::new();
         match self.subset.as_str() {
-            "nq" => passages.extend(self.answers.get("long_answer").and_then(Value::as_str).map(str::to_string)),
+            "nq" => passages.extend(
+                self.answers
+                    .get("long_answer")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            ),
             "paper_text" | "paper_tab" => {
                 let evidence = self.extended.as_ref().and_then(|e| e["evidence"].as_array());
                 for item in evidence.into_iter().flatten() {
                     for key in ["raw_evidence", "highlighted_evidence"] {
-                        passages.extend(item[key].as_array().into_iter().flatten().filter_map(|p| p.as_str().map(str::to_string)));
+                        passages.extend(
+                            item[key]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|p| p.as_str().map(str::to_string)),
+                        );
                     }
                 }
             }
             "tat" => {
                 let facts = self.extended.as_ref().and_then(|e| e["facts"].as_array());
-                passages.extend(facts.into_iter().flatten().filter_map(|f| f.as_str().map(str::to_string)));
+                passages.extend(
+                    facts
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|f| f.as_str().map(str::to_string)),
+                );
             }
             _ => {}
         }
@@ -94,7 +113,10 @@ impl UdaQuestion {
     }
 
     fn hinted_page(&self) -> Option<u32> {
-        self.gold_page_1based_hint.as_deref().and_then(|p| p.trim().parse().ok()).filter(|p| *p > 0)
+        self.gold_page_1based_hint
+            .as_deref()
+            .and_then(|p| p.trim().parse().ok())
+            .filter(|p| *p > 0)
     }
 }
 
@@ -242,7 +264,9 @@ async fn read_pages(files: &[PathBuf]) -> Result<HashMap<PathBuf, DocumentPages>
             .into_iter()
             .map(|path| {
                 let bytes = std::fs::read(&path).map_err(|e| EvalError::Read(path.clone(), e))?;
-                let pages = crate::ingest::extract::pdf::extract(&bytes).map(|t| t.pages).unwrap_or_default();
+                let pages = crate::ingest::extract::pdf::extract(&bytes)
+                    .map(|t| t.pages)
+                    .unwrap_or_default();
                 Ok((path, DocumentPages::new(&pages)))
             })
             .collect()
@@ -262,14 +286,26 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
         questions.truncate(limit);
     }
     if questions.is_empty() {
-        return Err(EvalError::Data(format!("no UDA question in {} for {split:?} (a subset or all)", dir.display())));
+        return Err(EvalError::Data(format!(
+            "no UDA question in {} for {split:?} (a subset or all)",
+            dir.display()
+        )));
     }
-    let mut files: Vec<PathBuf> = questions.iter().map(|q| dir.join(&q.pdf)).collect::<HashSet<_>>().into_iter().collect();
+    let mut files: Vec<PathBuf> = questions
+        .iter()
+        .map(|q| dir.join(&q.pdf))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
     files.sort();
 
     let client = EvalClient::collection(base, "eval-uda", options.collection.as_deref()).await?;
     let ingested = crate::bulk::ingest(base, &client.collection, files.clone(), options.progress).await?;
-    let mut notes: Vec<String> = ingested.failed.iter().map(|(path, why)| format!("{} failed: {why}", path.display())).collect();
+    let mut notes: Vec<String> = ingested
+        .failed
+        .iter()
+        .map(|(path, why)| format!("{} failed: {why}", path.display()))
+        .collect();
     let ids = client.document_ids().await?;
     let pages = read_pages(&files).await?;
 
@@ -277,7 +313,10 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     let mut not_ingested = 0usize;
     for question in &questions {
         let path = dir.join(&question.pdf);
-        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         let (Some(id), Some(document)) = (ids.get(&name), pages.get(&path)) else {
             not_ingested += 1;
             continue;
@@ -296,9 +335,13 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
         });
     }
     if not_ingested > 0 {
-        notes.push(format!("{not_ingested} questions are about a PDF that was not ingested (not scored)"));
+        notes.push(format!(
+            "{not_ingested} questions are about a PDF that was not ingested (not scored)"
+        ));
     }
-    let located: Vec<usize> = (0..prepared.len()).filter(|&i| !prepared[i].gold_pages.is_empty()).collect();
+    let located: Vec<usize> = (0..prepared.len())
+        .filter(|&i| !prepared[i].gold_pages.is_empty())
+        .collect();
     let gold_page_counts: Vec<f64> = located.iter().map(|&i| prepared[i].gold_pages.len() as f64).collect();
     notes.push(format!(
         "{} of {} questions have known gold pages ({:.1} pages each on average); {} have a gold answer written in their PDF",
@@ -311,7 +354,12 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     let on_gold_page = |hit: &Hit, gold: &HashSet<u32>| (hit.page_start..=hit.page_end).any(|p| gold.contains(&p));
 
     let located_items: Vec<&Prepared> = located.iter().map(|&index| &prepared[index]).collect();
-    let measured = super::retrieve_by_mode(&client, &located_items, (HITS_PER_QUESTION, options), &mut notes, |item, hits, sheet| {
+    let measured = super::retrieve_by_mode(
+        &client,
+        &located_items,
+        (HITS_PER_QUESTION, options),
+        &mut notes,
+        |item, hits, sheet| {
             let rank = hits.iter().position(|hit| on_gold_page(hit, &item.gold_pages));
             sheet.add_single(rank);
             rank
@@ -328,7 +376,9 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     let mut tallies: BTreeMap<&str, Tally> = BTreeMap::new();
     let mut answers = AnswerTally::default();
     for (index, item) in prepared.iter().enumerate() {
-        let (answer, ms) = client.answer_extractively(&item.question.question, ANSWER_TOP_K, Some(&item.filter)).await?;
+        let (answer, ms) = client
+            .answer_extractively(&item.question.question, ANSWER_TOP_K, Some(&item.filter))
+            .await?;
         query_latency.push(ms);
         let text = answer.answer.as_str();
         let cited_pages: HashSet<u32> = answer.citations.iter().map(|c| c.page).collect();
@@ -337,7 +387,9 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
             tally.questions += 1;
             if !item.gold_pages.is_empty() {
                 tally.page_hit5.push(f64::from(u8::from(hybrid_top5[index])));
-                tally.cites.push(f64::from(u8::from(!cited_pages.is_disjoint(&item.gold_pages))));
+                tally
+                    .cites
+                    .push(f64::from(u8::from(!cited_pages.is_disjoint(&item.gold_pages))));
             }
         }
         if item.extractable {
@@ -358,8 +410,15 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
         pages_by_subset.push(all.scores("all"));
     }
 
-    let mut report = Report::of_retrieval(options, split, &client, IngestScores::of(files.len(), &ingested), measured, notes)
-        .with_answers(answers.scores(), &query_latency);
+    let mut report = Report::of_retrieval(
+        options,
+        split,
+        &client,
+        IngestScores::of(files.len(), &ingested),
+        measured,
+        notes,
+    )
+    .with_answers(answers.scores(), &query_latency);
     report.pages = pages_by_subset;
     Ok(report)
 }

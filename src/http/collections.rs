@@ -5,9 +5,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::extract::CollectionParam;
-use crate::service::collections::{CollectionView, Collections, CreateCollection};
-use crate::domain::Job;
 use super::problem::{AppError, Problem};
+use crate::domain::Job;
+use crate::service::collections::{CollectionView, Collections, CreateCollection};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CollectionList {
@@ -62,7 +62,10 @@ pub async fn get(collection: CollectionParam, collections: web::Data<Collections
         (status = 409, description = "`default` cannot be deleted", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn delete(collection: CollectionParam, collections: web::Data<Collections>) -> Result<HttpResponse, AppError> {
+pub async fn delete(
+    collection: CollectionParam,
+    collections: web::Data<Collections>,
+) -> Result<HttpResponse, AppError> {
     let collections = collections.into_inner();
     super::to_completion(async move { Ok(collections.delete(&collection.0).await?) }).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -83,7 +86,10 @@ pub async fn delete(collection: CollectionParam, collections: web::Data<Collecti
         (status = 409, description = "The server runs without an embedding model", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn reindex(collection: CollectionParam, collections: web::Data<Collections>) -> Result<HttpResponse, AppError> {
+pub async fn reindex(
+    collection: CollectionParam,
+    collections: web::Data<Collections>,
+) -> Result<HttpResponse, AppError> {
     let job = collections.reindex(&collection.0).await?;
     Ok(HttpResponse::Accepted()
         .insert_header(("location", format!("/v1/jobs/{}", job.id)))

@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{CollectionParam, DocumentIdParam};
-use crate::service::documents::{Documents, ListDocuments};
-use crate::domain::Document;
 use super::problem::{AppError, Problem};
+use crate::domain::Document;
 use crate::ingest::{Ingestor, UploadStatus, UploadedDocument};
+use crate::service::documents::{Documents, ListDocuments};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

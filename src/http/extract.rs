@@ -9,8 +9,8 @@ use actix_web::{FromRequest, HttpRequest};
 
 use super::problem::AppError;
 use crate::domain::{CollectionName, DocumentId, JobId};
-use crate::store::StoreError;
 use crate::service::documents::DocumentsError;
+use crate::store::StoreError;
 
 /// The `{collection}` of the path, or `default` on the short routes.
 pub struct CollectionParam(pub CollectionName);
@@ -37,9 +37,14 @@ pub struct DocumentIdParam(pub DocumentId);
 pub struct JobIdParam(pub JobId);
 
 /// A path id that does not parse names nothing, so it is "not found".
-fn path_id<T: std::str::FromStr>(req: &HttpRequest, name: &str, not_found: fn(String) -> DocumentsError) -> Result<T, AppError> {
+fn path_id<T: std::str::FromStr>(
+    req: &HttpRequest,
+    name: &str,
+    not_found: fn(String) -> DocumentsError,
+) -> Result<T, AppError> {
     let raw = req.match_info().get(name).unwrap_or_default();
-    raw.parse().map_err(|_| not_found(raw.chars().take(80).collect()).into())
+    raw.parse()
+        .map_err(|_| not_found(raw.chars().take(80).collect()).into())
 }
 
 impl FromRequest for DocumentIdParam {
@@ -68,9 +73,7 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
         JsonPayloadError::OverflowKnownLength { limit, .. } | JsonPayloadError::Overflow { limit } => {
             AppError::BodyTooLarge { limit: *limit as u64 }
         }
-        JsonPayloadError::ContentType => {
-            AppError::NotJson("send the body with Content-Type: application/json".into())
-        }
+        JsonPayloadError::ContentType => AppError::NotJson("send the body with Content-Type: application/json".into()),
         other => AppError::MalformedJson(other.to_string()),
     };
     app.into()

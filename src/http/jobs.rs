@@ -3,10 +3,10 @@
 use actix_web::{HttpResponse, web};
 
 use super::extract::JobIdParam;
-use crate::service::documents::Documents;
-use crate::ingest::Ingestor;
-use crate::domain::Job;
 use super::problem::{AppError, Problem};
+use crate::domain::Job;
+use crate::ingest::Ingestor;
+use crate::service::documents::Documents;
 
 /// An ingestion job: status and progress per stage.
 #[utoipa::path(

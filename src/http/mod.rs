@@ -24,32 +24,36 @@ const JSON_LIMIT_BYTES: usize = 256 * 1024;
 
 /// All routes, for `App::new().configure(routes)`.
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.app_data(web::JsonConfig::default().limit(JSON_LIMIT_BYTES).error_handler(extract::json_error))
-        .app_data(web::QueryConfig::default().error_handler(extract::query_error))
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
-        .route("/openapi.json", web::get().to(openapi::openapi_json))
-        .service(Scalar::with_url("/docs", openapi::document().clone()))
-        .service(
-            web::scope("/v1")
-                .service(
-                    web::resource("/collections")
-                        .route(web::post().to(collections::create))
-                        .route(web::get().to(collections::list)),
-                )
-                .service(
-                    web::resource("/collections/{collection}")
-                        .route(web::get().to(collections::get))
-                        .route(web::delete().to(collections::delete)),
-                )
-                .configure(|cfg| document_routes(cfg, "/collections/{collection}"))
-                // The same on `default`.
-                .configure(|cfg| document_routes(cfg, ""))
-                .route("/jobs/{job_id}", web::get().to(jobs::get))
-                .route("/jobs/{job_id}/retry", web::post().to(jobs::retry)),
-        )
-        .default_service(web::to(not_found));
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(JSON_LIMIT_BYTES)
+            .error_handler(extract::json_error),
+    )
+    .app_data(web::QueryConfig::default().error_handler(extract::query_error))
+    .route("/healthz", web::get().to(health::healthz))
+    .route("/readyz", web::get().to(health::readyz))
+    .route("/metrics", web::get().to(health::metrics))
+    .route("/openapi.json", web::get().to(openapi::openapi_json))
+    .service(Scalar::with_url("/docs", openapi::document().clone()))
+    .service(
+        web::scope("/v1")
+            .service(
+                web::resource("/collections")
+                    .route(web::post().to(collections::create))
+                    .route(web::get().to(collections::list)),
+            )
+            .service(
+                web::resource("/collections/{collection}")
+                    .route(web::get().to(collections::get))
+                    .route(web::delete().to(collections::delete)),
+            )
+            .configure(|cfg| document_routes(cfg, "/collections/{collection}"))
+            // The same on `default`.
+            .configure(|cfg| document_routes(cfg, ""))
+            .route("/jobs/{job_id}", web::get().to(jobs::get))
+            .route("/jobs/{job_id}/retry", web::post().to(jobs::retry)),
+    )
+    .default_service(web::to(not_found));
 }
 
 fn document_routes(cfg: &mut ServiceConfig, prefix: &str) {

@@ -76,13 +76,31 @@ const fn class(status: StatusCode, problem_type: &'static str, title: &'static s
     }
 }
 
-const INTERNAL: Class = class(StatusCode::INTERNAL_SERVER_ERROR, "/problems/internal", "Internal error");
-const UNAVAILABLE: Class = class(StatusCode::SERVICE_UNAVAILABLE, "/problems/service-unavailable", "Service unavailable");
-const INVALID: Class = class(StatusCode::UNPROCESSABLE_ENTITY, "/problems/invalid-request", "Invalid request");
-const COLLECTION_NOT_FOUND: Class =
-    class(StatusCode::NOT_FOUND, "/problems/collection-not-found", "Collection not found");
-const MODEL_MISMATCH: Class =
-    class(StatusCode::CONFLICT, "/problems/embedding-model-mismatch", "Embedding model mismatch");
+const INTERNAL: Class = class(
+    StatusCode::INTERNAL_SERVER_ERROR,
+    "/problems/internal",
+    "Internal error",
+);
+const UNAVAILABLE: Class = class(
+    StatusCode::SERVICE_UNAVAILABLE,
+    "/problems/service-unavailable",
+    "Service unavailable",
+);
+const INVALID: Class = class(
+    StatusCode::UNPROCESSABLE_ENTITY,
+    "/problems/invalid-request",
+    "Invalid request",
+);
+const COLLECTION_NOT_FOUND: Class = class(
+    StatusCode::NOT_FOUND,
+    "/problems/collection-not-found",
+    "Collection not found",
+);
+const MODEL_MISMATCH: Class = class(
+    StatusCode::CONFLICT,
+    "/problems/embedding-model-mismatch",
+    "Embedding model mismatch",
+);
 
 fn store(error: &StoreError) -> Class {
     match error {
@@ -133,17 +151,25 @@ impl AppError {
             Self::MalformedJson(_) => class(S::BAD_REQUEST, "/problems/malformed-json", "Malformed JSON"),
             Self::InvalidRequest(_) => INVALID,
             Self::RouteNotFound(_) => class(S::NOT_FOUND, "/problems/not-found", "Not found"),
-            Self::NotMultipart(_) | Self::NotJson(_) => {
-                class(S::UNSUPPORTED_MEDIA_TYPE, "/problems/unsupported-media-type", "Unsupported media type")
-            }
+            Self::NotMultipart(_) | Self::NotJson(_) => class(
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "/problems/unsupported-media-type",
+                "Unsupported media type",
+            ),
             Self::PayloadTooLarge { .. } | Self::BodyTooLarge { .. } => {
                 class(S::PAYLOAD_TOO_LARGE, "/problems/payload-too-large", "Payload too large")
             }
             Self::InvalidMultipart(_) => class(S::BAD_REQUEST, "/problems/invalid-multipart", "Invalid multipart body"),
-            Self::InvalidMetadata(_) => class(S::UNPROCESSABLE_ENTITY, "/problems/invalid-metadata", "Invalid metadata"),
-            Self::IngestionFailed { .. } => {
-                class(S::UNPROCESSABLE_ENTITY, "/problems/ingestion-failed", "Ingestion failed")
-            }
+            Self::InvalidMetadata(_) => class(
+                S::UNPROCESSABLE_ENTITY,
+                "/problems/invalid-metadata",
+                "Invalid metadata",
+            ),
+            Self::IngestionFailed { .. } => class(
+                S::UNPROCESSABLE_ENTITY,
+                "/problems/ingestion-failed",
+                "Ingestion failed",
+            ),
             Self::Internal(_) => INTERNAL,
             Self::Store(e) => store(e),
             Self::Collections(e) => match e {
@@ -169,9 +195,11 @@ impl AppError {
                 AcceptError::ModelMismatch(_) => MODEL_MISMATCH,
                 AcceptError::NoFile => class(S::BAD_REQUEST, "/problems/missing-file", "No file"),
                 AcceptError::EmptyFile { .. } => class(S::BAD_REQUEST, "/problems/empty-file", "Empty file"),
-                AcceptError::UnsupportedMediaType { .. } => {
-                    class(S::UNSUPPORTED_MEDIA_TYPE, "/problems/unsupported-media-type", "Unsupported media type")
-                }
+                AcceptError::UnsupportedMediaType { .. } => class(
+                    S::UNSUPPORTED_MEDIA_TYPE,
+                    "/problems/unsupported-media-type",
+                    "Unsupported media type",
+                ),
                 AcceptError::QueueFull { .. } => {
                     class(S::TOO_MANY_REQUESTS, "/problems/queue-full", "Ingestion queue full")
                 }
@@ -228,8 +256,11 @@ impl AppError {
                 Self::IngestionFailed { documents } => Some(documents.clone()),
                 _ => None,
             },
-            supported_types: matches!(self, Self::Accept(AcceptError::UnsupportedMediaType { .. }) | Self::NotMultipart(_))
-                .then(|| ContentType::SUPPORTED.iter().map(|s| s.to_string()).collect()),
+            supported_types: matches!(
+                self,
+                Self::Accept(AcceptError::UnsupportedMediaType { .. }) | Self::NotMultipart(_)
+            )
+            .then(|| ContentType::SUPPORTED.iter().map(|s| s.to_string()).collect()),
             limit_bytes: match self {
                 Self::PayloadTooLarge { limit } | Self::BodyTooLarge { limit } => Some(*limit),
                 _ => None,
@@ -274,7 +305,10 @@ impl ResponseError for AppError {
     fn error_response(&self) -> HttpResponse {
         let problem = self.problem(&super::request_id::current());
         let mut response = HttpResponse::build(self.status_code());
-        response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json")));
+        response.insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        ));
         let retry_after = match problem.status {
             503 => Some("5"),
             429 => Some("30"),

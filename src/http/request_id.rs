@@ -22,9 +22,7 @@ tokio::task_local! {
 
 /// The id of the request being handled, or `-` outside of one.
 pub fn current() -> String {
-    REQUEST_ID
-        .try_with(Clone::clone)
-        .unwrap_or_else(|_| "-".to_string())
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| "-".to_string())
 }
 
 /// Runs `future` (a task spawned for a request) under that request's id.
@@ -34,10 +32,7 @@ pub async fn scope<F: std::future::Future>(id: String, future: F) -> F::Output {
 
 fn from_caller(req: &ServiceRequest) -> Option<String> {
     let raw = req.headers().get(HEADER)?.to_str().ok()?;
-    let sane = (1..=128).contains(&raw.len())
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    let sane = (1..=128).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
     sane.then(|| raw.to_string())
 }
 
@@ -58,7 +53,10 @@ pub async fn middleware(
         Err(panic) => {
             // The request went with the unwinding handler: the problem goes out as
             // an error that carries its finished response.
-            let error = AppError::Internal(format!("handler panicked: {}", crate::background::panic_message(&*panic)));
+            let error = AppError::Internal(format!(
+                "handler panicked: {}",
+                crate::background::panic_message(&*panic)
+            ));
             let mut response = REQUEST_ID.sync_scope(id.clone(), || error.error_response());
             if let Ok(value) = HeaderValue::from_str(&id) {
                 response.headers_mut().insert(HeaderName::from_static(HEADER), value);
@@ -74,12 +72,14 @@ pub async fn middleware(
         metrics.record(status.as_u16(), started.elapsed());
     }
     span.in_scope(|| {
-        tracing::info!(status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "request done")
+        tracing::info!(
+            status = status.as_u16(),
+            ms = started.elapsed().as_millis() as u64,
+            "request done"
+        )
     });
     if let Ok(value) = HeaderValue::from_str(&id) {
-        response
-            .headers_mut()
-            .insert(HeaderName::from_static(HEADER), value);
+        response.headers_mut().insert(HeaderName::from_static(HEADER), value);
     }
     Ok(response)
 }
@@ -105,17 +105,30 @@ mod tests {
                 .route("/ok", web::get().to(|| async { HttpResponse::Ok().finish() })),
         )
         .await;
-        let request = test::TestRequest::get().uri("/boom").insert_header((HEADER, "req-42")).to_request();
-        let error = app.call(request).await.err().expect("the panic becomes an error response");
+        let request = test::TestRequest::get()
+            .uri("/boom")
+            .insert_header((HEADER, "req-42"))
+            .to_request();
+        let error = app
+            .call(request)
+            .await
+            .err()
+            .expect("the panic becomes an error response");
         let response = error.error_response();
         assert_eq!(response.status(), 500);
         assert_eq!(response.headers().get(HEADER).unwrap(), "req-42");
-        assert_eq!(response.headers().get("content-type").unwrap(), "application/problem+json");
+        assert_eq!(
+            response.headers().get("content-type").unwrap(),
+            "application/problem+json"
+        );
         let body = actix_web::body::to_bytes(response.into_body()).await.unwrap();
         let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(problem["request_id"], "req-42", "{problem}");
         assert_eq!(problem["type"], "/problems/internal", "{problem}");
-        assert!(!problem["detail"].as_str().unwrap().contains("a bug"), "internals stay in the log: {problem}");
+        assert!(
+            !problem["detail"].as_str().unwrap().contains("a bug"),
+            "internals stay in the log: {problem}"
+        );
 
         let ok = test::call_service(&app, test::TestRequest::get().uri("/ok").to_request()).await;
         assert_eq!(ok.status(), 200);

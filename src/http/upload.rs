@@ -6,8 +6,8 @@ use std::path::Path;
 use actix_multipart::{Field, Multipart, MultipartError};
 use futures_util::TryStreamExt;
 
-use crate::domain::{MAX_METADATA_BYTES, Metadata};
 use super::problem::AppError;
+use crate::domain::{MAX_METADATA_BYTES, Metadata};
 use crate::ingest::staging::{FileStager, StagedFile, StagingError, clean_filename};
 
 /// More files than this in one request is a mistake, not a batch.
@@ -92,7 +92,9 @@ async fn read_small(mut field: Field, limit: usize) -> Result<Vec<u8>, AppError>
     while let Some(chunk) = field.try_next().await.map_err(multipart_error)? {
         bytes.extend_from_slice(&chunk);
         if bytes.len() > limit {
-            return Err(AppError::InvalidMetadata(format!("metadata is limited to {limit} bytes")));
+            return Err(AppError::InvalidMetadata(format!(
+                "metadata is limited to {limit} bytes"
+            )));
         }
     }
     Ok(bytes)

@@ -22,18 +22,17 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use async_trait::async_trait;
 use qdrant_edge::external::ordered_float::OrderedFloat;
 use qdrant_edge::{
-    AnyVariants, Condition, CountRequest, CreateIndex, DeletePayloadOp, Distance, EdgeConfigBuilder,
-    EdgeShard, EdgeSparseVectorParamsBuilder, EdgeVectorParamsBuilder, FieldCondition,
-    FieldIndexOperations, Filter as QdrantFilter, Fusion, JsonPath, Match, MatchAny, MatchValue,
-    Modifier, NamedQuery, PayloadFieldSchema, PayloadOps, PayloadSchemaType, PointId,
-    PointInsertOperations, PointOperations, PointStruct, Prefetch, QueryEnum, QueryRequest,
-    ScoringQuery, UpdateOperation, ValueVariants, Vector, VectorInternal, VectorStructInternal,
-    Vectors, WithPayloadInterface, WithVector,
+    AnyVariants, Condition, CountRequest, CreateIndex, DeletePayloadOp, Distance, EdgeConfigBuilder, EdgeShard,
+    EdgeSparseVectorParamsBuilder, EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations,
+    Filter as QdrantFilter, Fusion, JsonPath, Match, MatchAny, MatchValue, Modifier, NamedQuery, PayloadFieldSchema,
+    PayloadOps, PayloadSchemaType, PointId, PointInsertOperations, PointOperations, PointStruct, Prefetch, QueryEnum,
+    QueryRequest, ScoringQuery, UpdateOperation, ValueVariants, Vector, VectorInternal, VectorStructInternal, Vectors,
+    WithPayloadInterface, WithVector,
 };
 
 use super::{
-    BM25_VECTOR, ChunkPayload, ChunkPoint, DENSE_VECTOR, DOCUMENT_ID_FIELD, HybridQuery, IndexError,
-    IndexLayout, PENDING_FIELD, Rebuild, ScoredChunk, VectorIndex,
+    BM25_VECTOR, ChunkPayload, ChunkPoint, DENSE_VECTOR, DOCUMENT_ID_FIELD, HybridQuery, IndexError, IndexLayout,
+    PENDING_FIELD, Rebuild, ScoredChunk, VectorIndex,
 };
 use crate::domain::{CollectionName, DocumentId, Filter, MetadataValue};
 
@@ -265,7 +264,9 @@ impl Edge {
             .get(rebuild.collection.as_str())
             .filter(|slot| slot.generation == rebuild.generation)
             .cloned()
-            .ok_or_else(|| IndexError::Operation(format!("no rebuild {} of {}", rebuild.generation, rebuild.collection)))
+            .ok_or_else(|| {
+                IndexError::Operation(format!("no rebuild {} of {}", rebuild.generation, rebuild.collection))
+            })
     }
 
     /// Marks a collection as changing on disk until the guard goes.
@@ -301,7 +302,10 @@ impl Edge {
         let _changing = self.changing(collection);
         let slots = {
             let mut shards = self.shards();
-            [shards.live.remove(collection.as_str()), shards.rebuilds.remove(collection.as_str())]
+            [
+                shards.live.remove(collection.as_str()),
+                shards.rebuilds.remove(collection.as_str()),
+            ]
         };
         let name = collection.as_str();
         let generation = format!("{name}.g");
@@ -310,7 +314,10 @@ impl Edge {
             .flatten()
             .filter(|entry| {
                 let file_name = entry.file_name().to_string_lossy().to_string();
-                file_name == name || file_name.strip_prefix(&generation).is_some_and(|n| n.parse::<u32>().is_ok())
+                file_name == name
+                    || file_name
+                        .strip_prefix(&generation)
+                        .is_some_and(|n| n.parse::<u32>().is_ok())
             })
             .map(|entry| entry.path())
             .collect();
@@ -385,7 +392,9 @@ fn create_shard(dir: &Path, layout: IndexLayout) -> Result<OpenShard, IndexError
         );
     }
     std::fs::create_dir_all(dir).map_err(op_error)?;
-    let shard = OpenShard::new(guarded("create", || EdgeShard::new(dir, config.build()).map_err(op_error))?);
+    let shard = OpenShard::new(guarded("create", || {
+        EdgeShard::new(dir, config.build()).map_err(op_error)
+    })?);
     // Deletes and document filters go through the document id; every search
     // filters out pending points.
     guarded("create", || {
@@ -398,7 +407,9 @@ fn create_shard(dir: &Path, layout: IndexLayout) -> Result<OpenShard, IndexError
                 field_schema: Some(PayloadFieldSchema::FieldType(schema)),
             };
             shard
-                .update(UpdateOperation::FieldIndexOperation(FieldIndexOperations::CreateIndex(index)))
+                .update(UpdateOperation::FieldIndexOperation(FieldIndexOperations::CreateIndex(
+                    index,
+                )))
                 .map_err(op_error)?;
         }
         shard.flush();
@@ -423,8 +434,7 @@ fn close_then_remove(slots: impl IntoIterator<Item = Arc<ShardSlot>>, dirs: &[Pa
 impl EdgeIndex {
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, IndexError> {
         let root = root.into();
-        std::fs::create_dir_all(&root)
-            .map_err(|e| IndexError::Unavailable(format!("{}: {e}", root.display())))?;
+        std::fs::create_dir_all(&root).map_err(|e| IndexError::Unavailable(format!("{}: {e}", root.display())))?;
         Ok(Self {
             edge: Arc::new(Edge {
                 root,
@@ -482,7 +492,11 @@ impl EdgeIndex {
 }
 
 /// Applies operations to a slot on a blocking thread; a panic inside Edge is an error.
-async fn write_to(slot: Arc<ShardSlot>, operations: Vec<UpdateOperation>, collection: &CollectionName) -> Result<(), IndexError> {
+async fn write_to(
+    slot: Arc<ShardSlot>,
+    operations: Vec<UpdateOperation>,
+    collection: &CollectionName,
+) -> Result<(), IndexError> {
     let name = collection.to_string();
     tokio::task::spawn_blocking(move || guarded("write", || slot.write(operations, &name)))
         .await
@@ -545,7 +559,11 @@ fn to_point(point: ChunkPoint) -> Result<PointStruct, IndexError> {
     if !payload.is_object() {
         return Err(IndexError::Operation("chunk payload is not a JSON object".into()));
     }
-    Ok(PointStruct::new(PointId::Uuid(point.id.0), Vectors::new_named(vectors), payload))
+    Ok(PointStruct::new(
+        PointId::Uuid(point.id.0),
+        Vectors::new_named(vectors),
+        payload,
+    ))
 }
 
 fn upsert_operation(points: Vec<ChunkPoint>) -> Result<UpdateOperation, IndexError> {
@@ -557,7 +575,9 @@ fn upsert_operation(points: Vec<ChunkPoint>) -> Result<UpdateOperation, IndexErr
 
 fn delete_document_operation(document: DocumentId) -> Result<UpdateOperation, IndexError> {
     let filter = QdrantFilter::new_must(document_condition([document])?);
-    Ok(UpdateOperation::PointOperation(PointOperations::DeletePointsByFilter(filter)))
+    Ok(UpdateOperation::PointOperation(PointOperations::DeletePointsByFilter(
+        filter,
+    )))
 }
 
 fn from_scored(point: qdrant_edge::ScoredPoint, query: Option<&[f32]>) -> Result<ScoredChunk, IndexError> {
@@ -567,8 +587,7 @@ fn from_scored(point: qdrant_edge::ScoredPoint, query: Option<&[f32]>) -> Result
     let payload = point
         .payload
         .ok_or_else(|| IndexError::Operation(format!("point {id} has no payload")))?;
-    let payload: ChunkPayload =
-        serde_json::from_value(serde_json::Value::Object(payload.0)).map_err(op_error)?;
+    let payload: ChunkPayload = serde_json::from_value(serde_json::Value::Object(payload.0)).map_err(op_error)?;
     let stored = match &point.vector {
         Some(VectorStructInternal::Named(vectors)) => match vectors.get(DENSE_VECTOR) {
             Some(VectorInternal::Dense(v)) => Some(v.as_slice()),
@@ -594,12 +613,14 @@ impl VectorIndex for EdgeIndex {
             return Ok(());
         }
         let collection = collection.clone();
-        self.blocking("create", move |edge| edge.ensure_collection(&collection, layout)).await
+        self.blocking("create", move |edge| edge.ensure_collection(&collection, layout))
+            .await
     }
 
     async fn drop_collection(&self, collection: &CollectionName) -> Result<(), IndexError> {
         let collection = collection.clone();
-        self.blocking("drop", move |edge| edge.drop_collection(&collection)).await
+        self.blocking("drop", move |edge| edge.drop_collection(&collection))
+            .await
     }
 
     async fn upsert(&self, collection: &CollectionName, points: Vec<ChunkPoint>) -> Result<(), IndexError> {
@@ -709,7 +730,10 @@ impl VectorIndex for EdgeIndex {
     async fn count_points(&self, collection: &CollectionName) -> Result<usize, IndexError> {
         self.with_shard(collection, |shard| {
             shard
-                .count(CountRequest { filter: None, exact: true })
+                .count(CountRequest {
+                    filter: None,
+                    exact: true,
+                })
                 .map_err(op_error)
         })
         .await
@@ -717,7 +741,8 @@ impl VectorIndex for EdgeIndex {
 
     async fn begin_rebuild(&self, collection: &CollectionName, layout: IndexLayout) -> Result<Rebuild, IndexError> {
         let collection = collection.clone();
-        self.blocking("rebuild", move |edge| edge.begin_rebuild(&collection, layout)).await
+        self.blocking("rebuild", move |edge| edge.begin_rebuild(&collection, layout))
+            .await
     }
 
     async fn upsert_rebuild(&self, rebuild: &Rebuild, points: Vec<ChunkPoint>) -> Result<(), IndexError> {

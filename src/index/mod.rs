@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 pub use edge::EdgeIndex;
 pub use qdrant::QdrantIndex;
 
-pub use crate::domain::Fusion;
 use crate::config::IndexSettings;
+pub use crate::domain::Fusion;
 use crate::domain::{ChunkId, CollectionName, DocumentId, Filter, Metadata, PageBreak};
 use crate::embed::SparseVector;
 
@@ -105,7 +105,13 @@ pub struct ScoredChunk {
 impl ScoredChunk {
     /// A found point; its similarity to the query is measured when both have a
     /// dense vector.
-    pub(crate) fn found(id: uuid::Uuid, score: f32, payload: ChunkPayload, query: Option<&[f32]>, stored: Option<&[f32]>) -> Self {
+    pub(crate) fn found(
+        id: uuid::Uuid,
+        score: f32,
+        payload: ChunkPayload,
+        query: Option<&[f32]>,
+        stored: Option<&[f32]>,
+    ) -> Self {
         Self {
             id: ChunkId(id),
             score,

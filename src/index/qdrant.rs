@@ -17,19 +17,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use qdrant_client::qdrant::{
-    Condition, CountPointsBuilder, CreateAliasBuilder, CreateCollectionBuilder,
-    CreateFieldIndexCollectionBuilder, DeleteCollectionBuilder, DeletePayloadPointsBuilder,
-    DeletePointsBuilder, Distance, FieldType, Filter, Modifier, PointStruct, PrefetchQueryBuilder,
-    Query, QueryPointsBuilder, RrfBuilder, SparseVectorParamsBuilder, SparseVectorsConfigBuilder,
-    UpsertPointsBuilder, Vector, VectorParamsBuilder, VectorsConfigBuilder, VectorsSelector,
-    point_id::PointIdOptions, vector_output, vectors_output::VectorsOptions,
+    Condition, CountPointsBuilder, CreateAliasBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
+    DeleteCollectionBuilder, DeletePayloadPointsBuilder, DeletePointsBuilder, Distance, FieldType, Filter, Modifier,
+    PointStruct, PrefetchQueryBuilder, Query, QueryPointsBuilder, RrfBuilder, SparseVectorParamsBuilder,
+    SparseVectorsConfigBuilder, UpsertPointsBuilder, Vector, VectorParamsBuilder, VectorsConfigBuilder,
+    VectorsSelector, point_id::PointIdOptions, vector_output, vectors_output::VectorsOptions,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use secrecy::ExposeSecret;
 
 use super::{
-    BM25_VECTOR, ChunkPayload, ChunkPoint, DENSE_VECTOR, DOCUMENT_ID_FIELD, HybridQuery, IndexError,
-    IndexLayout, PENDING_FIELD, Rebuild, ScoredChunk, VectorIndex,
+    BM25_VECTOR, ChunkPayload, ChunkPoint, DENSE_VECTOR, DOCUMENT_ID_FIELD, HybridQuery, IndexError, IndexLayout,
+    PENDING_FIELD, Rebuild, ScoredChunk, VectorIndex,
 };
 use crate::config::QdrantSettings;
 use crate::domain::{CollectionName, DocumentId, Filter as DocFilter, MetadataValue};
@@ -138,7 +137,10 @@ impl QdrantIndex {
     /// search and delete uses; an existing one is kept as it is.
     async fn create_physical(&self, name: &str, layout: IndexLayout) -> Result<(), IndexError> {
         let mut sparse = SparseVectorsConfigBuilder::default();
-        sparse.add_named_vector_params(BM25_VECTOR, SparseVectorParamsBuilder::default().modifier(Modifier::Idf));
+        sparse.add_named_vector_params(
+            BM25_VECTOR,
+            SparseVectorParamsBuilder::default().modifier(Modifier::Idf),
+        );
         let mut create = CreateCollectionBuilder::new(name)
             .sparse_vectors_config(sparse)
             .shard_number(self.settings.shards)
@@ -146,7 +148,10 @@ impl QdrantIndex {
             .write_consistency_factor(self.settings.write_consistency);
         if let Some(dimension) = layout.dense_dimension {
             let mut dense = VectorsConfigBuilder::default();
-            dense.add_named_vector_params(DENSE_VECTOR, VectorParamsBuilder::new(dimension as u64, Distance::Cosine));
+            dense.add_named_vector_params(
+                DENSE_VECTOR,
+                VectorParamsBuilder::new(dimension as u64, Distance::Cosine),
+            );
             create = create.vectors_config(dense);
         }
         match self.client.create_collection(create).await {
@@ -154,7 +159,8 @@ impl QdrantIndex {
             Err(e) if is_already_there(&e) => {}
             Err(e) => return Err(error(e)),
         }
-        self.ensure_field_index(name, DOCUMENT_ID_FIELD, FieldType::Keyword).await?;
+        self.ensure_field_index(name, DOCUMENT_ID_FIELD, FieldType::Keyword)
+            .await?;
         self.ensure_field_index(name, PENDING_FIELD, FieldType::Bool).await
     }
 
@@ -283,7 +289,10 @@ fn to_qdrant_filter(filter: &DocFilter) -> Filter {
 
 fn to_point(point: ChunkPoint) -> Result<PointStruct, IndexError> {
     let mut vectors = std::collections::HashMap::new();
-    vectors.insert(BM25_VECTOR.to_string(), Vector::new_sparse(point.bm25.indices, point.bm25.values));
+    vectors.insert(
+        BM25_VECTOR.to_string(),
+        Vector::new_sparse(point.bm25.indices, point.bm25.values),
+    );
     if let Some(dense) = point.dense {
         vectors.insert(DENSE_VECTOR.to_string(), Vector::new_dense(dense));
     }
@@ -301,10 +310,13 @@ fn from_scored(point: qdrant_client::qdrant::ScoredPoint, query: Option<&[f32]>)
     };
     let payload = serde_json::Value::from(Payload::from(point.payload));
     let payload: ChunkPayload = serde_json::from_value(payload).map_err(|e| IndexError::Operation(e.to_string()))?;
-    let dense = point.vectors.and_then(|v| v.vectors_options).and_then(|options| match options {
-        VectorsOptions::Vectors(named) => named.vectors.get(DENSE_VECTOR).cloned(),
-        VectorsOptions::Vector(_) => None,
-    });
+    let dense = point
+        .vectors
+        .and_then(|v| v.vectors_options)
+        .and_then(|options| match options {
+            VectorsOptions::Vectors(named) => named.vectors.get(DENSE_VECTOR).cloned(),
+            VectorsOptions::Vector(_) => None,
+        });
     let stored = match dense.map(|v| v.into_vector()) {
         Some(vector_output::Vector::Dense(stored)) => Some(stored.data),
         _ => None,
@@ -315,11 +327,15 @@ fn from_scored(point: qdrant_client::qdrant::ScoredPoint, query: Option<&[f32]>)
 #[async_trait]
 impl VectorIndex for QdrantIndex {
     async fn ping(&self) -> Result<(), IndexError> {
-        self.client.health_check().await.map(|_| ()).map_err(|e| match error(e) {
-            // Whatever fails here, Qdrant is not usable now.
-            IndexError::Operation(detail) => IndexError::Unavailable(detail),
-            other => other,
-        })
+        self.client
+            .health_check()
+            .await
+            .map(|_| ())
+            .map_err(|e| match error(e) {
+                // Whatever fails here, Qdrant is not usable now.
+                IndexError::Operation(detail) => IndexError::Unavailable(detail),
+                other => other,
+            })
     }
 
     async fn ensure_collection(&self, collection: &CollectionName, layout: IndexLayout) -> Result<(), IndexError> {
@@ -479,7 +495,8 @@ impl VectorIndex for QdrantIndex {
             .map_err(error)?;
         for generation in self.generations(&rebuild.collection).await? {
             if generation != rebuild.generation {
-                self.delete_physical(&self.physical(&rebuild.collection, generation)).await?;
+                self.delete_physical(&self.physical(&rebuild.collection, generation))
+                    .await?;
             }
         }
         Ok(())
@@ -492,7 +509,9 @@ mod tests {
 
     #[test]
     fn generations_are_recognised_only_for_their_own_collection() {
-        let names = Names { prefix: "docqa_".into() };
+        let names = Names {
+            prefix: "docqa_".into(),
+        };
         let name = |s: &str| CollectionName::parse(s).unwrap();
         assert_eq!(names.alias(&name("a")), "docqa_a");
         assert_eq!(names.physical(&name("a"), 7), "docqa_a_G7");

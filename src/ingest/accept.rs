@@ -43,7 +43,6 @@ pub enum AcceptError {
 
 errors_through_store!(AcceptError);
 
-
 /// What an upload did with one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

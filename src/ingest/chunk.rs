@@ -224,7 +224,9 @@ mod tests {
         let (text, starts) = join_pages(&pages);
         let chars: Vec<char> = text.chars().collect();
         for chunk in &chunks {
-            let span: String = chars[chunk.char_start as usize..chunk.char_end as usize].iter().collect();
+            let span: String = chars[chunk.char_start as usize..chunk.char_end as usize]
+                .iter()
+                .collect();
             assert_eq!(span, chunk.text);
             let byte_start = text.char_indices().nth(chunk.char_start as usize).unwrap().0;
             // Every byte of the chunk is attributed to the page whose span holds it.
@@ -232,7 +234,10 @@ mod tests {
                 let page = chunk.page_at(local) as usize;
                 let global = byte_start + local;
                 let span = starts[page - 1]..starts[page - 1] + pages[page - 1].len();
-                assert!(span.contains(&global), "{c:?} at {global} put on page {page} ({span:?})");
+                assert!(
+                    span.contains(&global),
+                    "{c:?} at {global} put on page {page} ({span:?})"
+                );
             }
         }
         let last = chunks.last().unwrap();
@@ -254,7 +259,10 @@ mod tests {
 
     #[test]
     fn chunks_come_in_steps_in_order_and_stop_when_refused() {
-        let pages = vec!["One sentence about apples. ".repeat(40), "Another about pears. ".repeat(40)];
+        let pages = vec![
+            "One sentence about apples. ".repeat(40),
+            "Another about pears. ".repeat(40),
+        ];
         let all = chunker(20, 0).chunk(DocumentId::new(), &pages);
         assert!(all.len() > 7, "{}", all.len());
         let mut steps = Vec::new();
@@ -264,7 +272,10 @@ mod tests {
         });
         assert!(steps[..steps.len() - 1].iter().all(|s| s.len() == 3));
         let streamed: Vec<_> = steps.concat().into_iter().map(|c| (c.index, c.text)).collect();
-        assert_eq!(streamed, all.iter().map(|c| (c.index, c.text.clone())).collect::<Vec<_>>());
+        assert_eq!(
+            streamed,
+            all.iter().map(|c| (c.index, c.text.clone())).collect::<Vec<_>>()
+        );
 
         let mut calls = 0;
         chunker(20, 0).chunk_in_steps(DocumentId::new(), &pages, 3, |_| {
@@ -276,6 +287,10 @@ mod tests {
 
     #[test]
     fn blank_documents_give_no_chunks() {
-        assert!(chunker(50, 0).chunk(DocumentId::new(), &["  \n\n ".to_string()]).is_empty());
+        assert!(
+            chunker(50, 0)
+                .chunk(DocumentId::new(), &["  \n\n ".to_string()])
+                .is_empty()
+        );
     }
 }

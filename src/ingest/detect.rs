@@ -42,7 +42,9 @@ pub fn detect(head: &[u8], whole_is_utf8: bool) -> Detected {
     if !whole_is_utf8 || text.contains(&0) {
         return Detected::Unsupported("application/octet-stream (binary, or text that is not UTF-8)");
     }
-    let start = String::from_utf8_lossy(&text[..text.len().min(512)]).trim_start().to_ascii_lowercase();
+    let start = String::from_utf8_lossy(&text[..text.len().min(512)])
+        .trim_start()
+        .to_ascii_lowercase();
     if looks_like_html(&start) {
         return Detected::Supported(ContentType::Html);
     }
@@ -69,7 +71,9 @@ fn looks_like_html(start: &str) -> bool {
             break;
         }
     }
-    ["<!doctype html", "<html", "<head", "<body"].iter().any(|opening| rest.starts_with(opening))
+    ["<!doctype html", "<html", "<head", "<body"]
+        .iter()
+        .any(|opening| rest.starts_with(opening))
 }
 
 /// Markdown if enough lines carry its syntax: headings, fences, lists with
@@ -155,7 +159,10 @@ mod tests {
 
     #[test]
     fn binaries_are_refused_with_a_name() {
-        assert_eq!(detect(b"\x89PNG\r\n\x1a\nxxxx", false), Detected::Unsupported("image/png"));
+        assert_eq!(
+            detect(b"\x89PNG\r\n\x1a\nxxxx", false),
+            Detected::Unsupported("image/png")
+        );
         assert!(matches!(detect(&[0, 159, 146, 150], false), Detected::Unsupported(_)));
     }
 
@@ -167,10 +174,18 @@ mod tests {
             b"<?xml version=\"1.0\"?>\n<!-- saved --><html xmlns=\"http://www.w3.org/1999/xhtml\">",
             b"<body><p>fragment</p></body>",
         ] {
-            assert_eq!(detect(html, true), Detected::Supported(ContentType::Html), "{}", String::from_utf8_lossy(html));
+            assert_eq!(
+                detect(html, true),
+                Detected::Supported(ContentType::Html),
+                "{}",
+                String::from_utf8_lossy(html)
+            );
         }
         // A text that merely mentions a tag is text.
-        assert_eq!(detect(b"Use <html> to start a page.", true), Detected::Supported(ContentType::PlainText));
+        assert_eq!(
+            detect(b"Use <html> to start a page.", true),
+            Detected::Supported(ContentType::PlainText)
+        );
     }
 
     #[test]

@@ -145,7 +145,6 @@ impl InFlight {
             let _ = changes.changed().await;
         }
     }
-
 }
 
 /// Work registered as in flight; dropping it says it let go of everything.
@@ -198,7 +197,11 @@ mod tests {
     fn job(collection: &str, document: Option<DocumentId>) -> Job {
         Job {
             id: JobId::new(),
-            kind: if document.is_some() { JobKind::Ingest } else { JobKind::Reindex },
+            kind: if document.is_some() {
+                JobKind::Ingest
+            } else {
+                JobKind::Reindex
+            },
             collection: CollectionName::parse(collection).unwrap(),
             document_id: document,
             status: JobStatus::Running,
@@ -219,16 +222,28 @@ mod tests {
 
         let holding = tokio::spawn({
             let registry = Arc::clone(&registry);
-            async move { registry.hold(HoldTarget::Collection(CollectionName::parse("a").unwrap())).await }
+            async move {
+                registry
+                    .hold(HoldTarget::Collection(CollectionName::parse("a").unwrap()))
+                    .await
+            }
         });
-        tokio::time::timeout(Duration::from_secs(5), ingest.cancelled()).await.expect("cancelled");
+        tokio::time::timeout(Duration::from_secs(5), ingest.cancelled())
+            .await
+            .expect("cancelled");
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!holding.is_finished(), "the hold waits for the job to let go");
         assert!(!other.cancel.is_cancelled(), "a job of another collection runs on");
 
         drop(ingest);
-        let hold = tokio::time::timeout(Duration::from_secs(5), holding).await.unwrap().unwrap();
-        assert!(registry.start(&job("a", Some(DocumentId::new()))).is_none(), "nothing starts under a hold");
+        let hold = tokio::time::timeout(Duration::from_secs(5), holding)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            registry.start(&job("a", Some(DocumentId::new()))).is_none(),
+            "nothing starts under a hold"
+        );
         assert!(registry.start(&job("b", Some(DocumentId::new()))).is_some());
         drop(hold);
         assert!(registry.start(&job("a", Some(document))).is_some(), "the hold is gone");
@@ -260,8 +275,14 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!holding.is_finished(), "the hold waits for the upload");
         drop(upload);
-        let _hold = tokio::time::timeout(Duration::from_secs(5), holding).await.unwrap().unwrap();
-        assert!(registry.enter(&collection).is_none(), "no upload enters a held collection");
+        let _hold = tokio::time::timeout(Duration::from_secs(5), holding)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            registry.enter(&collection).is_none(),
+            "no upload enters a held collection"
+        );
     }
 
     #[tokio::test]
@@ -277,6 +298,9 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!second.is_finished());
         drop(first);
-        tokio::time::timeout(Duration::from_secs(5), second).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), second)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }

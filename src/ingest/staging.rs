@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use super::detect::{self, Detected, Utf8Validator, HEAD_BYTES};
+use super::detect::{self, Detected, HEAD_BYTES, Utf8Validator};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StagingError {
@@ -97,11 +97,7 @@ impl StagedFile {
 
 /// A file name fit to store and show: no directories, no control characters.
 pub fn clean_filename(raw: Option<&str>) -> String {
-    let base = raw
-        .unwrap_or_default()
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or_default();
+    let base = raw.unwrap_or_default().rsplit(['/', '\\']).next().unwrap_or_default();
     let cleaned: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
     let cleaned = cleaned.trim();
     if cleaned.is_empty() || cleaned == "." || cleaned == ".." {
@@ -129,7 +125,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut stager = FileStager::create(dir.path(), 10).await.unwrap();
         stager.write(b"12345").await.unwrap();
-        assert!(matches!(stager.write(b"678901").await, Err(StagingError::TooLarge { limit: 10 })));
+        assert!(matches!(
+            stager.write(b"678901").await,
+            Err(StagingError::TooLarge { limit: 10 })
+        ));
         stager.abort().await;
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }

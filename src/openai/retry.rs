@@ -71,12 +71,20 @@ fn retry_after(result: &Result<Response, OpenAIError>) -> Option<Duration> {
 /// Equal jitter: half the exponential pause, plus up to as much again at
 /// random, so that many clients turned away together do not return together.
 fn backoff(retry: u32, unit: f64) -> Duration {
-    let full = FIRST_PAUSE.saturating_mul(2u32.saturating_pow(retry)).min(LONGEST_PAUSE);
+    let full = FIRST_PAUSE
+        .saturating_mul(2u32.saturating_pow(retry))
+        .min(LONGEST_PAUSE);
     full.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
 }
 
 /// How long to wait before attempt `retries + 2`, or `None` when the result stands.
-fn pause(retries: u32, max_retries: u32, asked: Option<Duration>, jittered: Duration, remaining: Duration) -> Option<Duration> {
+fn pause(
+    retries: u32,
+    max_retries: u32,
+    asked: Option<Duration>,
+    jittered: Duration,
+    remaining: Duration,
+) -> Option<Duration> {
     if retries >= max_retries {
         return None;
     }
@@ -88,12 +96,22 @@ fn pause(retries: u32, max_retries: u32, asked: Option<Duration>, jittered: Dura
 impl tower::retry::Policy<HttpRequestFactory, Response, OpenAIError> for RetryPolicy {
     type Future = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
-    fn retry(&mut self, _request: &mut HttpRequestFactory, result: &mut Result<Response, OpenAIError>) -> Option<Self::Future> {
+    fn retry(
+        &mut self,
+        _request: &mut HttpRequestFactory,
+        result: &mut Result<Response, OpenAIError>,
+    ) -> Option<Self::Future> {
         let reason = is_transient(result)?;
         let now = Instant::now();
         let remaining = self.deadline.saturating_duration_since(now);
         let asked = retry_after(result);
-        let Some(wait) = pause(self.retries, self.max_retries, asked, backoff(self.retries, fastrand::f64()), remaining) else {
+        let Some(wait) = pause(
+            self.retries,
+            self.max_retries,
+            asked,
+            backoff(self.retries, fastrand::f64()),
+            remaining,
+        ) else {
             tracing::warn!(%reason, retries = self.retries, retry_after_ms = asked.map(|d| d.as_millis() as u64),
                 "OpenAI-compatible call failed; not retrying (out of retries or of time)");
             return None;

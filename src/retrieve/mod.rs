@@ -28,7 +28,6 @@ pub enum RetrieveError {
 
 errors_through_store!(RetrieveError);
 
-
 pub const MAX_QUERY_CHARS: usize = 4096;
 
 /// Candidates per side before fusion: this many times `top_k`, at least `HYBRID_PREFETCH`.
@@ -41,7 +40,12 @@ const MIN_DENSE_SCORE: f32 = 0.25;
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     /// What to look for.
-    #[schema(example = "How long is the warranty?", min_length = 1, max_length = 4096, pattern = "\\S")]
+    #[schema(
+        example = "How long is the warranty?",
+        min_length = 1,
+        max_length = 4096,
+        pattern = "\\S"
+    )]
     pub query: String,
     /// How many chunks to return (1 to 50; default `TOP_K`).
     #[schema(minimum = 1, maximum = 50)]
@@ -73,7 +77,12 @@ pub struct SearchQuery {
 }
 
 impl SearchQuery {
-    pub fn parse(text: &str, top_k: Option<usize>, filter: Option<Filter>, default_top_k: usize) -> Result<Self, RetrieveError> {
+    pub fn parse(
+        text: &str,
+        top_k: Option<usize>,
+        filter: Option<Filter>,
+        default_top_k: usize,
+    ) -> Result<Self, RetrieveError> {
         let text = text.trim();
         if text.is_empty() {
             return Err(RetrieveError::Invalid("the query is empty".into()));
@@ -126,7 +135,11 @@ impl Retriever {
         self.default_top_k
     }
 
-    pub async fn search(&self, collection: &CollectionName, request: SearchRequest) -> Result<Retrieved, RetrieveError> {
+    pub async fn search(
+        &self,
+        collection: &CollectionName,
+        request: SearchRequest,
+    ) -> Result<Retrieved, RetrieveError> {
         let mut query = SearchQuery::parse(&request.query, request.top_k, request.filter, self.default_top_k)?;
         query.retrieval = request.retrieval;
         self.retrieve(collection, &query).await

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::store::{StoreError, errors_through_store, find_collection};
 use crate::catalog::{Catalog, CatalogError, NewCollection};
 use crate::domain::{Collection, CollectionName, EmbeddingModel, Job, JobId};
 use crate::index::{IndexLayout, VectorIndex};
 use crate::ingest::{FileStore, HoldTarget, InFlight, JobSignals};
+use crate::store::{StoreError, errors_through_store, find_collection};
 
 const MAX_DESCRIPTION_CHARS: usize = 1000;
 
@@ -29,7 +29,6 @@ pub enum CollectionsError {
 }
 
 errors_through_store!(CollectionsError);
-
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -129,7 +128,11 @@ impl Collections {
         self.view(collection).await
     }
 
-    async fn create_named(&self, name: CollectionName, description: Option<String>) -> Result<Collection, CollectionsError> {
+    async fn create_named(
+        &self,
+        name: CollectionName,
+        description: Option<String>,
+    ) -> Result<Collection, CollectionsError> {
         let new = NewCollection {
             name: name.clone(),
             description,

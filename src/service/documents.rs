@@ -5,11 +5,11 @@ use std::sync::Arc;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::store::{StoreError, errors_through_store, find_collection};
 use crate::catalog::{Catalog, DocumentCursor, DocumentQuery};
 use crate::domain::{CollectionName, Document, DocumentId, DocumentStatus, Job, JobId};
 use crate::index::VectorIndex;
 use crate::ingest::{FileStore, HoldTarget, InFlight};
+use crate::store::{StoreError, errors_through_store, find_collection};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DocumentsError {
@@ -24,7 +24,6 @@ pub enum DocumentsError {
 }
 
 errors_through_store!(DocumentsError);
-
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 500;
@@ -54,7 +53,12 @@ pub struct Documents {
 }
 
 impl Documents {
-    pub fn new(catalog: Arc<dyn Catalog>, index: Arc<dyn VectorIndex>, files: FileStore, in_flight: Arc<InFlight>) -> Self {
+    pub fn new(
+        catalog: Arc<dyn Catalog>,
+        index: Arc<dyn VectorIndex>,
+        files: FileStore,
+        in_flight: Arc<InFlight>,
+    ) -> Self {
         Self {
             catalog,
             index,
@@ -63,8 +67,11 @@ impl Documents {
         }
     }
 
-
-    pub async fn list(&self, collection: &CollectionName, request: ListDocuments) -> Result<DocumentsPage, DocumentsError> {
+    pub async fn list(
+        &self,
+        collection: &CollectionName,
+        request: ListDocuments,
+    ) -> Result<DocumentsPage, DocumentsError> {
         find_collection(self.catalog.as_ref(), collection).await?;
         let limit = request.limit.unwrap_or(DEFAULT_PAGE_SIZE);
         if !(1..=MAX_PAGE_SIZE).contains(&limit) {

@@ -61,21 +61,25 @@ impl Backend {
             };
             let prefix = format!("t{tag}_");
             provisioned.vars.insert("QDRANT_URL".into(), url.clone());
-            provisioned.vars.insert("QDRANT_COLLECTION_PREFIX".into(), prefix.clone());
+            provisioned
+                .vars
+                .insert("QDRANT_COLLECTION_PREFIX".into(), prefix.clone());
             provisioned.qdrant_prefix = Some((url, prefix));
         }
         if self.uses_postgres() {
             let database = format!("docqa_test_{tag}");
             let admin = postgres_admin_url();
-            let mut connection = sqlx::PgConnection::connect(&admin)
-                .await
-                .unwrap_or_else(|e| panic!("Postgres at {admin} (DOCQA_TEST_POSTGRES_URL): {e}; scripts/test starts it"));
+            let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+                panic!("Postgres at {admin} (DOCQA_TEST_POSTGRES_URL): {e}; scripts/test starts it")
+            });
             sqlx::query(&format!("CREATE DATABASE {database}"))
                 .execute(&mut connection)
                 .await
                 .expect("create test database");
             let _ = connection.close().await;
-            provisioned.vars.insert("DATABASE_URL".into(), database_url(&admin, &database));
+            provisioned
+                .vars
+                .insert("DATABASE_URL".into(), database_url(&admin, &database));
             provisioned.database = Some(database);
         }
         Some(provisioned)

@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use docqa::Config;
 use docqa::catalog::{Catalog, ClaimedJob, InsertOutcome, JobOutcome, NewCollection};
 use docqa::domain::{
     CollectionName, ContentType, DocumentId, DocumentStatus, EmbeddingModel, JobId, JobKind, JobStatus, Metadata,
     NewDocument,
 };
-use docqa::Config;
 
 use crate::backends::Backend;
 
@@ -64,7 +64,9 @@ fn claimed_id(claimed: Option<ClaimedJob>) -> Option<JobId> {
 }
 
 async fn a_reindex_runs_alone_in_its_collection(backend: Backend) {
-    let Some(t) = open(backend, "a_reindex_runs_alone_in_its_collection").await else { return };
+    let Some(t) = open(backend, "a_reindex_runs_alone_in_its_collection").await else {
+        return;
+    };
     let catalog = t.catalog.as_ref();
     let docs = CollectionName::parse("docs").unwrap();
     let other = CollectionName::parse("other").unwrap();
@@ -82,29 +84,62 @@ async fn a_reindex_runs_alone_in_its_collection(backend: Backend) {
     let reindex = catalog.enqueue_reindex(&docs).await.unwrap();
     assert_eq!(reindex.kind, JobKind::Reindex);
     assert_eq!(reindex.document_id, None);
-    assert_eq!(catalog.enqueue_reindex(&docs).await.unwrap().id, reindex.id, "asked twice, one job");
+    assert_eq!(
+        catalog.enqueue_reindex(&docs).await.unwrap().id,
+        reindex.id,
+        "asked twice, one job"
+    );
     let (_, after) = upload(catalog, &docs, "after").await;
     let (_, elsewhere) = upload(catalog, &other, "elsewhere").await;
 
     // The oldest first; its document is processing.
     let claimed = catalog.claim_next_job().await.unwrap();
-    let Some(ClaimedJob::Ingest { job, document }) = claimed else { panic!("the first upload comes first") };
-    assert_eq!((job.id, document.id, document.status), (first, first_doc, DocumentStatus::Processing));
+    let Some(ClaimedJob::Ingest { job, document }) = claimed else {
+        panic!("the first upload comes first")
+    };
+    assert_eq!(
+        (job.id, document.id, document.status),
+        (first, first_doc, DocumentStatus::Processing)
+    );
     // The re-index waits for the running ingest; the later upload waits behind
     // the re-index; another collection is not held up.
     assert_eq!(claimed_id(catalog.claim_next_job().await.unwrap()), Some(elsewhere));
     assert_eq!(claimed_id(catalog.claim_next_job().await.unwrap()), None);
-    assert!(catalog.finish_job(first, &JobOutcome::Ingested { pages: 1, chunks: 2 }).await.unwrap());
+    assert!(
+        catalog
+            .finish_job(first, &JobOutcome::Ingested { pages: 1, chunks: 2 })
+            .await
+            .unwrap()
+    );
 
     let claimed = catalog.claim_next_job().await.unwrap();
-    let Some(ClaimedJob::Reindex { job, collection }) = claimed else { panic!("the re-index is next") };
-    assert_eq!((job.id, job.status, collection.name.clone()), (reindex.id, JobStatus::Running, docs.clone()));
-    assert_eq!(catalog.active_reindex(&docs).await.unwrap().map(|j| j.id), Some(reindex.id));
-    assert_eq!(claimed_id(catalog.claim_next_job().await.unwrap()), None, "nothing runs beside it");
-    assert!(catalog
-        .finish_job(reindex.id, &JobOutcome::Reindexed { model: Some(model("new-model", 64)) })
-        .await
-        .unwrap());
+    let Some(ClaimedJob::Reindex { job, collection }) = claimed else {
+        panic!("the re-index is next")
+    };
+    assert_eq!(
+        (job.id, job.status, collection.name.clone()),
+        (reindex.id, JobStatus::Running, docs.clone())
+    );
+    assert_eq!(
+        catalog.active_reindex(&docs).await.unwrap().map(|j| j.id),
+        Some(reindex.id)
+    );
+    assert_eq!(
+        claimed_id(catalog.claim_next_job().await.unwrap()),
+        None,
+        "nothing runs beside it"
+    );
+    assert!(
+        catalog
+            .finish_job(
+                reindex.id,
+                &JobOutcome::Reindexed {
+                    model: Some(model("new-model", 64))
+                }
+            )
+            .await
+            .unwrap()
+    );
     let stored = catalog.get_collection(&docs).await.unwrap().unwrap();
     assert_eq!(stored.embedding_model, Some(model("new-model", 64)));
     assert_eq!(catalog.active_reindex(&docs).await.unwrap().map(|j| j.id), None);
@@ -112,7 +147,9 @@ async fn a_reindex_runs_alone_in_its_collection(backend: Backend) {
 }
 
 async fn a_job_that_meets_a_backend_down_waits_and_keeps_its_reason(backend: Backend) {
-    let Some(t) = open(backend, "a_job_that_meets_a_backend_down_waits_and_keeps_its_reason").await else { return };
+    let Some(t) = open(backend, "a_job_that_meets_a_backend_down_waits_and_keeps_its_reason").await else {
+        return;
+    };
     let catalog = t.catalog.as_ref();
     let docs = CollectionName::parse("docs").unwrap();
     catalog
@@ -132,9 +169,19 @@ async fn a_job_that_meets_a_backend_down_waits_and_keeps_its_reason(backend: Bac
     assert!(catalog.finish_job(job, &retry).await.unwrap());
     let stored = catalog.get_job(job).await.unwrap().unwrap();
     assert_eq!(stored.status, JobStatus::Queued);
-    assert_eq!(stored.error.as_deref(), Some("vector index unavailable: connection refused"));
-    assert_eq!(catalog.get_document(&docs, document).await.unwrap().unwrap().status, DocumentStatus::Queued);
-    assert_eq!(claimed_id(catalog.claim_next_job().await.unwrap()), None, "not before its time");
+    assert_eq!(
+        stored.error.as_deref(),
+        Some("vector index unavailable: connection refused")
+    );
+    assert_eq!(
+        catalog.get_document(&docs, document).await.unwrap().unwrap().status,
+        DocumentStatus::Queued
+    );
+    assert_eq!(
+        claimed_id(catalog.claim_next_job().await.unwrap()),
+        None,
+        "not before its time"
+    );
 
     let soon = JobOutcome::Retry {
         reason: "still down".into(),
@@ -142,19 +189,36 @@ async fn a_job_that_meets_a_backend_down_waits_and_keeps_its_reason(backend: Bac
     };
     assert!(catalog.finish_job(job, &soon).await.unwrap());
     let claimed = catalog.claim_next_job().await.unwrap();
-    let Some(ClaimedJob::Ingest { job: again, .. }) = claimed else { panic!("due now") };
+    let Some(ClaimedJob::Ingest { job: again, .. }) = claimed else {
+        panic!("due now")
+    };
     assert_eq!((again.id, again.attempts, again.error), (job, 2, None));
 
     // A crash leaves it running; the next start queues it again.
     assert_eq!(catalog.requeue_interrupted_jobs().await.unwrap(), 1);
     assert_eq!(claimed_id(catalog.claim_next_job().await.unwrap()), Some(job));
-    assert!(catalog.finish_job(job, &JobOutcome::Failed { reason: "corrupt: truncated".into() }).await.unwrap());
+    assert!(
+        catalog
+            .finish_job(
+                job,
+                &JobOutcome::Failed {
+                    reason: "corrupt: truncated".into()
+                }
+            )
+            .await
+            .unwrap()
+    );
     let document = catalog.get_document(&docs, document).await.unwrap().unwrap();
-    assert_eq!((document.status, document.error.as_deref()), (DocumentStatus::Failed, Some("corrupt: truncated")));
+    assert_eq!(
+        (document.status, document.error.as_deref()),
+        (DocumentStatus::Failed, Some("corrupt: truncated"))
+    );
 }
 
 async fn concurrent_inserts_of_the_same_bytes_make_one_document(backend: Backend) {
-    let Some(t) = open(backend, "concurrent_inserts_of_the_same_bytes_make_one_document").await else { return };
+    let Some(t) = open(backend, "concurrent_inserts_of_the_same_bytes_make_one_document").await else {
+        return;
+    };
     let docs = CollectionName::parse("docs").unwrap();
     t.catalog
         .create_collection(&NewCollection {

@@ -14,7 +14,10 @@ use crate::helpers::{corpus, model_dir};
 fn the_document_sizer_cuts_where_the_tokenizer_does() {
     let tokenizer = tokenizers::Tokenizer::from_file(model_dir().join("tokenizer.json")).unwrap();
     let tokenizer = sizing_tokenizer(&tokenizer);
-    let settings = ChunkSettings { tokens: 200, overlap: 30 };
+    let settings = ChunkSettings {
+        tokens: 200,
+        overlap: 30,
+    };
     let chunker = Chunker::new(&settings, Some(tokenizer.clone())).unwrap();
     let reference = TextSplitter::new(ChunkConfig::new(200).with_overlap(30).unwrap().with_sizer(tokenizer));
     for file in ["GeoTopo-komprimiert.pdf", "multicolumn.pdf", "pdflatex-4-pages.pdf"] {

@@ -2,8 +2,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::backends::{Backend, on_every_backend};
 use crate::fixtures::{GARDENING_TXT, ONBOARDING_MD, WARRANTY_TXT, unique_text};
-use crate::backends::{on_every_backend, Backend};
 use crate::helpers::{TestApp, assert_problem};
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -21,28 +21,55 @@ fn ids(results: &Value) -> Vec<String> {
 }
 
 async fn text_and_markdown_are_recognised_by_content_not_by_name(backend: Backend) {
-    let Some(app) = TestApp::on(backend, "text_and_markdown_are_recognised_by_content_not_by_name").await else { return };
+    let Some(app) = TestApp::on(backend, "text_and_markdown_are_recognised_by_content_not_by_name").await else {
+        return;
+    };
     // Names that lie: the content decides.
     let markdown = app.ingest("notes.pdf", ONBOARDING_MD.into()).await;
     let plain = app.ingest("readme.md", WARRANTY_TXT.into()).await;
 
-    let markdown: Value = app.get(&format!("/v1/documents/{}", markdown["id"].as_str().unwrap())).await.json().await.unwrap();
+    let markdown: Value = app
+        .get(&format!("/v1/documents/{}", markdown["id"].as_str().unwrap()))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(markdown["content_type"], "text/markdown", "{markdown}");
     assert_eq!(markdown["filename"], "notes.pdf");
     assert_eq!(markdown["pages"], 1);
-    let plain: Value = app.get(&format!("/v1/documents/{}", plain["id"].as_str().unwrap())).await.json().await.unwrap();
+    let plain: Value = app
+        .get(&format!("/v1/documents/{}", plain["id"].as_str().unwrap()))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(plain["content_type"], "text/plain", "{plain}");
 
-    let found = app.search(None, json!({"query": "When are travel expenses reimbursed?", "top_k": 1})).await;
+    let found = app
+        .search(
+            None,
+            json!({"query": "When are travel expenses reimbursed?", "top_k": 1}),
+        )
+        .await;
     assert_eq!(ids(&found), vec![markdown["id"].as_str().unwrap()]);
-    assert!(found["results"][0]["text"].as_str().unwrap().contains("two weeks"), "{found}");
+    assert!(
+        found["results"][0]["text"].as_str().unwrap().contains("two weeks"),
+        "{found}"
+    );
 }
 
 async fn a_document_records_what_was_uploaded_and_its_job(backend: Backend) {
-    let Some(app) = TestApp::on(backend, "a_document_records_what_was_uploaded_and_its_job").await else { return };
+    let Some(app) = TestApp::on(backend, "a_document_records_what_was_uploaded_and_its_job").await else {
+        return;
+    };
     let bytes = WARRANTY_TXT.as_bytes().to_vec();
     let uploaded = app
-        .upload(None, &[("terms.txt", bytes.clone())], Some(r#"{"team":"sales","year":2024}"#), false)
+        .upload(
+            None,
+            &[("terms.txt", bytes.clone())],
+            Some(r#"{"team":"sales","year":2024}"#),
+            false,
+        )
         .await;
     assert_eq!(uploaded.status(), 202);
     let body: Value = uploaded.json().await.unwrap();
@@ -79,9 +106,13 @@ async fn a_document_records_what_was_uploaded_and_its_job(backend: Backend) {
 }
 
 async fn the_same_bytes_twice_are_one_document(backend: Backend) {
-    let Some(app) = TestApp::on(backend, "the_same_bytes_twice_are_one_document").await else { return };
+    let Some(app) = TestApp::on(backend, "the_same_bytes_twice_are_one_document").await else {
+        return;
+    };
     let first = app.ingest("terms.txt", WARRANTY_TXT.into()).await;
-    let again = app.upload(None, &[("copy-of-terms.txt", WARRANTY_TXT.into())], None, true).await;
+    let again = app
+        .upload(None, &[("copy-of-terms.txt", WARRANTY_TXT.into())], None, true)
+        .await;
     assert_eq!(again.status(), 200);
     let again: Value = again.json().await.unwrap();
     assert_eq!(again["documents"][0]["status"], "duplicate", "{again}");
@@ -93,13 +124,20 @@ async fn the_same_bytes_twice_are_one_document(backend: Backend) {
 
     // Another collection is another library: there it is new.
     app.post_json("/v1/collections", &json!({"name": "other"})).await;
-    let elsewhere: Value = app.upload(Some("other"), &[("terms.txt", WARRANTY_TXT.into())], None, true).await.json().await.unwrap();
+    let elsewhere: Value = app
+        .upload(Some("other"), &[("terms.txt", WARRANTY_TXT.into())], None, true)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(elsewhere["documents"][0]["status"], "ready");
     assert_ne!(elsewhere["documents"][0]["id"], first["id"]);
 }
 
 async fn a_deleted_document_is_gone_from_search(backend: Backend) {
-    let Some(app) = TestApp::on(backend, "a_deleted_document_is_gone_from_search").await else { return };
+    let Some(app) = TestApp::on(backend, "a_deleted_document_is_gone_from_search").await else {
+        return;
+    };
     let keep = app.ingest("garden.txt", GARDENING_TXT.into()).await;
     let gone = app.ingest("terms.txt", WARRANTY_TXT.into()).await;
     let gone_id = gone["id"].as_str().unwrap();
@@ -109,23 +147,53 @@ async fn a_deleted_document_is_gone_from_search(backend: Backend) {
 
     let deleted = app.delete(&format!("/v1/documents/{gone_id}")).await;
     assert_eq!(deleted.status(), 204);
-    assert_problem(app.get(&format!("/v1/documents/{gone_id}")).await, 404, "/problems/document-not-found").await;
-    assert_problem(app.get(&format!("/v1/jobs/{}", gone["job_id"].as_str().unwrap())).await, 404, "/problems/job-not-found").await;
-    assert_problem(app.delete(&format!("/v1/documents/{gone_id}")).await, 404, "/problems/document-not-found").await;
+    assert_problem(
+        app.get(&format!("/v1/documents/{gone_id}")).await,
+        404,
+        "/problems/document-not-found",
+    )
+    .await;
+    assert_problem(
+        app.get(&format!("/v1/jobs/{}", gone["job_id"].as_str().unwrap())).await,
+        404,
+        "/problems/job-not-found",
+    )
+    .await;
+    assert_problem(
+        app.delete(&format!("/v1/documents/{gone_id}")).await,
+        404,
+        "/problems/document-not-found",
+    )
+    .await;
 
     let after = app.search(None, query).await;
     assert!(!ids(&after).contains(&gone_id.to_string()), "{after}");
-    let (_, answer) = app.query(json!({"question": "How long is the warranty of Acme devices?"})).await;
-    assert!(answer["citations"].as_array().unwrap().iter().all(|c| c["document_id"] != gone_id), "{answer}");
+    let (_, answer) = app
+        .query(json!({"question": "How long is the warranty of Acme devices?"}))
+        .await;
+    assert!(
+        answer["citations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["document_id"] != gone_id),
+        "{answer}"
+    );
     assert_eq!(app.stored_files(), 1);
     // The other document is untouched.
-    let kept = app.get(&format!("/v1/documents/{}", keep["id"].as_str().unwrap())).await;
+    let kept = app
+        .get(&format!("/v1/documents/{}", keep["id"].as_str().unwrap()))
+        .await;
     assert_eq!(kept.status(), 200);
 }
 
 async fn everything_is_still_there_after_a_restart(backend: Backend) {
-    let Some(mut app) = TestApp::on(backend, "everything_is_still_there_after_a_restart").await else { return };
-    let pdf = app.ingest("four-pages.pdf", crate::helpers::corpus("pdflatex-4-pages.pdf")).await;
+    let Some(mut app) = TestApp::on(backend, "everything_is_still_there_after_a_restart").await else {
+        return;
+    };
+    let pdf = app
+        .ingest("four-pages.pdf", crate::helpers::corpus("pdflatex-4-pages.pdf"))
+        .await;
     let text = app.ingest("terms.txt", WARRANTY_TXT.into()).await;
     let query = json!({"query": "warranty extended to 36 months", "top_k": 5});
     let before = app.search(None, query.clone()).await;
@@ -134,26 +202,44 @@ async fn everything_is_still_there_after_a_restart(backend: Backend) {
     app.restart().await;
 
     for document in [&pdf, &text] {
-        let got: Value = app.get(&format!("/v1/documents/{}", document["id"].as_str().unwrap())).await.json().await.unwrap();
+        let got: Value = app
+            .get(&format!("/v1/documents/{}", document["id"].as_str().unwrap()))
+            .await
+            .json()
+            .await
+            .unwrap();
         assert_eq!(got["status"], "ready", "{got}");
     }
     let after = app.search(None, query).await;
     assert_eq!(before["results"], after["results"]);
-    let again: Value = app.upload(None, &[("terms.txt", WARRANTY_TXT.into())], None, true).await.json().await.unwrap();
+    let again: Value = app
+        .upload(None, &[("terms.txt", WARRANTY_TXT.into())], None, true)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(again["documents"][0]["status"], "duplicate");
     let listed: Value = app.get("/v1/documents").await.json().await.unwrap();
     assert_eq!(listed["documents"].as_array().unwrap().len(), 2);
 }
 
 async fn documents_are_listed_in_pages_and_by_status(backend: Backend) {
-    let Some(app) = TestApp::on(backend, "documents_are_listed_in_pages_and_by_status").await else { return };
+    let Some(app) = TestApp::on(backend, "documents_are_listed_in_pages_and_by_status").await else {
+        return;
+    };
     for marker in ["alpha", "bravo", "charlie"] {
-        app.ingest(&format!("{marker}.txt"), unique_text(marker).into_bytes()).await;
+        app.ingest(&format!("{marker}.txt"), unique_text(marker).into_bytes())
+            .await;
     }
     let first: Value = app.get("/v1/documents?limit=2").await.json().await.unwrap();
     assert_eq!(first["documents"].as_array().unwrap().len(), 2);
     let cursor = first["next_cursor"].as_str().expect("a next page");
-    let second: Value = app.get(&format!("/v1/documents?limit=2&cursor={cursor}")).await.json().await.unwrap();
+    let second: Value = app
+        .get(&format!("/v1/documents?limit=2&cursor={cursor}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(second["documents"].as_array().unwrap().len(), 1);
     assert_eq!(second["next_cursor"], Value::Null);
     let names: Vec<&str> = first["documents"]
@@ -171,20 +257,42 @@ async fn documents_are_listed_in_pages_and_by_status(backend: Backend) {
     assert!(failed["documents"].as_array().unwrap().is_empty());
 
     assert_problem(app.get("/v1/documents?limit=0").await, 422, "/problems/invalid-request").await;
-    assert_problem(app.get("/v1/documents?cursor=zz").await, 422, "/problems/invalid-request").await;
-    assert_problem(app.get("/v1/documents?status=lost").await, 422, "/problems/invalid-request").await;
+    assert_problem(
+        app.get("/v1/documents?cursor=zz").await,
+        422,
+        "/problems/invalid-request",
+    )
+    .await;
+    assert_problem(
+        app.get("/v1/documents?status=lost").await,
+        422,
+        "/problems/invalid-request",
+    )
+    .await;
 }
 
 async fn filters_by_metadata_and_document_apply_inside_the_index(backend: Backend) {
-    let Some(app) = TestApp::on(backend, "filters_by_metadata_and_document_apply_inside_the_index").await else { return };
+    let Some(app) = TestApp::on(backend, "filters_by_metadata_and_document_apply_inside_the_index").await else {
+        return;
+    };
     let legal: Value = app
-        .upload(None, &[("legal.txt", unique_text("policy-legal").into_bytes())], Some(r#"{"team":"legal","year":2023}"#), true)
+        .upload(
+            None,
+            &[("legal.txt", unique_text("policy-legal").into_bytes())],
+            Some(r#"{"team":"legal","year":2023}"#),
+            true,
+        )
         .await
         .json()
         .await
         .unwrap();
     let ops: Value = app
-        .upload(None, &[("ops.txt", unique_text("policy-ops").into_bytes())], Some(r#"{"team":"ops","year":2024}"#), true)
+        .upload(
+            None,
+            &[("ops.txt", unique_text("policy-ops").into_bytes())],
+            Some(r#"{"team":"ops","year":2024}"#),
+            true,
+        )
         .await
         .json()
         .await
@@ -199,16 +307,37 @@ async fn filters_by_metadata_and_document_apply_inside_the_index(backend: Backen
     found.dedup();
     assert_eq!(found.len(), 2, "{all}");
 
-    assert_eq!(ids(&app.search(None, query(json!({"metadata": {"team": "legal"}}))).await), vec![legal_id.clone()]);
-    assert_eq!(ids(&app.search(None, query(json!({"metadata": {"year": 2024}}))).await), vec![ops_id.clone()]);
-    assert_eq!(ids(&app.search(None, query(json!({"document_ids": [ops_id]}))).await), vec![ops_id.clone()]);
-    let none = app.search(None, query(json!({"document_ids": [ops_id], "metadata": {"team": "legal"}}))).await;
+    assert_eq!(
+        ids(&app.search(None, query(json!({"metadata": {"team": "legal"}}))).await),
+        vec![legal_id.clone()]
+    );
+    assert_eq!(
+        ids(&app.search(None, query(json!({"metadata": {"year": 2024}}))).await),
+        vec![ops_id.clone()]
+    );
+    assert_eq!(
+        ids(&app.search(None, query(json!({"document_ids": [ops_id]}))).await),
+        vec![ops_id.clone()]
+    );
+    let none = app
+        .search(
+            None,
+            query(json!({"document_ids": [ops_id], "metadata": {"team": "legal"}})),
+        )
+        .await;
     assert!(none["results"].as_array().unwrap().is_empty(), "{none}");
 
     let (_, answer) = app
         .query(json!({"question": "Who reviews supplier contracts?", "filter": {"metadata": {"team": "legal"}}}))
         .await;
-    assert!(answer["citations"].as_array().unwrap().iter().all(|c| c["document_id"] == legal_id.as_str()), "{answer}");
+    assert!(
+        answer["citations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["document_id"] == legal_id.as_str()),
+        "{answer}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -218,16 +347,33 @@ async fn html_pages_are_read_for_their_visible_text() {
         <script>const token = "zebracrossing-secret";</script><style>.x{}</style></head>
         <body><h1>Visitor parking</h1><p>Visitors park on level <b>minus two</b> and register at the front desk.</p></body></html>"#;
     let document = app.ingest("parking", page.as_bytes().to_vec()).await;
-    let stored: Value = app.get(&format!("/v1/documents/{}", document["id"].as_str().unwrap())).await.json().await.unwrap();
+    let stored: Value = app
+        .get(&format!("/v1/documents/{}", document["id"].as_str().unwrap()))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(stored["content_type"], "text/html", "{stored}");
 
-    let found = app.search(None, json!({"query": "Where do visitors park?", "top_k": 1})).await;
+    let found = app
+        .search(None, json!({"query": "Where do visitors park?", "top_k": 1}))
+        .await;
     let text = found["results"][0]["text"].as_str().unwrap();
     assert!(text.contains("Visitors park on level minus two"), "{found}");
     assert!(text.starts_with("Parking rules"), "{found}");
-    assert!(!text.contains("zebracrossing") && !text.contains(".x{}"), "scripts and styles are not text: {found}");
-    let (_, answer) = app.query(json!({"question": "Where do visitors park?", "mode": "extractive"})).await;
-    let quotes: Vec<&str> = answer["citations"].as_array().unwrap().iter().filter_map(|c| c["quote"].as_str()).collect();
+    assert!(
+        !text.contains("zebracrossing") && !text.contains(".x{}"),
+        "scripts and styles are not text: {found}"
+    );
+    let (_, answer) = app
+        .query(json!({"question": "Where do visitors park?", "mode": "extractive"}))
+        .await;
+    let quotes: Vec<&str> = answer["citations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["quote"].as_str())
+        .collect();
     assert!(quotes.iter().any(|q| q.contains("level minus two")), "{answer}");
 }
 

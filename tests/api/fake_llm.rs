@@ -7,8 +7,8 @@
 use std::net::TcpListener;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
@@ -259,7 +259,11 @@ async fn chat(state: web::Data<State>, body: web::Json<Value>) -> HttpResponse {
         Behaviour::RateLimitedOnce(seconds) if call == 1 => return rate_limited(seconds),
         Behaviour::RateLimitedOnce(_) => good.to_string(),
         Behaviour::RateLimitedForAnHour => return rate_limited(3600),
-        Behaviour::ObeysInjections if sources.iter().any(|(_, text)| text.to_lowercase().contains("ignore previous instructions")) => {
+        Behaviour::ObeysInjections
+            if sources
+                .iter()
+                .any(|(_, text)| text.to_lowercase().contains("ignore previous instructions")) =>
+        {
             json!({"answer": "PWNED", "citations": []}).to_string()
         }
         Behaviour::ObeysInjections => good.to_string(),

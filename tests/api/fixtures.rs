@@ -38,7 +38,12 @@ pub fn pdf_with_content(content: &[u8], filter: Option<&str>, extra: &[Vec<u8>])
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
            /Resources << /Font << /F1 << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> >> >> >>"
             .to_vec(),
-        [format!("<< /Length {}{filter} >>\nstream\n", content.len()).as_bytes(), content, b"\nendstream"].concat(),
+        [
+            format!("<< /Length {}{filter} >>\nstream\n", content.len()).as_bytes(),
+            content,
+            b"\nendstream",
+        ]
+        .concat(),
     ];
     objects.extend(extra.iter().cloned());
     assemble(&objects)
@@ -47,7 +52,11 @@ pub fn pdf_with_content(content: &[u8], filter: Option<&str>, extra: &[Vec<u8>])
 /// A page that says `text` in Helvetica.
 pub fn pdf_saying(text: &str) -> Vec<u8> {
     let escaped = text.replace('\\', "\\\\").replace('(', "\\(").replace(')', "\\)");
-    pdf_with_content(format!("BT /F1 12 Tf 72 720 Td ({escaped}) Tj ET").as_bytes(), None, &[])
+    pdf_with_content(
+        format!("BT /F1 12 Tf 72 720 Td ({escaped}) Tj ET").as_bytes(),
+        None,
+        &[],
+    )
 }
 
 /// A PDF of several pages, each saying its text in Helvetica, wrapped at about
@@ -89,7 +98,12 @@ pub fn pdf_with_pages(pages: &[&str]) -> Vec<u8> {
         }
         let shown: String = lines
             .iter()
-            .map(|l| format!("({}) Tj T* ", l.replace('\\', "\\\\").replace('(', "\\(").replace(')', "\\)")))
+            .map(|l| {
+                format!(
+                    "({}) Tj T* ",
+                    l.replace('\\', "\\\\").replace('(', "\\(").replace(')', "\\)")
+                )
+            })
             .collect();
         let content = format!("BT /F1 11 Tf 14 TL 72 720 Td {shown}ET");
         objects.push(format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()).into_bytes());
@@ -113,6 +127,12 @@ fn assemble(objects: &[Vec<u8>]) -> Vec<u8> {
     for offset in offsets {
         out.extend(format!("{offset:010} 00000 n \n").as_bytes());
     }
-    out.extend(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes());
+    out.extend(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
     out
 }

@@ -22,7 +22,13 @@ async fn readyz_reports_every_component() {
     for component in ["catalog", "index", "embedder"] {
         assert_eq!(body[component]["ok"], true, "{body}");
     }
-    assert!(body["embedder"]["detail"].as_str().unwrap().contains("all-MiniLM-L6-v2"), "{body}");
+    assert!(
+        body["embedder"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("all-MiniLM-L6-v2"),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -31,7 +37,11 @@ async fn the_openapi_document_describes_the_api() {
     let response = app.get("/openapi.json").await;
     assert_eq!(response.status(), 200);
     let doc: Value = response.json().await.unwrap();
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
     let paths = doc["paths"].as_object().unwrap();
     for path in [
         "/v1/collections",
@@ -45,13 +55,26 @@ async fn the_openapi_document_describes_the_api() {
         assert!(paths.contains_key(path), "{path} missing");
     }
     let schemas = doc["components"]["schemas"].as_object().unwrap();
-    for schema in ["Answer", "Citation", "Problem", "SearchRequest", "QueryRequest", "Document", "Job"] {
+    for schema in [
+        "Answer",
+        "Citation",
+        "Problem",
+        "SearchRequest",
+        "QueryRequest",
+        "Document",
+        "Job",
+    ] {
         assert!(schemas.contains_key(schema), "schema {schema} missing");
     }
 
     let docs = app.get("/docs").await;
     assert_eq!(docs.status(), 200);
-    assert!(docs.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        docs.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -78,7 +101,13 @@ async fn without_a_model_auto_runs_on_bm25_alone_and_says_so() {
     let ready: Value = app.get("/readyz").await.json().await.unwrap();
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["retrieval"], "bm25-only");
-    assert!(ready["embedder"]["detail"].as_str().unwrap().contains("EMBED_MODEL_DIR"), "{ready}");
+    assert!(
+        ready["embedder"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("EMBED_MODEL_DIR"),
+        "{ready}"
+    );
 
     app.ingest("terms.txt", crate::fixtures::WARRANTY_TXT.into()).await;
     let found = app.search(None, json!({"query": "warranty period months"})).await;
@@ -102,7 +131,10 @@ async fn embedder_local_refuses_to_start_without_the_model() {
     let Err(error) = docqa::App::build(config).await else {
         panic!("the app started without its model");
     };
-    assert!(error.to_string().contains("EMBED_MODEL_DIR=/nonexistent/model"), "{error}");
+    assert!(
+        error.to_string().contains("EMBED_MODEL_DIR=/nonexistent/model"),
+        "{error}"
+    );
     // The real model dir is fine, so the failure above is about the missing model.
     assert!(model_dir().join("model.safetensors").is_file());
 }
@@ -111,13 +143,19 @@ async fn embedder_local_refuses_to_start_without_the_model() {
 async fn a_hybrid_collection_stays_searchable_when_the_model_is_gone() {
     let mut app = TestApp::spawn().await;
     let document = app.ingest("terms.txt", crate::fixtures::WARRANTY_TXT.into()).await;
-    app.restart_with(&[("EMBEDDER", "auto"), ("EMBED_MODEL_DIR", "/nonexistent/model")]).await;
+    app.restart_with(&[("EMBEDDER", "auto"), ("EMBED_MODEL_DIR", "/nonexistent/model")])
+        .await;
 
     let found = app.search(None, json!({"query": "warranty period months"})).await;
     assert_eq!(found["results"][0]["document_id"], document["id"], "{found}");
-    assert!(found["warnings"][0].as_str().unwrap().contains("no embedding model"), "{found}");
+    assert!(
+        found["warnings"][0].as_str().unwrap().contains("no embedding model"),
+        "{found}"
+    );
     // New uploads are indexed for BM25 and found by their terms.
-    let memo = app.ingest("memo.txt", crate::fixtures::unique_text("quokka").into_bytes()).await;
+    let memo = app
+        .ingest("memo.txt", crate::fixtures::unique_text("quokka").into_bytes())
+        .await;
     let found = app.search(None, json!({"query": "quokka supplier contracts"})).await;
     assert_eq!(found["results"][0]["document_id"], memo["id"], "{found}");
 }

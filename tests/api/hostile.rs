@@ -40,15 +40,40 @@ async fn hostile_pdfs_fail_with_their_reason_and_the_server_stays_healthy() {
     })
     .await;
     let nesting = 200_000;
-    let deep = [&b"BT /F1 12 Tf 72 720 Td "[..], &b"[".repeat(nesting), b"(x)", &b"]".repeat(nesting), b" TJ ET"].concat();
+    let deep = [
+        &b"BT /F1 12 Tf 72 720 Td "[..],
+        &b"[".repeat(nesting),
+        b"(x)",
+        &b"]".repeat(nesting),
+        b" TJ ET",
+    ]
+    .concat();
     let cases: Vec<(&str, Vec<u8>, &[&str])> = vec![
         // The parser recurses into nested arrays until its stack is gone.
         ("deep.pdf", pdf_with_content(&deep, None, &[]), &["corrupt"]),
         // 3 GiB of content once inflated, from a few MiB.
-        ("bomb.pdf", pdf_with_content(&deflated_zeros(3072), Some("FlateDecode"), &[]), &["too large", "timeout", "corrupt", "no extractable text"]),
+        (
+            "bomb.pdf",
+            pdf_with_content(&deflated_zeros(3072), Some("FlateDecode"), &[]),
+            &["too large", "timeout", "corrupt", "no extractable text"],
+        ),
         // Millions of operators to interpret.
-        ("endless.pdf", pdf_with_content(&endless_content(30_000_000), Some("FlateDecode"), &[]), &["timeout", "too large"]),
-        ("random.pdf", [b"%PDF-1.5\n".to_vec(), (0..50_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8).collect()].concat(), &["corrupt"]),
+        (
+            "endless.pdf",
+            pdf_with_content(&endless_content(30_000_000), Some("FlateDecode"), &[]),
+            &["timeout", "too large"],
+        ),
+        (
+            "random.pdf",
+            [
+                b"%PDF-1.5\n".to_vec(),
+                (0..50_000u32)
+                    .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
+                    .collect(),
+            ]
+            .concat(),
+            &["corrupt"],
+        ),
     ];
     for (name, bytes, reasons) in cases {
         let response = app.upload(None, &[(name, bytes)], None, true).await;
@@ -59,7 +84,12 @@ async fn hostile_pdfs_fail_with_their_reason_and_the_server_stays_healthy() {
         // The server is fine and still ingests.
         assert_eq!(app.get("/readyz").await.status(), 200, "after {name}");
     }
-    let after = app.ingest("fine.pdf", pdf_saying("The server is still ingesting after hostile files.")).await;
+    let after = app
+        .ingest(
+            "fine.pdf",
+            pdf_saying("The server is still ingesting after hostile files."),
+        )
+        .await;
     assert_eq!(after["status"], "ready");
     let text = app.ingest("terms.txt", WARRANTY_TXT.into()).await;
     assert_eq!(text["status"], "ready");
@@ -72,11 +102,15 @@ async fn a_failed_job_can_be_retried_and_a_full_queue_says_when_to_come_back() {
         llm: None,
     })
     .await;
-    let broken = app.upload(None, &[("cut.pdf", pdf_saying("half")[..60].to_vec())], None, true).await;
+    let broken = app
+        .upload(None, &[("cut.pdf", pdf_saying("half")[..60].to_vec())], None, true)
+        .await;
     let body = assert_problem(broken, 422, "/problems/ingestion-failed").await;
     let job_id = body["documents"][0]["job_id"].as_str().unwrap().to_string();
 
-    let retried = app.post_json(&format!("/v1/jobs/{job_id}/retry"), &serde_json::json!({})).await;
+    let retried = app
+        .post_json(&format!("/v1/jobs/{job_id}/retry"), &serde_json::json!({}))
+        .await;
     assert_eq!(retried.status(), 202);
     let retried: Value = retried.json().await.unwrap();
     assert_eq!(retried["id"], job_id.as_str());
@@ -90,15 +124,40 @@ async fn a_failed_job_can_be_retried_and_a_full_queue_says_when_to_come_back() {
     }
     assert_eq!(job["status"], "failed", "the same bytes fail the same way: {job}");
     assert_eq!(job["attempts"], 2, "{job}");
-    assert_problem(app.post_json("/v1/jobs/00000000-0000-4000-8000-000000000000/retry", &serde_json::json!({})).await, 404, "/problems/job-not-found").await;
+    assert_problem(
+        app.post_json(
+            "/v1/jobs/00000000-0000-4000-8000-000000000000/retry",
+            &serde_json::json!({}),
+        )
+        .await,
+        404,
+        "/problems/job-not-found",
+    )
+    .await;
     let good = app.ingest("terms.txt", WARRANTY_TXT.into()).await;
     let good_job = good["job_id"].as_str().unwrap();
-    assert_problem(app.post_json(&format!("/v1/jobs/{good_job}/retry"), &serde_json::json!({})).await, 409, "/problems/job-not-failed").await;
+    assert_problem(
+        app.post_json(&format!("/v1/jobs/{good_job}/retry"), &serde_json::json!({}))
+            .await,
+        409,
+        "/problems/job-not-failed",
+    )
+    .await;
 
     // Three files into a queue that holds two: refused at once, nothing stored.
-    let files: Vec<(&str, Vec<u8>)> = (0..3).map(|i| ("memo.txt", crate::fixtures::unique_text(&format!("queue{i}")).into_bytes())).collect();
+    let files: Vec<(&str, Vec<u8>)> = (0..3)
+        .map(|i| {
+            (
+                "memo.txt",
+                crate::fixtures::unique_text(&format!("queue{i}")).into_bytes(),
+            )
+        })
+        .collect();
     let full = app.upload(None, &files, None, false).await;
-    assert_eq!(full.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("30"));
+    assert_eq!(
+        full.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("30")
+    );
     assert_problem(full, 429, "/problems/queue-full").await;
     assert!(app.staging_is_empty());
     let listed: Value = app.get("/v1/documents").await.json().await.unwrap();

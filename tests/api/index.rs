@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use docqa::Config;
 use docqa::domain::{ChunkId, CollectionName, DocumentId, Filter, Metadata};
 use docqa::embed::Bm25Encoder;
 use docqa::index::{ChunkPayload, ChunkPoint, HybridQuery, IndexLayout, VectorIndex};
-use docqa::Config;
 
 use crate::backends::Backend;
 
@@ -32,7 +32,9 @@ async fn open(backend: Backend, test: &str) -> Option<TestIndex> {
     })
 }
 
-const LAYOUT: IndexLayout = IndexLayout { dense_dimension: Some(4) };
+const LAYOUT: IndexLayout = IndexLayout {
+    dense_dimension: Some(4),
+};
 
 fn points(bm25: &Bm25Encoder, document: DocumentId, texts: &[&str], dense: [f32; 4], pending: bool) -> Vec<ChunkPoint> {
     texts
@@ -78,29 +80,56 @@ fn documents_of(found: &[docqa::index::ScoredChunk]) -> Vec<DocumentId> {
 }
 
 async fn pending_points_are_found_only_once_published(backend: Backend) {
-    let Some(t) = open(backend, "pending_points_are_found_only_once_published").await else { return };
+    let Some(t) = open(backend, "pending_points_are_found_only_once_published").await else {
+        return;
+    };
     let bm25 = Bm25Encoder::new();
     let collection = CollectionName::parse("docs").unwrap();
     t.index.ensure_collection(&collection, LAYOUT).await.unwrap();
     let ready = DocumentId::new();
     let loading = DocumentId::new();
-    let texts = ["the lighthouse keeper logs the tides", "tides rise twice a day at the lighthouse"];
-    t.index.upsert(&collection, points(&bm25, ready, &texts, [1.0, 0.0, 0.0, 0.0], false)).await.unwrap();
-    t.index.upsert(&collection, points(&bm25, loading, &texts, [1.0, 0.1, 0.0, 0.0], true)).await.unwrap();
+    let texts = [
+        "the lighthouse keeper logs the tides",
+        "tides rise twice a day at the lighthouse",
+    ];
+    t.index
+        .upsert(&collection, points(&bm25, ready, &texts, [1.0, 0.0, 0.0, 0.0], false))
+        .await
+        .unwrap();
+    t.index
+        .upsert(&collection, points(&bm25, loading, &texts, [1.0, 0.1, 0.0, 0.0], true))
+        .await
+        .unwrap();
 
-    let found = t.index.search(&collection, query(&bm25, "lighthouse tides", [1.0, 0.0, 0.0, 0.0])).await.unwrap();
+    let found = t
+        .index
+        .search(&collection, query(&bm25, "lighthouse tides", [1.0, 0.0, 0.0, 0.0]))
+        .await
+        .unwrap();
     assert_eq!(documents_of(&found), vec![ready], "a pending document is not found");
-    assert_eq!(t.index.count_document(&collection, loading).await.unwrap(), 2, "but its points are there");
+    assert_eq!(
+        t.index.count_document(&collection, loading).await.unwrap(),
+        2,
+        "but its points are there"
+    );
 
     t.index.publish_document(&collection, loading).await.unwrap();
-    let found = t.index.search(&collection, query(&bm25, "lighthouse tides", [1.0, 0.0, 0.0, 0.0])).await.unwrap();
+    let found = t
+        .index
+        .search(&collection, query(&bm25, "lighthouse tides", [1.0, 0.0, 0.0, 0.0]))
+        .await
+        .unwrap();
     let mut both = vec![ready, loading];
     both.sort();
     assert_eq!(documents_of(&found), both);
     assert!(found.iter().all(|c| !c.payload.pending));
     // The cosine of the query and each stored vector comes back with the hit.
     for hit in &found {
-        let expected = if hit.payload.document_id == ready { 1.0 } else { 1.0 / 1.01f32.sqrt() };
+        let expected = if hit.payload.document_id == ready {
+            1.0
+        } else {
+            1.0 / 1.01f32.sqrt()
+        };
         let got = hit.dense_similarity.expect("dense similarity");
         assert!((got - expected).abs() < 1e-3, "{got} vs {expected}");
     }
@@ -108,46 +137,123 @@ async fn pending_points_are_found_only_once_published(backend: Backend) {
     t.index.delete_document(&collection, loading).await.unwrap();
     assert_eq!(t.index.count_document(&collection, loading).await.unwrap(), 0);
     t.index.drop_collection(&collection).await.unwrap();
-    assert!(t.index.count_document(&collection, ready).await.is_err(), "a dropped collection is gone");
+    assert!(
+        t.index.count_document(&collection, ready).await.is_err(),
+        "a dropped collection is gone"
+    );
 }
 
 async fn a_rebuild_serves_the_old_generation_until_it_is_swapped_in(backend: Backend) {
-    let Some(t) = open(backend, "a_rebuild_serves_the_old_generation_until_it_is_swapped_in").await else { return };
+    let Some(t) = open(backend, "a_rebuild_serves_the_old_generation_until_it_is_swapped_in").await else {
+        return;
+    };
     let bm25 = Bm25Encoder::new();
     let collection = CollectionName::parse("docs").unwrap();
-    t.index.ensure_collection(&collection, IndexLayout { dense_dimension: Some(4) }).await.unwrap();
+    t.index
+        .ensure_collection(
+            &collection,
+            IndexLayout {
+                dense_dimension: Some(4),
+            },
+        )
+        .await
+        .unwrap();
     let old = DocumentId::new();
-    t.index.upsert(&collection, points(&bm25, old, &["orchard apples ripen in autumn"], [0.0, 1.0, 0.0, 0.0], false)).await.unwrap();
+    t.index
+        .upsert(
+            &collection,
+            points(
+                &bm25,
+                old,
+                &["orchard apples ripen in autumn"],
+                [0.0, 1.0, 0.0, 0.0],
+                false,
+            ),
+        )
+        .await
+        .unwrap();
 
     let rebuild = t.index.begin_rebuild(&collection, LAYOUT).await.unwrap();
     let kept = DocumentId::new();
     let deleted = DocumentId::new();
-    t.index.upsert_rebuild(&rebuild, points(&bm25, kept, &["orchard apples ripen in autumn"], [0.0, 1.0, 0.0, 0.0], false)).await.unwrap();
-    t.index.upsert_rebuild(&rebuild, points(&bm25, deleted, &["orchard pears ripen in autumn"], [0.0, 1.0, 0.1, 0.0], false)).await.unwrap();
+    t.index
+        .upsert_rebuild(
+            &rebuild,
+            points(
+                &bm25,
+                kept,
+                &["orchard apples ripen in autumn"],
+                [0.0, 1.0, 0.0, 0.0],
+                false,
+            ),
+        )
+        .await
+        .unwrap();
+    t.index
+        .upsert_rebuild(
+            &rebuild,
+            points(
+                &bm25,
+                deleted,
+                &["orchard pears ripen in autumn"],
+                [0.0, 1.0, 0.1, 0.0],
+                false,
+            ),
+        )
+        .await
+        .unwrap();
     // A delete while rebuilding reaches the rebuild too.
     t.index.delete_document(&collection, deleted).await.unwrap();
 
-    let search = || t.index.search(&collection, query(&bm25, "orchard autumn", [0.0, 1.0, 0.0, 0.0]));
-    assert_eq!(documents_of(&search().await.unwrap()), vec![old], "the old generation serves");
+    let search = || {
+        t.index
+            .search(&collection, query(&bm25, "orchard autumn", [0.0, 1.0, 0.0, 0.0]))
+    };
+    assert_eq!(
+        documents_of(&search().await.unwrap()),
+        vec![old],
+        "the old generation serves"
+    );
     t.index.finish_rebuild(&rebuild).await.unwrap();
     let found = search().await.unwrap();
     assert_eq!(documents_of(&found), vec![kept], "the new generation serves");
-    assert!(found[0].dense_similarity.is_some_and(|s| s > 0.99), "{:?}", found[0].dense_similarity);
+    assert!(
+        found[0].dense_similarity.is_some_and(|s| s > 0.99),
+        "{:?}",
+        found[0].dense_similarity
+    );
     // Writes go to the new generation too, and a second rebuild works the same.
     let later = DocumentId::new();
-    t.index.upsert(&collection, points(&bm25, later, &["autumn orchard harvest festival"], [0.0, 1.0, 0.0, 0.0], false)).await.unwrap();
+    t.index
+        .upsert(
+            &collection,
+            points(
+                &bm25,
+                later,
+                &["autumn orchard harvest festival"],
+                [0.0, 1.0, 0.0, 0.0],
+                false,
+            ),
+        )
+        .await
+        .unwrap();
     let mut expected = vec![kept, later];
     expected.sort();
     assert_eq!(documents_of(&search().await.unwrap()), expected);
     let second = t.index.begin_rebuild(&collection, LAYOUT).await.unwrap();
     assert!(second.generation > rebuild.generation);
     t.index.finish_rebuild(&second).await.unwrap();
-    assert!(search().await.unwrap().is_empty(), "an empty rebuild swapped in leaves nothing");
+    assert!(
+        search().await.unwrap().is_empty(),
+        "an empty rebuild swapped in leaves nothing"
+    );
     t.index.drop_collection(&collection).await.unwrap();
 }
 
 async fn the_bm25_weight_tips_a_tie_between_the_sides(backend: Backend) {
-    let Some(t) = open(backend, "the_bm25_weight_tips_a_tie_between_the_sides").await else { return };
+    let Some(t) = open(backend, "the_bm25_weight_tips_a_tie_between_the_sides").await else {
+        return;
+    };
     let bm25 = Bm25Encoder::new();
     let collection = CollectionName::parse("docs").unwrap();
     t.index.ensure_collection(&collection, LAYOUT).await.unwrap();
@@ -156,8 +262,32 @@ async fn the_bm25_weight_tips_a_tie_between_the_sides(backend: Backend) {
     // the rank, 1 / (rank / weight + k - 1), so a weight tips it at a small k.
     let dense_first = DocumentId::new();
     let bm25_first = DocumentId::new();
-    t.index.upsert(&collection, points(&bm25, dense_first, &["the harbour office opens early"], [1.0, 0.0, 0.0, 0.0], false)).await.unwrap();
-    t.index.upsert(&collection, points(&bm25, bm25_first, &["harbour pilot boats guide the harbour pilot ships"], [0.8, 0.6, 0.0, 0.0], false)).await.unwrap();
+    t.index
+        .upsert(
+            &collection,
+            points(
+                &bm25,
+                dense_first,
+                &["the harbour office opens early"],
+                [1.0, 0.0, 0.0, 0.0],
+                false,
+            ),
+        )
+        .await
+        .unwrap();
+    t.index
+        .upsert(
+            &collection,
+            points(
+                &bm25,
+                bm25_first,
+                &["harbour pilot boats guide the harbour pilot ships"],
+                [0.8, 0.6, 0.0, 0.0],
+                false,
+            ),
+        )
+        .await
+        .unwrap();
 
     let first_with = |bm25_weight: f32| {
         let mut q = query(&bm25, "harbour pilot", [1.0, 0.0, 0.0, 0.0]);

@@ -52,7 +52,9 @@ fn index_owners(data: &Path) -> HashSet<String> {
         .unwrap_or_default()
 }
 
-async fn creating_reindexing_and_deleting_300_collections_keeps_the_server_up_and_leaves_no_directory(backend: Backend) {
+async fn creating_reindexing_and_deleting_300_collections_keeps_the_server_up_and_leaves_no_directory(
+    backend: Backend,
+) {
     let data = tempfile::tempdir().unwrap();
     let test = "creating_reindexing_and_deleting_300_collections";
     let Some((mut server, provisioned)) = serve(backend, test, data.path()).await else {
@@ -62,20 +64,52 @@ async fn creating_reindexing_and_deleting_300_collections_keeps_the_server_up_an
     let started = Instant::now();
     for i in 0..300 {
         let name = format!("x{i}r{}", fastrand::u32(..));
-        let created = client.post(server.url("/v1/collections")).json(&json!({"name": name})).send().await;
+        let created = client
+            .post(server.url("/v1/collections"))
+            .json(&json!({"name": name}))
+            .send()
+            .await;
         let created = created.unwrap_or_else(|e| panic!("iteration {i}: {e}; server log:\n{}", server.log_tail()));
         assert_eq!(created.status(), 201, "iteration {i}");
-        let reindex = client.post(server.url(&format!("/v1/collections/{name}/reindex"))).send().await.unwrap();
+        let reindex = client
+            .post(server.url(&format!("/v1/collections/{name}/reindex")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(reindex.status(), 202, "iteration {i}");
-        let deleted = client.delete(server.url(&format!("/v1/collections/{name}"))).send().await.unwrap();
-        assert_eq!(deleted.status(), 204, "iteration {i}: {}", deleted.text().await.unwrap_or_default());
+        let deleted = client
+            .delete(server.url(&format!("/v1/collections/{name}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            deleted.status(),
+            204,
+            "iteration {i}: {}",
+            deleted.text().await.unwrap_or_default()
+        );
     }
-    eprintln!("{backend:?}: 300 create/reindex/delete rounds in {:?}", started.elapsed());
+    eprintln!(
+        "{backend:?}: 300 create/reindex/delete rounds in {:?}",
+        started.elapsed()
+    );
 
     assert!(server.is_running(), "the server died; its log:\n{}", server.log_tail());
     assert_eq!(client.get(server.url("/readyz")).send().await.unwrap().status(), 200);
-    let listed: Value = client.get(server.url("/v1/collections")).send().await.unwrap().json().await.unwrap();
-    let names: Vec<&str> = listed["collections"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let listed: Value = client
+        .get(server.url("/v1/collections"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = listed["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["default"], "{listed}");
     // The jobs were cancelled with their collections, and no worker is stuck.
     let uploaded = client
@@ -92,7 +126,11 @@ async fn creating_reindexing_and_deleting_300_collections_keeps_the_server_up_an
     assert!(server.panics().is_empty(), "panics in the log: {:#?}", server.panics());
     server.stop();
     if uses_edge(&provisioned) {
-        assert_eq!(index_owners(data.path()), HashSet::from(["default".to_string()]), "only default's index is left");
+        assert_eq!(
+            index_owners(data.path()),
+            HashSet::from(["default".to_string()]),
+            "only default's index is left"
+        );
     }
 }
 
@@ -126,19 +164,46 @@ async fn chaos_client(url: String, seed: u64, stop: Arc<AtomicBool>, tally: Arc<
         let base = format!("{url}/v1/collections/{collection}");
         let pick = rng.u32(..100);
         let (action, response) = match pick {
-            0..=9 => ("create", client.post(format!("{url}/v1/collections")).json(&json!({"name": collection})).send().await),
+            0..=9 => (
+                "create",
+                client
+                    .post(format!("{url}/v1/collections"))
+                    .json(&json!({"name": collection}))
+                    .send()
+                    .await,
+            ),
             10..=34 => {
                 let (name, bytes) = if rng.u32(..4) == 0 {
-                    ("paper.pdf", [pdf.clone(), format!("\n%chaos {seed} {n}\n").into_bytes()].concat())
+                    (
+                        "paper.pdf",
+                        [pdf.clone(), format!("\n%chaos {seed} {n}\n").into_bytes()].concat(),
+                    )
                 } else {
                     ("memo.txt", unique_text(&format!("chaos{seed}x{n}")).into_bytes())
                 };
                 let form = reqwest::multipart::Form::new()
                     .part("file", reqwest::multipart::Part::bytes(bytes).file_name(name));
-                ("upload", client.post(format!("{base}/documents")).multipart(form).send().await)
+                (
+                    "upload",
+                    client.post(format!("{base}/documents")).multipart(form).send().await,
+                )
             }
-            35..=49 => ("search", client.post(format!("{base}/search")).json(&json!({"query": "supplier contracts review"})).send().await),
-            50..=59 => ("query", client.post(format!("{base}/query")).json(&json!({"question": "What does the project review?"})).send().await),
+            35..=49 => (
+                "search",
+                client
+                    .post(format!("{base}/search"))
+                    .json(&json!({"query": "supplier contracts review"}))
+                    .send()
+                    .await,
+            ),
+            50..=59 => (
+                "query",
+                client
+                    .post(format!("{base}/query"))
+                    .json(&json!({"question": "What does the project review?"}))
+                    .send()
+                    .await,
+            ),
             60..=66 => {
                 let response = client
                     .post(format!("{base}/query"))
@@ -149,8 +214,15 @@ async fn chaos_client(url: String, seed: u64, stop: Arc<AtomicBool>, tally: Arc<
                     Ok(response) => {
                         let status = response.status().as_u16();
                         match response.text().await {
-                            Ok(body) if status == 200 && !(body.contains("event: answer") || body.contains("event: error")) => {
-                                tally.lock().await.failures.push(format!("SSE ended without an answer or error: {body}"));
+                            Ok(body)
+                                if status == 200
+                                    && !(body.contains("event: answer") || body.contains("event: error")) =>
+                            {
+                                tally
+                                    .lock()
+                                    .await
+                                    .failures
+                                    .push(format!("SSE ended without an answer or error: {body}"));
                             }
                             Ok(_) => {}
                             Err(e) => tally.lock().await.failures.push(format!("SSE body broke: {e}")),
@@ -166,19 +238,30 @@ async fn chaos_client(url: String, seed: u64, stop: Arc<AtomicBool>, tally: Arc<
             82..=93 => {
                 let listed = client.get(format!("{base}/documents?limit=50")).send().await;
                 let Ok(listed) = listed else {
-                    tally.lock().await.failures.push("list before delete: connection failed".into());
+                    tally
+                        .lock()
+                        .await
+                        .failures
+                        .push("list before delete: connection failed".into());
                     continue;
                 };
                 let listed: Value = listed.json().await.unwrap_or_default();
                 let ids: Vec<String> = listed["documents"]
                     .as_array()
-                    .map(|docs| docs.iter().filter_map(|d| d["id"].as_str().map(str::to_string)).collect())
+                    .map(|docs| {
+                        docs.iter()
+                            .filter_map(|d| d["id"].as_str().map(str::to_string))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 if ids.is_empty() {
                     continue;
                 }
                 let id = &ids[rng.usize(..ids.len())];
-                ("delete-document", client.delete(format!("{base}/documents/{id}")).send().await)
+                (
+                    "delete-document",
+                    client.delete(format!("{base}/documents/{id}")).send().await,
+                )
             }
             _ => ("list", client.get(format!("{base}/documents")).send().await),
         };
@@ -211,15 +294,37 @@ async fn four_clients_doing_everything_at_once_for_a_minute_leave_a_consistent_s
     statuses.sort();
     eprintln!("{backend:?}: chaos requests by route and status: {statuses:?}");
     assert!(server.is_running(), "the server died; its log:\n{}", server.log_tail());
-    assert!(tally.failures.is_empty(), "{:#?}\nserver log:\n{}", tally.failures, server.log_tail());
-    for expected in ["upload 202", "delete-collection 204", "reindex 202", "search 200", "query-sse 200", "delete-document 204"] {
-        assert!(tally.statuses.contains_key(expected), "the chaos never did {expected}: {statuses:?}");
+    assert!(
+        tally.failures.is_empty(),
+        "{:#?}\nserver log:\n{}",
+        tally.failures,
+        server.log_tail()
+    );
+    for expected in [
+        "upload 202",
+        "delete-collection 204",
+        "reindex 202",
+        "search 200",
+        "query-sse 200",
+        "delete-document 204",
+    ] {
+        assert!(
+            tally.statuses.contains_key(expected),
+            "the chaos never did {expected}: {statuses:?}"
+        );
     }
 
     // Let every job end, then look at what is left.
     let deadline = Instant::now() + Duration::from_secs(300);
     let (collections, documents) = loop {
-        let listed: Value = client.get(server.url("/v1/collections")).send().await.unwrap().json().await.unwrap();
+        let listed: Value = client
+            .get(server.url("/v1/collections"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let collections: Vec<Value> = listed["collections"].as_array().unwrap().clone();
         let mut documents: HashMap<String, Vec<Value>> = HashMap::new();
         for c in &collections {
@@ -235,7 +340,10 @@ async fn four_clients_doing_everything_at_once_for_a_minute_leave_a_consistent_s
             documents.insert(name.to_string(), listed["documents"].as_array().unwrap().clone());
         }
         let settled = collections.iter().all(|c| c["index_status"] == "ready")
-            && documents.values().flatten().all(|d| d["status"] == "ready" || d["status"] == "failed");
+            && documents
+                .values()
+                .flatten()
+                .all(|d| d["status"] == "ready" || d["status"] == "failed");
         if settled {
             break (collections, documents);
         }
@@ -252,7 +360,10 @@ async fn four_clients_doing_everything_at_once_for_a_minute_leave_a_consistent_s
         assert_eq!(search.status(), 200, "{collection} answers");
         for d in docs {
             if d["status"] == "failed" {
-                assert!(d["error"].as_str().is_some_and(|e| !e.is_empty()), "a failed document says why: {d}");
+                assert!(
+                    d["error"].as_str().is_some_and(|e| !e.is_empty()),
+                    "a failed document says why: {d}"
+                );
             }
         }
     }
@@ -265,21 +376,36 @@ async fn four_clients_doing_everything_at_once_for_a_minute_leave_a_consistent_s
         .flatten()
         .map(|e| e.file_name().to_string_lossy().to_string())
         .collect();
-    let kept: HashSet<String> = documents.values().flatten().map(|d| d["id"].as_str().unwrap().to_string()).collect();
+    let kept: HashSet<String> = documents
+        .values()
+        .flatten()
+        .map(|d| d["id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(stored, kept, "no file of a deleted document, none missing");
     if !uses_edge(&provisioned) {
         return;
     }
     // Index: only the collections left, and in each only its ready documents' chunks.
-    let names: HashSet<String> = collections.iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
-    assert_eq!(index_owners(data.path()), names, "no index directory of a deleted collection");
+    let names: HashSet<String> = collections
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        index_owners(data.path()),
+        names,
+        "no index directory of a deleted collection"
+    );
     let index = EdgeIndex::open(data.path().join("index")).unwrap();
     for (collection, docs) in &documents {
         let name = CollectionName::parse(collection).unwrap();
         let mut chunks = 0;
         for d in docs {
             let id: DocumentId = d["id"].as_str().unwrap().parse().unwrap();
-            let expected = if d["status"] == "ready" { d["chunks"].as_u64().unwrap() as usize } else { 0 };
+            let expected = if d["status"] == "ready" {
+                d["chunks"].as_u64().unwrap() as usize
+            } else {
+                0
+            };
             assert_eq!(index.count_document(&name, id).await.unwrap(), expected, "{d}");
             chunks += expected;
         }
@@ -289,6 +415,9 @@ async fn four_clients_doing_everything_at_once_for_a_minute_leave_a_consistent_s
             Err(docqa::index::IndexError::MissingCollection(_)) => 0,
             Err(e) => panic!("{collection}: {e}"),
         };
-        assert_eq!(points, chunks, "{collection}: no vector of a deleted or failed document");
+        assert_eq!(
+            points, chunks,
+            "{collection}: no vector of a deleted or failed document"
+        );
     }
 }

@@ -18,7 +18,11 @@ async fn app_with(llm: &FakeLlm, extra: Vec<(&'static str, String)>) -> TestApp 
         ("LLM_MODEL", "fake-llm".to_string()),
     ];
     vars.extend(extra);
-    let app = TestApp::spawn_with(TestOptions { vars, ..Default::default() }).await;
+    let app = TestApp::spawn_with(TestOptions {
+        vars,
+        ..Default::default()
+    })
+    .await;
     app.ingest("terms.txt", WARRANTY_TXT.into()).await;
     app.ingest("garden.txt", GARDENING_TXT.into()).await;
     app
@@ -84,7 +88,9 @@ async fn a_quote_not_in_its_chunk_is_dropped() {
 async fn invalid_json_is_retried_once_then_502() {
     let llm = FakeLlm::start(Behaviour::InvalidJson);
     let app = app_with(&llm, vec![]).await;
-    let response = app.post_json("/v1/query", &json!({"question": QUESTION, "mode": "generative"})).await;
+    let response = app
+        .post_json("/v1/query", &json!({"question": QUESTION, "mode": "generative"}))
+        .await;
     assert_problem(response, 502, "/problems/llm-invalid-output").await;
     assert_eq!(llm.calls(), 2);
 
@@ -100,12 +106,16 @@ async fn invalid_json_is_retried_once_then_502() {
 async fn llm_timeouts_are_504_and_errors_502() {
     let slow = FakeLlm::start(Behaviour::Slow(Duration::from_secs(5)));
     let app = app_with(&slow, vec![("LLM_TIMEOUT_SECS", "1".to_string())]).await;
-    let response = app.post_json("/v1/query", &json!({"question": QUESTION, "mode": "generative"})).await;
+    let response = app
+        .post_json("/v1/query", &json!({"question": QUESTION, "mode": "generative"}))
+        .await;
     assert_problem(response, 504, "/problems/llm-timeout").await;
 
     let broken = FakeLlm::start(Behaviour::ServerError);
     let app = app_with(&broken, vec![]).await;
-    let response = app.post_json("/v1/query", &json!({"question": QUESTION, "mode": "generative"})).await;
+    let response = app
+        .post_json("/v1/query", &json!({"question": QUESTION, "mode": "generative"}))
+        .await;
     let body = assert_problem(response, 502, "/problems/llm-error").await;
     assert!(body["detail"].as_str().unwrap().contains("the model crashed"), "{body}");
     // The first attempt and LLM_MAX_RETRIES (2) more.
@@ -122,7 +132,11 @@ async fn rate_limits_and_server_errors_are_retried_and_retry_after_is_honoured()
     assert_eq!(answer["grounded"], true, "{answer}");
     assert_eq!(limited.calls(), 2);
     let gaps = limited.gaps_between_calls();
-    assert!(gaps[0] >= Duration::from_secs(2), "asked to wait 2 s, came back after {:?}", gaps[0]);
+    assert!(
+        gaps[0] >= Duration::from_secs(2),
+        "asked to wait 2 s, came back after {:?}",
+        gaps[0]
+    );
 
     let overloaded = FakeLlm::start(Behaviour::ServerErrorOnce);
     let app = app_with(&overloaded, vec![]).await;
@@ -135,7 +149,9 @@ async fn rate_limits_and_server_errors_are_retried_and_retry_after_is_honoured()
 async fn a_retry_after_beyond_the_timeout_fails_at_once() {
     let llm = FakeLlm::start(Behaviour::RateLimitedForAnHour);
     let app = app_with(&llm, vec![("LLM_TIMEOUT_SECS", "20".to_string())]).await;
-    let response = app.post_json("/v1/query", &json!({"question": QUESTION, "mode": "generative"})).await;
+    let response = app
+        .post_json("/v1/query", &json!({"question": QUESTION, "mode": "generative"}))
+        .await;
     let body = assert_problem(response, 502, "/problems/llm-error").await;
     assert!(body["detail"].as_str().unwrap().contains("429"), "{body}");
     // Waiting an hour would only end in the same error: one call, no waiting.
@@ -160,7 +176,13 @@ async fn a_failing_llm_in_auto_mode_falls_back_to_the_extractive_answer() {
     let (status, answer) = app.query(json!({"question": QUESTION, "mode": "auto"})).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["mode"], "extractive");
-    assert!(answer["fallback_reason"].as_str().unwrap().contains("did not answer within 1 s"), "{answer}");
+    assert!(
+        answer["fallback_reason"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer within 1 s"),
+        "{answer}"
+    );
 
     // A working LLM: no fallback, no reason.
     let good = FakeLlm::start(Behaviour::CiteFirstSource);
@@ -184,16 +206,29 @@ async fn a_provider_that_keeps_failing_is_not_called_until_its_cooldown_ends() {
     .await;
     let generative = json!({"question": QUESTION, "mode": "generative"});
     for _ in 0..2 {
-        assert_problem(app.post_json("/v1/query", &generative).await, 502, "/problems/llm-error").await;
+        assert_problem(
+            app.post_json("/v1/query", &generative).await,
+            502,
+            "/problems/llm-error",
+        )
+        .await;
     }
     assert_eq!(broken.calls(), 2);
-    let body = assert_problem(app.post_json("/v1/query", &generative).await, 502, "/problems/llm-unavailable").await;
+    let body = assert_problem(
+        app.post_json("/v1/query", &generative).await,
+        502,
+        "/problems/llm-unavailable",
+    )
+    .await;
     assert!(body["detail"].as_str().unwrap().contains("2 times in a row"), "{body}");
     // `auto` answers extractively without calling the provider.
     let (status, answer) = app.query(json!({"question": QUESTION})).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["mode"], "extractive");
-    assert!(answer["fallback_reason"].as_str().unwrap().contains("not calling it"), "{answer}");
+    assert!(
+        answer["fallback_reason"].as_str().unwrap().contains("not calling it"),
+        "{answer}"
+    );
     assert_eq!(broken.calls(), 2, "an open circuit makes no call");
 }
 
@@ -209,7 +244,9 @@ async fn instructions_inside_a_document_are_quoted_data_not_commands() {
     let prompt = llm.last_prompt().unwrap();
     // The injected text reached the model only as a quoted source: its forged
     // closing tag did not end the source, the question still comes last.
-    let injected = prompt.find("Ignore previous instructions").expect("the hostile chunk was retrieved");
+    let injected = prompt
+        .find("Ignore previous instructions")
+        .expect("the hostile chunk was retrieved");
     let opened = prompt[..injected].rfind("<source chunk_id=").unwrap();
     assert!(!prompt[opened..injected].contains("\n</source>"), "{prompt}");
     assert!(prompt[injected..].contains("\n</source>"), "{prompt}");
@@ -223,7 +260,12 @@ async fn instructions_inside_a_document_are_quoted_data_not_commands() {
     // and still answer the question.
     let (_, answer) = app.query(json!({"question": QUESTION, "mode": "extractive"})).await;
     assert!(answer["answer"].as_str().unwrap().contains("24 months"), "{answer}");
-    let cited: Vec<&str> = answer["citations"].as_array().unwrap().iter().filter_map(|c| c["filename"].as_str()).collect();
+    let cited: Vec<&str> = answer["citations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["filename"].as_str())
+        .collect();
     assert!(cited.contains(&"terms.txt"), "{answer}");
 }
 
@@ -250,7 +292,9 @@ async fn the_llm_is_not_asked_when_nothing_relevant_is_found() {
 #[tokio::test(flavor = "multi_thread")]
 async fn generative_mode_without_an_llm_is_refused() {
     let app = TestApp::spawn().await;
-    let response = app.post_json("/v1/query", &json!({"question": QUESTION, "mode": "generative"})).await;
+    let response = app
+        .post_json("/v1/query", &json!({"question": QUESTION, "mode": "generative"}))
+        .await;
     assert_problem(response, 400, "/problems/llm-not-configured").await;
 }
 
@@ -265,12 +309,19 @@ async fn a_generated_citation_names_the_page_of_its_quote() {
     let bytes = corpus("multicolumn.pdf");
     let pages = pdf_pages(&bytes);
     app.ingest("multicolumn.pdf", bytes).await;
-    for question in ["What is the conclusion of the document?", "Lorem ipsum dolor sit amet", "two-column document abstract"] {
+    for question in [
+        "What is the conclusion of the document?",
+        "Lorem ipsum dolor sit amet",
+        "two-column document abstract",
+    ] {
         let (status, answer) = app.query(json!({"question": question})).await;
         assert_eq!(status, 200, "{answer}");
         for citation in answer["citations"].as_array().unwrap() {
             let page = citation["page"].as_u64().unwrap() as usize;
-            assert!(lines_stand_in(citation["quote"].as_str().unwrap(), &pages[page - 1]), "{citation}");
+            assert!(
+                lines_stand_in(citation["quote"].as_str().unwrap(), &pages[page - 1]),
+                "{citation}"
+            );
         }
     }
 }

@@ -64,28 +64,51 @@ fn hub_vars(hub: &FakeHub, cache: &tempfile::TempDir) -> Vec<(&'static str, Stri
 async fn auto_downloads_the_model_once_and_then_uses_its_copy() {
     let hub = start_hub(Some(model_dir().clone()));
     let cache = tempfile::tempdir().unwrap();
-    let mut app = TestApp::spawn_with(TestOptions { vars: hub_vars(&hub, &cache), ..Default::default() }).await;
+    let mut app = TestApp::spawn_with(TestOptions {
+        vars: hub_vars(&hub, &cache),
+        ..Default::default()
+    })
+    .await;
     let ready: Value = app.get("/readyz").await.json().await.unwrap();
     assert_eq!(ready["retrieval"], "hybrid", "{ready}");
     assert_eq!(hub.requests.load(Ordering::SeqCst), 3);
-    let copy = app.data_dir.path().join("models/sentence-transformers--all-MiniLM-L6-v2");
+    let copy = app
+        .data_dir
+        .path()
+        .join("models/sentence-transformers--all-MiniLM-L6-v2");
     let original = std::fs::metadata(model_dir().join("model.safetensors")).unwrap().len();
-    assert_eq!(std::fs::metadata(copy.join("model.safetensors")).unwrap().len(), original);
+    assert_eq!(
+        std::fs::metadata(copy.join("model.safetensors")).unwrap().len(),
+        original
+    );
 
     app.restart().await;
     let ready: Value = app.get("/readyz").await.json().await.unwrap();
     assert_eq!(ready["retrieval"], "hybrid");
-    assert_eq!(hub.requests.load(Ordering::SeqCst), 3, "the second start downloads nothing");
+    assert_eq!(
+        hub.requests.load(Ordering::SeqCst),
+        3,
+        "the second start downloads nothing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn auto_without_any_model_falls_back_to_bm25_and_says_why() {
     let hub = start_hub(None);
     let cache = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn_with(TestOptions { vars: hub_vars(&hub, &cache), ..Default::default() }).await;
+    let app = TestApp::spawn_with(TestOptions {
+        vars: hub_vars(&hub, &cache),
+        ..Default::default()
+    })
+    .await;
     let ready: Value = app.get("/readyz").await.json().await.unwrap();
     assert_eq!(ready["retrieval"], "bm25-only", "{ready}");
     let reason = ready["embedder"]["detail"].as_str().unwrap();
     assert!(reason.contains("download") && reason.contains("404"), "{reason}");
-    assert!(!app.data_dir.path().join("models/sentence-transformers--all-MiniLM-L6-v2/config.json").exists());
+    assert!(
+        !app.data_dir
+            .path()
+            .join("models/sentence-transformers--all-MiniLM-L6-v2/config.json")
+            .exists()
+    );
 }

@@ -13,9 +13,15 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn onnx_int8_vectors_match_candle_f32() {
-    let files = ModelFiles { dir: model_dir().clone(), source: ModelSource::Directory };
+    let files = ModelFiles {
+        dir: model_dir().clone(),
+        source: ModelSource::Directory,
+    };
     let (lib, model) = onnx_files();
-    let onnx_files = OnnxFiles { runtime: lib.into(), model: model.into() };
+    let onnx_files = OnnxFiles {
+        runtime: lib.into(),
+        model: model.into(),
+    };
     let texts = [
         "How long is the warranty period?",
         WARRANTY_TXT,
@@ -26,7 +32,10 @@ async fn onnx_int8_vectors_match_candle_f32() {
     let (candle, onnx) = tokio::task::spawn_blocking(move || {
         let candle = LocalEmbedder::load(&files, "all-MiniLM-L6-v2", 4).unwrap();
         let onnx = OnnxEmbedder::load(&onnx_files, &files, "all-MiniLM-L6-v2", 4, 2).unwrap();
-        (candle.embed_blocking(&texts).unwrap(), onnx.embed_blocking(&texts).unwrap())
+        (
+            candle.embed_blocking(&texts).unwrap(),
+            onnx.embed_blocking(&texts).unwrap(),
+        )
     })
     .await
     .unwrap();
@@ -48,12 +57,24 @@ async fn onnx_int8_vectors_match_candle_f32() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_on_onnx_runtime_searches_and_answers() {
-    let mut app = TestApp::spawn_with(TestOptions { vars: onnx_vars(), ..Default::default() }).await;
+    let mut app = TestApp::spawn_with(TestOptions {
+        vars: onnx_vars(),
+        ..Default::default()
+    })
+    .await;
     let ready: Value = app.get("/readyz").await.json().await.unwrap();
-    assert!(ready["embedder"]["detail"].as_str().unwrap().contains("onnx-int8"), "{ready}");
+    assert!(
+        ready["embedder"]["detail"].as_str().unwrap().contains("onnx-int8"),
+        "{ready}"
+    );
     let terms = app.ingest("terms.txt", WARRANTY_TXT.into()).await;
     app.ingest("garden.txt", GARDENING_TXT.into()).await;
-    let found = app.search(None, json!({"query": "How many hours of sun do tomato plants need?", "top_k": 1})).await;
+    let found = app
+        .search(
+            None,
+            json!({"query": "How many hours of sun do tomato plants need?", "top_k": 1}),
+        )
+        .await;
     assert_eq!(found["results"][0]["filename"], "garden.txt", "{found}");
     let (status, answer) = app.query(json!({"question": "How long is the warranty period?"})).await;
     assert_eq!(status, 200);
@@ -62,7 +83,9 @@ async fn a_server_on_onnx_runtime_searches_and_answers() {
 
     // The same model on candle reads the same collection: no mismatch.
     app.restart_with(&[("EMBED_BACKEND", "candle")]).await;
-    let found = app.search(None, json!({"query": "warranty extension registration", "top_k": 1})).await;
+    let found = app
+        .search(None, json!({"query": "warranty extension registration", "top_k": 1}))
+        .await;
     assert_eq!(found["results"][0]["document_id"], terms["id"], "{found}");
 }
 

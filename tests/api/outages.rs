@@ -103,7 +103,10 @@ async fn start_error(vars: &[(&str, &str)]) -> String {
     };
     // It waited (DOCQA_STARTUP_TIMEOUT_SECS=2), but not much longer.
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(500) && waited < Duration::from_secs(30), "waited {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(30),
+        "waited {waited:?}"
+    );
     error
 }
 
@@ -114,14 +117,24 @@ async fn an_unreachable_postgres_stops_the_start_naming_it() {
         ("DOCQA_STARTUP_TIMEOUT_SECS", "2"),
     ])
     .await;
-    assert!(error.contains("Postgres at 127.0.0.1:9/kb") && error.contains("DATABASE_URL"), "{error}");
+    assert!(
+        error.contains("Postgres at 127.0.0.1:9/kb") && error.contains("DATABASE_URL"),
+        "{error}"
+    );
     assert!(!error.contains("secret"), "no password in messages: {error}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_qdrant_stops_the_start_naming_it() {
-    let error = start_error(&[("QDRANT_URL", "http://127.0.0.1:9"), ("DOCQA_STARTUP_TIMEOUT_SECS", "2")]).await;
-    assert!(error.contains("Qdrant at http://127.0.0.1:9") && error.contains("QDRANT_URL"), "{error}");
+    let error = start_error(&[
+        ("QDRANT_URL", "http://127.0.0.1:9"),
+        ("DOCQA_STARTUP_TIMEOUT_SECS", "2"),
+    ])
+    .await;
+    assert!(
+        error.contains("Qdrant at http://127.0.0.1:9") && error.contains("QDRANT_URL"),
+        "{error}"
+    );
 }
 
 /// Searches until one answers 200, for at most a minute.
@@ -148,7 +161,11 @@ async fn through_proxy(backend: Backend, test: &str) -> Option<(TestApp, Proxy, 
     } else {
         let proxy = Proxy::start(socket_of(&qdrant_url()?)).await;
         let url = format!("http://{}", proxy.addr);
-        (proxy, vec![("QDRANT_URL", url), ("QDRANT_TIMEOUT_SECS", "3".into())], "index")
+        (
+            proxy,
+            vec![("QDRANT_URL", url), ("QDRANT_TIMEOUT_SECS", "3".into())],
+            "index",
+        )
     };
     let mut options = TestOptions::default();
     options.vars = vars;
@@ -158,10 +175,18 @@ async fn through_proxy(backend: Backend, test: &str) -> Option<(TestApp, Proxy, 
 
 async fn a_backend_down_while_running_is_a_quick_503_then_recovers(backend: Backend) {
     let test = "a_backend_down_while_running_is_a_quick_503_then_recovers";
-    let Some((app, proxy, component)) = through_proxy(backend, test).await else { return };
+    let Some((app, proxy, component)) = through_proxy(backend, test).await else {
+        return;
+    };
     app.ingest("terms.txt", WARRANTY_TXT.into()).await;
     let query = json!({"query": "How long is the warranty?", "top_k": 1});
-    assert_eq!(app.search(None, query.clone()).await["results"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.search(None, query.clone()).await["results"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     proxy.cut().await;
     let started = std::time::Instant::now();
@@ -169,13 +194,28 @@ async fn a_backend_down_while_running_is_a_quick_503_then_recovers(backend: Back
     assert!(refused.headers().contains_key("retry-after"));
     assert_problem(refused, 503, "/problems/service-unavailable").await;
     // Quick: the pool's and the client's timeouts, not a hang.
-    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
     let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), 503);
     let ready: Value = ready.json().await.unwrap();
     assert_eq!(ready[component]["ok"], false, "{ready}");
-    let uploaded = app.upload(None, &[("later.txt", b"Uploaded while a backend is down.".to_vec())], None, false).await;
-    assert!(uploaded.status() == 503 || uploaded.status() == 202, "{}", uploaded.status());
+    let uploaded = app
+        .upload(
+            None,
+            &[("later.txt", b"Uploaded while a backend is down.".to_vec())],
+            None,
+            false,
+        )
+        .await;
+    assert!(
+        uploaded.status() == 503 || uploaded.status() == 202,
+        "{}",
+        uploaded.status()
+    );
 
     proxy.restore();
     let found = until_searchable(&app, &query).await;

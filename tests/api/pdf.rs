@@ -8,7 +8,12 @@ use crate::helpers::{TestApp, alnum, corpus, lines_stand_in, pdf_pages};
 /// A run of about a dozen words from `page` (0-based) that no other page has.
 fn distinctive_passage(pages: &[String], page: usize) -> Option<String> {
     let words: Vec<&str> = pages[page].split_whitespace().collect();
-    let others: Vec<String> = pages.iter().enumerate().filter(|(i, _)| *i != page).map(|(_, p)| alnum(p)).collect();
+    let others: Vec<String> = pages
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != page)
+        .map(|(_, p)| alnum(p))
+        .collect();
     (0..words.len().saturating_sub(12))
         .step_by(7)
         .map(|start| words[start..start + 12].join(" "))
@@ -25,7 +30,10 @@ fn assert_hits_on_their_pages(results: &Value, pages: &[String], document_id: &s
         let end = hit["page_end"].as_u64().unwrap() as usize;
         assert!(1 <= start && start <= end && end <= pages.len(), "{hit}");
         let span = pages[start - 1..end].concat();
-        assert!(lines_stand_in(hit["text"].as_str().unwrap(), &span), "hit not on pages {start}-{end}: {hit}");
+        assert!(
+            lines_stand_in(hit["text"].as_str().unwrap(), &span),
+            "hit not on pages {start}-{end}: {hit}"
+        );
     }
 }
 
@@ -38,7 +46,10 @@ fn assert_citations_on_their_pages(answer: &Value, pages: &[String], document_id
         }
         let page = citation["page"].as_u64().unwrap() as usize;
         let quote = citation["quote"].as_str().unwrap();
-        assert!(lines_stand_in(quote, &pages[page - 1]), "quote not on page {page}: {citation}");
+        assert!(
+            lines_stand_in(quote, &pages[page - 1]),
+            "quote not on page {page}: {citation}"
+        );
         cited_pages.push(page);
     }
     cited_pages
@@ -48,7 +59,12 @@ fn assert_citations_on_their_pages(answer: &Value, pages: &[String], document_id
 async fn search_hits_and_citations_name_the_right_pages() {
     let app = TestApp::spawn().await;
     let mut checked = 0;
-    for file in ["multicolumn.pdf", "pdflatex-outline.pdf", "pdflatex-4-pages.pdf", "crazyones-pdfa.pdf"] {
+    for file in [
+        "multicolumn.pdf",
+        "pdflatex-outline.pdf",
+        "pdflatex-4-pages.pdf",
+        "crazyones-pdfa.pdf",
+    ] {
         let bytes = corpus(file);
         let pages = pdf_pages(&bytes);
         let document = app.ingest(file, bytes).await;
@@ -57,24 +73,39 @@ async fn search_hits_and_citations_name_the_right_pages() {
         assert_eq!(stored["pages"], pages.len(), "{file}");
 
         for page in 0..pages.len() {
-            let Some(passage) = distinctive_passage(&pages, page) else { continue };
+            let Some(passage) = distinctive_passage(&pages, page) else {
+                continue;
+            };
             let filter = json!({"document_ids": [id]});
-            let found = app.search(None, json!({"query": passage, "top_k": 5, "filter": filter})).await;
+            let found = app
+                .search(None, json!({"query": passage, "top_k": 5, "filter": filter}))
+                .await;
             assert_hits_on_their_pages(&found, &pages, id);
             // Among the first three: a document that repeats its filler text
             // page after page may rank a near-copy of the passage first.
             let on_page = |hit: &Value| {
-                let (start, end) = (hit["page_start"].as_u64().unwrap() as usize, hit["page_end"].as_u64().unwrap() as usize);
+                let (start, end) = (
+                    hit["page_start"].as_u64().unwrap() as usize,
+                    hit["page_end"].as_u64().unwrap() as usize,
+                );
                 (start..=end).contains(&(page + 1))
             };
             let top3: Vec<&Value> = found["results"].as_array().unwrap().iter().take(3).collect();
-            assert!(top3.iter().any(|hit| on_page(hit)), "{file}: no top hit for page {} in {top3:?}", page + 1);
+            assert!(
+                top3.iter().any(|hit| on_page(hit)),
+                "{file}: no top hit for page {} in {top3:?}",
+                page + 1
+            );
 
             let (status, answer) = app.query(json!({"question": passage, "filter": filter})).await;
             assert_eq!(status, 200, "{answer}");
             assert_eq!(answer["grounded"], true, "{file} page {}: {answer}", page + 1);
             let cited = assert_citations_on_their_pages(&answer, &pages, id);
-            assert!(cited.contains(&(page + 1)), "{file}: no citation on page {} in {answer}", page + 1);
+            assert!(
+                cited.contains(&(page + 1)),
+                "{file}: no citation on page {} in {answer}",
+                page + 1
+            );
             checked += 1;
         }
     }
@@ -91,7 +122,9 @@ async fn a_long_pdf_with_a_page_the_parser_cannot_read_is_still_ingested() {
     assert_eq!(stored["pages"], 117, "{stored}");
     assert!(stored["chunks"].as_u64().unwrap() > 100, "{stored}");
 
-    let found = app.search(None, json!({"query": "Hausdorff-Raum Definition", "top_k": 5})).await;
+    let found = app
+        .search(None, json!({"query": "Hausdorff-Raum Definition", "top_k": 5}))
+        .await;
     assert!(!found["results"].as_array().unwrap().is_empty());
     assert_eq!(app.get("/healthz").await.status(), 200);
 }

@@ -15,7 +15,10 @@ use crate::helpers::{TestApp, corpus, model_dir, onnx_vars};
 use crate::server::Server;
 
 fn upload_form(name: &str, bytes: Vec<u8>) -> reqwest::multipart::Form {
-    reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()))
+    reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -30,7 +33,10 @@ async fn a_server_killed_mid_ingestion_loses_nothing_and_leaves_nothing_half_don
     let mut accepted = Vec::new();
     for i in 0..24 {
         let (name, bytes) = if i % 2 == 0 {
-            (format!("paper-{i}.pdf"), [pdf.clone(), format!("\n%copy {i}\n").into_bytes()].concat())
+            (
+                format!("paper-{i}.pdf"),
+                [pdf.clone(), format!("\n%copy {i}\n").into_bytes()].concat(),
+            )
         } else {
             (format!("memo-{i}.txt"), unique_text(&format!("crash{i}")).into_bytes())
         };
@@ -49,7 +55,14 @@ async fn a_server_killed_mid_ingestion_loses_nothing_and_leaves_nothing_half_don
     // Kill once some, not all, are done.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let ready: Value = client.get(format!("{}/v1/documents?status=ready&limit=500", server.url)).send().await.unwrap().json().await.unwrap();
+        let ready: Value = client
+            .get(format!("{}/v1/documents?status=ready&limit=500", server.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if !ready["documents"].as_array().unwrap().is_empty() || Instant::now() > deadline {
             break;
         }
@@ -61,22 +74,38 @@ async fn a_server_killed_mid_ingestion_loses_nothing_and_leaves_nothing_half_don
     let server = Server::start(data.path(), &[]);
     server.ready(&client).await;
     // Jobs a dead server held are claimable again at start: ready means resumed.
-    eprintln!("restarted server ready, interrupted jobs claimable, {:?} after the restart", restarted_at.elapsed());
+    eprintln!(
+        "restarted server ready, interrupted jobs claimable, {:?} after the restart",
+        restarted_at.elapsed()
+    );
     let mut documents: HashMap<String, Value> = HashMap::new();
     for _ in 0..2400 {
-        let listed: Value = client.get(format!("{}/v1/documents?limit=500", server.url)).send().await.unwrap().json().await.unwrap();
+        let listed: Value = client
+            .get(format!("{}/v1/documents?limit=500", server.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         documents = listed["documents"]
             .as_array()
             .unwrap()
             .iter()
             .map(|d| (d["id"].as_str().unwrap().to_string(), d.clone()))
             .collect();
-        if documents.values().all(|d| d["status"] == "ready" || d["status"] == "failed") {
+        if documents
+            .values()
+            .all(|d| d["status"] == "ready" || d["status"] == "failed")
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    eprintln!("all interrupted jobs finished {:?} after the restart", restarted_at.elapsed());
+    eprintln!(
+        "all interrupted jobs finished {:?} after the restart",
+        restarted_at.elapsed()
+    );
     let mut ids: Vec<&String> = documents.keys().collect();
     ids.sort();
     let mut expected: Vec<&String> = accepted.iter().collect();
@@ -95,10 +124,18 @@ async fn a_server_killed_mid_ingestion_loses_nothing_and_leaves_nothing_half_don
     for (id, document) in &documents {
         let expected = document["chunks"].as_u64().unwrap() as usize;
         let id: DocumentId = id.parse().unwrap();
-        assert_eq!(index.count_document(&collection, id).await.unwrap(), expected, "{document}");
+        assert_eq!(
+            index.count_document(&collection, id).await.unwrap(),
+            expected,
+            "{document}"
+        );
         chunks += expected;
     }
-    assert_eq!(index.count_points(&collection).await.unwrap(), chunks, "no vector without its document");
+    assert_eq!(
+        index.count_points(&collection).await.unwrap(),
+        chunks,
+        "no vector without its document"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -110,7 +147,10 @@ async fn a_200_mib_upload_over_the_limit_is_413_and_memory_stays_flat() {
     // Let the model's first passes settle the baseline.
     let warm: Value = client
         .post(format!("{}/v1/documents?wait=true", server.url))
-        .multipart(upload_form("warm.pdf", pdf_saying("Warming up the embedding model before measuring.")))
+        .multipart(upload_form(
+            "warm.pdf",
+            pdf_saying("Warming up the embedding model before measuring."),
+        ))
         .send()
         .await
         .unwrap()
@@ -154,8 +194,20 @@ async fn a_200_mib_upload_over_the_limit_is_413_and_memory_stays_flat() {
     let whole = server.peak_rss_mib();
     eprintln!("peak resident memory: {whole} MiB after a 99 MiB upload read to its end");
     assert!(whole < before + 50, "peak grew from {before} to {whole} MiB");
-    assert_eq!(std::fs::read_dir(data.path().join("uploads")).unwrap().count(), 0, "the partial upload is gone");
-    assert_eq!(client.get(format!("{}/readyz", server.url)).send().await.unwrap().status(), 200);
+    assert_eq!(
+        std::fs::read_dir(data.path().join("uploads")).unwrap().count(),
+        0,
+        "the partial upload is gone"
+    );
+    assert_eq!(
+        client
+            .get(format!("{}/readyz", server.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -165,9 +217,18 @@ async fn fifty_parallel_uploads_all_end_ready_and_the_same_bytes_once() {
         let client = app.client.clone();
         let url = app.url("/v1/documents?wait=true");
         // Every tenth upload repeats the bytes of upload 0.
-        let marker = if i % 10 == 0 { "parallel0".to_string() } else { format!("parallel{i}") };
+        let marker = if i % 10 == 0 {
+            "parallel0".to_string()
+        } else {
+            format!("parallel{i}")
+        };
         tokio::spawn(async move {
-            let response = client.post(url).multipart(upload_form("memo.txt", unique_text(&marker).into_bytes())).send().await.unwrap();
+            let response = client
+                .post(url)
+                .multipart(upload_form("memo.txt", unique_text(&marker).into_bytes()))
+                .send()
+                .await
+                .unwrap();
             let status = response.status().as_u16();
             (status, response.json::<Value>().await.unwrap())
         })
@@ -178,7 +239,10 @@ async fn fifty_parallel_uploads_all_end_ready_and_the_same_bytes_once() {
         let (status, body) = answer.unwrap();
         assert_eq!(status, 200, "{body}");
         let document = &body["documents"][0];
-        assert!(document["status"] == "ready" || document["status"] == "duplicate", "{body}");
+        assert!(
+            document["status"] == "ready" || document["status"] == "duplicate",
+            "{body}"
+        );
         ids.insert(document["id"].as_str().unwrap().to_string());
     }
     assert_eq!(ids.len(), 46, "45 distinct texts and one repeated five times");
@@ -193,7 +257,11 @@ async fn docqa_ingest_walks_folders_and_reports_what_failed() {
     let docs = tempfile::tempdir().unwrap();
     std::fs::create_dir(docs.path().join("nested")).unwrap();
     std::fs::write(docs.path().join("a.txt"), unique_text("bulk-a")).unwrap();
-    std::fs::write(docs.path().join("nested/b.pdf"), pdf_saying("A PDF found in a nested folder.")).unwrap();
+    std::fs::write(
+        docs.path().join("nested/b.pdf"),
+        pdf_saying("A PDF found in a nested folder."),
+    )
+    .unwrap();
     std::fs::write(docs.path().join("nested/broken.pdf"), &pdf_saying("cut")[..40]).unwrap();
     std::fs::write(docs.path().join("picture.png"), b"\x89PNG\r\n\x1a\n0000").unwrap();
     std::fs::write(docs.path().join(".hidden.txt"), "not ingested").unwrap();
@@ -216,7 +284,10 @@ async fn docqa_ingest_walks_folders_and_reports_what_failed() {
     };
     let first = run();
     let out = String::from_utf8_lossy(&first.stdout);
-    assert!(!first.status.success(), "a failed file makes the exit code non-zero: {out}");
+    assert!(
+        !first.status.success(),
+        "a failed file makes the exit code non-zero: {out}"
+    );
     assert!(out.contains("2 ready, 0 duplicate, 2 failed"), "{out}");
     assert!(out.contains("broken.pdf") && out.contains("picture.png"), "{out}");
     assert!(!out.contains(".hidden"), "{out}");

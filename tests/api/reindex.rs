@@ -36,7 +36,9 @@ fn result_files(found: &Value) -> Vec<String> {
 
 async fn another_model_is_refused_until_the_collection_is_reindexed(backend: Backend) {
     let test = "another_model_is_refused_until_the_collection_is_reindexed";
-    let Some(mut app) = TestApp::on(backend, test).await else { return };
+    let Some(mut app) = TestApp::on(backend, test).await else {
+        return;
+    };
     let terms = app.ingest("terms.txt", WARRANTY_TXT.into()).await;
     app.ingest("garden.txt", GARDENING_TXT.into()).await;
     let shown: Value = app.get("/v1/collections/default").await.json().await.unwrap();
@@ -54,16 +56,31 @@ async fn another_model_is_refused_until_the_collection_is_reindexed(backend: Bac
     let shown: Value = app.get("/v1/collections/default").await.json().await.unwrap();
     assert_eq!(shown["index_status"], "needs_reindex", "{shown}");
     let query = json!({"query": "How long is the warranty period?", "top_k": 2});
-    let refused = assert_problem(app.post_json("/v1/search", &query).await, 409, "/problems/embedding-model-mismatch").await;
+    let refused = assert_problem(
+        app.post_json("/v1/search", &query).await,
+        409,
+        "/problems/embedding-model-mismatch",
+    )
+    .await;
     assert!(refused["detail"].as_str().unwrap().contains("reindex"), "{refused}");
     assert_problem(
-        app.post_json("/v1/query", &json!({"question": "How long is the warranty?", "mode": "extractive"})).await,
+        app.post_json(
+            "/v1/query",
+            &json!({"question": "How long is the warranty?", "mode": "extractive"}),
+        )
+        .await,
         409,
         "/problems/embedding-model-mismatch",
     )
     .await;
     assert_problem(
-        app.upload(None, &[("new.txt", b"A new text about compost heaps and worms.".to_vec())], None, false).await,
+        app.upload(
+            None,
+            &[("new.txt", b"A new text about compost heaps and worms.".to_vec())],
+            None,
+            false,
+        )
+        .await,
         409,
         "/problems/embedding-model-mismatch",
     )
@@ -78,7 +95,12 @@ async fn another_model_is_refused_until_the_collection_is_reindexed(backend: Bac
     assert_eq!(job["document_id"], Value::Null);
     let id = job["id"].as_str().unwrap();
     // Asking again while it is queued or running is the same job.
-    let again: Value = app.post_json("/v1/collections/default/reindex", &json!({})).await.json().await.unwrap();
+    let again: Value = app
+        .post_json("/v1/collections/default/reindex", &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
     let first_now: Value = app.get(&format!("/v1/jobs/{id}")).await.json().await.unwrap();
     if first_now["status"] == "queued" || first_now["status"] == "running" {
         assert_eq!(again["id"], job["id"], "{again}");
@@ -86,7 +108,10 @@ async fn another_model_is_refused_until_the_collection_is_reindexed(backend: Bac
     let done = finished_job(&app, id).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     if again["id"] != job["id"] {
-        assert_eq!(finished_job(&app, again["id"].as_str().unwrap()).await["status"], "succeeded");
+        assert_eq!(
+            finished_job(&app, again["id"].as_str().unwrap()).await["status"],
+            "succeeded"
+        );
     }
 
     let shown: Value = app.get("/v1/collections/default").await.json().await.unwrap();
@@ -94,11 +119,18 @@ async fn another_model_is_refused_until_the_collection_is_reindexed(backend: Bac
     assert_eq!(shown["embedding_model"]["dimension"], EMBEDDING_DIMENSION);
     assert_eq!(shown["index_status"], "ready");
     let chunks = terms["chunks"].as_u64().unwrap() as usize + 1;
-    assert!(fake.embedded() >= embedded_before + chunks, "the re-index embedded every chunk with the new model");
+    assert!(
+        fake.embedded() >= embedded_before + chunks,
+        "the re-index embedded every chunk with the new model"
+    );
     let embedded_before = fake.embedded();
     let found = app.search(None, query).await;
     assert_eq!(result_files(&found)[0], "terms.txt", "{found}");
-    assert_eq!(fake.embedded(), embedded_before + 1, "the query was embedded by the new model");
+    assert_eq!(
+        fake.embedded(),
+        embedded_before + 1,
+        "the query was embedded by the new model"
+    );
     // Re-indexing changed the vectors, not the documents.
     let document: Value = app
         .get(&format!("/v1/documents/{}", terms["id"].as_str().unwrap()))
@@ -109,14 +141,24 @@ async fn another_model_is_refused_until_the_collection_is_reindexed(backend: Bac
     assert_eq!(document["status"], "ready");
     assert_eq!(document["chunks"], terms["chunks"]);
     // And the collection takes uploads again, embedded by the new model.
-    let compost = app.ingest("compost.txt", b"A new text about compost heaps and earthworms.".to_vec()).await;
-    let found = app.search(None, json!({"query": "compost heaps earthworms", "top_k": 1})).await;
+    let compost = app
+        .ingest(
+            "compost.txt",
+            b"A new text about compost heaps and earthworms.".to_vec(),
+        )
+        .await;
+    let found = app
+        .search(None, json!({"query": "compost heaps earthworms", "top_k": 1}))
+        .await;
     assert_eq!(found["results"][0]["document_id"], compost["id"], "{found}");
 }
 
 async fn the_old_index_serves_while_a_reindex_runs(backend: Backend) {
-    let Some(app) = TestApp::on(backend, "the_old_index_serves_while_a_reindex_runs").await else { return };
-    app.ingest("four-pages.pdf", crate::helpers::corpus("pdflatex-4-pages.pdf")).await;
+    let Some(app) = TestApp::on(backend, "the_old_index_serves_while_a_reindex_runs").await else {
+        return;
+    };
+    app.ingest("four-pages.pdf", crate::helpers::corpus("pdflatex-4-pages.pdf"))
+        .await;
     app.ingest("terms.txt", WARRANTY_TXT.into()).await;
     app.ingest("garden.txt", GARDENING_TXT.into()).await;
     let query = json!({"query": "warranty extended to 36 months", "top_k": 3});
@@ -139,7 +181,14 @@ async fn the_old_index_serves_while_a_reindex_runs(backend: Backend) {
     }
     let after = app.search(None, query).await;
     assert_eq!(result_files(&after), result_files(&before));
-    let ids = |v: &Value| v["results"].as_array().unwrap().iter().map(|r| r["chunk_id"].clone()).collect::<Vec<_>>();
+    let ids = |v: &Value| {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["chunk_id"].clone())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(ids(&after), ids(&before), "same chunks, same point ids");
 }
 
@@ -155,6 +204,16 @@ async fn a_server_without_a_model_refuses_to_reindex() {
         llm: None,
     })
     .await;
-    assert_problem(app.post_json("/v1/collections/default/reindex", &json!({})).await, 409, "/problems/reindex-needs-model").await;
-    assert_problem(app.post_json("/v1/collections/nope/reindex", &json!({})).await, 404, "/problems/collection-not-found").await;
+    assert_problem(
+        app.post_json("/v1/collections/default/reindex", &json!({})).await,
+        409,
+        "/problems/reindex-needs-model",
+    )
+    .await;
+    assert_problem(
+        app.post_json("/v1/collections/nope/reindex", &json!({})).await,
+        404,
+        "/problems/collection-not-found",
+    )
+    .await;
 }

@@ -3,8 +3,8 @@
 
 use serde_json::json;
 
+use crate::backends::{Backend, on_every_backend};
 use crate::fixtures::{GARDENING_TXT, ONBOARDING_MD, WARRANTY_TXT};
-use crate::backends::{on_every_backend, Backend};
 use crate::helpers::TestApp;
 
 async fn library(backend: Backend, test: &str) -> Option<TestApp> {
@@ -16,7 +16,9 @@ async fn library(backend: Backend, test: &str) -> Option<TestApp> {
 }
 
 async fn the_best_chunk_comes_first_in_paraphrase_and_in_keywords(backend: Backend) {
-    let Some(app) = library(backend, "the_best_chunk_comes_first_in_paraphrase_and_in_keywords").await else { return };
+    let Some(app) = library(backend, "the_best_chunk_comes_first_in_paraphrase_and_in_keywords").await else {
+        return;
+    };
     let cases = [
         ("How many hours of sun do tomato plants need?", "garden.txt"),
         ("Where do new hires pick up their computer?", "onboarding.md"),
@@ -33,7 +35,9 @@ async fn the_best_chunk_comes_first_in_paraphrase_and_in_keywords(backend: Backe
 }
 
 async fn an_unrelated_question_finds_nothing_and_says_so(backend: Backend) {
-    let Some(app) = library(backend, "an_unrelated_question_finds_nothing_and_says_so").await else { return };
+    let Some(app) = library(backend, "an_unrelated_question_finds_nothing_and_says_so").await else {
+        return;
+    };
     let (status, answer) = app
         .query(json!({"question": "What is the orbital period of the Andromeda satellite galaxies?"}))
         .await;
@@ -44,7 +48,9 @@ async fn an_unrelated_question_finds_nothing_and_says_so(backend: Backend) {
 }
 
 async fn extractive_answers_quote_the_matching_sentence(backend: Backend) {
-    let Some(app) = library(backend, "extractive_answers_quote_the_matching_sentence").await else { return };
+    let Some(app) = library(backend, "extractive_answers_quote_the_matching_sentence").await else {
+        return;
+    };
     let (status, answer) = app.query(json!({"question": "How long is the warranty period?"})).await;
     assert_eq!(status, 200);
     assert_eq!(answer["mode"], "extractive");

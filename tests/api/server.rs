@@ -17,7 +17,11 @@ pub struct Server {
 impl Server {
     /// Starts over `data` with the test embedder; `extra` settings on top.
     pub fn start(data: &Path, extra: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let log = tempfile::NamedTempFile::new().expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_docqa"));
         command

@@ -14,10 +14,17 @@ const QUESTION: &str = "How long is the warranty period for Acme devices?";
 
 async fn app_with(llm: Option<&FakeLlm>) -> TestApp {
     let vars = match llm {
-        Some(llm) => vec![("LLM_BASE_URL", llm.base_url.clone()), ("LLM_MODEL", "fake-llm".to_string())],
+        Some(llm) => vec![
+            ("LLM_BASE_URL", llm.base_url.clone()),
+            ("LLM_MODEL", "fake-llm".to_string()),
+        ],
         None => Vec::new(),
     };
-    let app = TestApp::spawn_with(TestOptions { vars, ..Default::default() }).await;
+    let app = TestApp::spawn_with(TestOptions {
+        vars,
+        ..Default::default()
+    })
+    .await;
     app.ingest("terms.txt", WARRANTY_TXT.into()).await;
     app.ingest("garden.txt", GARDENING_TXT.into()).await;
     app
@@ -67,18 +74,33 @@ async fn a_streamed_answer_sends_the_chunks_the_text_as_it_comes_and_the_verifie
 
     let results = events[0].1["results"].as_array().unwrap();
     assert_eq!(results[0]["filename"], "terms.txt", "{results:?}");
-    let deltas: Vec<&str> = events.iter().filter(|(n, _)| n == "delta").map(|(_, d)| d["text"].as_str().unwrap()).collect();
-    assert!(deltas.len() > 1, "the answer text came in pieces, as the model wrote it: {deltas:?}");
+    let deltas: Vec<&str> = events
+        .iter()
+        .filter(|(n, _)| n == "delta")
+        .map(|(_, d)| d["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        deltas.len() > 1,
+        "the answer text came in pieces, as the model wrote it: {deltas:?}"
+    );
     let answer = &events.last().unwrap().1;
     // The pieces are the answer text alone (no JSON), and add up to the answer.
     assert_eq!(deltas.concat(), answer["answer"].as_str().unwrap(), "{events:?}");
     assert_eq!(answer["mode"], "generative");
     assert_eq!(answer["grounded"], true, "{answer}");
-    assert!(WARRANTY_TXT.contains(answer["citations"][0]["quote"].as_str().unwrap()), "{answer}");
+    assert!(
+        WARRANTY_TXT.contains(answer["citations"][0]["quote"].as_str().unwrap()),
+        "{answer}"
+    );
     assert_eq!(llm.streamed_calls(), 1);
 
     // `Accept: text/event-stream` asks for the same.
-    let events = streamed(&app, json!({"question": QUESTION}), Some("application/json;q=0.5, text/event-stream")).await;
+    let events = streamed(
+        &app,
+        json!({"question": QUESTION}),
+        Some("application/json;q=0.5, text/event-stream"),
+    )
+    .await;
     assert_eq!(names(&events), ["retrieval", "delta", "answer"]);
     assert_eq!(llm.streamed_calls(), 2);
 }
@@ -99,14 +121,24 @@ async fn refusals_come_before_the_stream_and_failures_as_an_error_event() {
     let app = app_with(Some(&broken)).await;
     // Nothing streamed yet: a plain problem with its status.
     let response = app
-        .post_json("/v1/collections/nope/query", &json!({"question": QUESTION, "stream": true}))
+        .post_json(
+            "/v1/collections/nope/query",
+            &json!({"question": QUESTION, "stream": true}),
+        )
         .await;
     assert_problem(response, 404, "/problems/collection-not-found").await;
-    let response = app.post_json("/v1/query", &json!({"question": " ", "stream": true})).await;
+    let response = app
+        .post_json("/v1/query", &json!({"question": " ", "stream": true}))
+        .await;
     assert_problem(response, 422, "/problems/invalid-request").await;
 
     // The LLM fails after the chunks went out: an `error` event ends the stream.
-    let events = streamed(&app, json!({"question": QUESTION, "stream": true, "mode": "generative"}), None).await;
+    let events = streamed(
+        &app,
+        json!({"question": QUESTION, "stream": true, "mode": "generative"}),
+        None,
+    )
+    .await;
     assert_eq!(names(&events), ["retrieval", "error"], "{events:?}");
     let problem = &events[1].1;
     assert_eq!(problem["status"], 502);
@@ -117,7 +149,12 @@ async fn refusals_come_before_the_stream_and_failures_as_an_error_event() {
     let events = streamed(&app, json!({"question": QUESTION, "stream": true}), None).await;
     let answer = &events.last().unwrap().1;
     assert_eq!(answer["mode"], "extractive", "{events:?}");
-    assert!(answer["fallback_reason"].as_str().unwrap().contains("the model crashed"));
+    assert!(
+        answer["fallback_reason"]
+            .as_str()
+            .unwrap()
+            .contains("the model crashed")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -147,7 +184,10 @@ async fn a_client_that_hangs_up_cancels_the_llm_call() {
     // docqa notices at its next heartbeat, drops the answer, and with it the LLM call.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !llm.caller_hung_up() {
-        assert!(std::time::Instant::now() < deadline, "the LLM call was still open 20 s after the client left");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the LLM call was still open 20 s after the client left"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(app.get("/readyz").await.status(), 200);

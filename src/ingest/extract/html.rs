@@ -16,9 +16,43 @@ const HIDDEN: &[&str] = &[
 
 /// Elements that start and end a block of text.
 const BLOCKS: &[&str] = &[
-    "address", "article", "aside", "blockquote", "caption", "dd", "details", "div", "dl", "dt", "fieldset",
-    "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main",
-    "nav", "ol", "p", "pre", "section", "summary", "table", "tbody", "thead", "tfoot", "tr", "ul",
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "caption",
+    "dd",
+    "details",
+    "div",
+    "dl",
+    "dt",
+    "fieldset",
+    "figcaption",
+    "figure",
+    "footer",
+    "form",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "header",
+    "hr",
+    "li",
+    "main",
+    "nav",
+    "ol",
+    "p",
+    "pre",
+    "section",
+    "summary",
+    "table",
+    "tbody",
+    "thead",
+    "tfoot",
+    "tr",
+    "ul",
 ];
 
 pub fn extract(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
@@ -177,7 +211,10 @@ mod tests {
 
     #[test]
     fn entities_are_decoded_and_pre_keeps_its_layout() {
-        assert_eq!(text("<p>Fish &amp; chips &lt;3&nbsp;times</p><pre>a  b\n  c</pre>"), "Fish & chips <3 times\n\na  b\n  c");
+        assert_eq!(
+            text("<p>Fish &amp; chips &lt;3&nbsp;times</p><pre>a  b\n  c</pre>"),
+            "Fish & chips <3 times\n\na  b\n  c"
+        );
     }
 
     #[test]

@@ -88,7 +88,12 @@ impl Extractor {
         }
     }
 
-    async fn extract_in_child(&self, exe: &Path, path: &Path, content_type: ContentType) -> Result<ExtractedText, ExtractError> {
+    async fn extract_in_child(
+        &self,
+        exe: &Path,
+        path: &Path,
+        content_type: ContentType,
+    ) -> Result<ExtractedText, ExtractError> {
         let mut command = tokio::process::Command::new(exe);
         command
             .arg(CHILD_COMMAND)
@@ -193,7 +198,10 @@ fn probe(exe: &Path) -> Result<(), String> {
     if String::from_utf8_lossy(&output.stdout).trim() == PROBE_ANSWER {
         Ok(())
     } else {
-        Err(format!("{} is not a docqa binary with `{CHILD_COMMAND}`", exe.display()))
+        Err(format!(
+            "{} is not a docqa binary with `{CHILD_COMMAND}`",
+            exe.display()
+        ))
     }
 }
 

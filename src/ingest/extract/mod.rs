@@ -119,7 +119,10 @@ mod tests {
         let mut bytes = b"%PDF-1.4\n".to_vec();
         bytes.extend((0..4000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8));
         let err = extract_bytes(ContentType::Pdf, &bytes).unwrap_err();
-        assert!(matches!(err, ExtractError::Corrupt(_) | ExtractError::Panicked(_)), "{err:?}");
+        assert!(
+            matches!(err, ExtractError::Corrupt(_) | ExtractError::Panicked(_)),
+            "{err:?}"
+        );
     }
 
     #[test]

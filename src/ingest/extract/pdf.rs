@@ -34,7 +34,11 @@ pub fn extract(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
     }
     let second = extract_with(Parser::PdfExtract, bytes);
     match (first, second) {
-        (Ok(a), Ok(b)) => Ok(if TextQuality::of(&b).score() > TextQuality::of(&a).score() { b } else { a }),
+        (Ok(a), Ok(b)) => Ok(if TextQuality::of(&b).score() > TextQuality::of(&a).score() {
+            b
+        } else {
+            a
+        }),
         (Ok(a), Err(_)) => Ok(a),
         (Err(_), Ok(b)) => Ok(b),
         // The second parser's reason when the first only found nothing.
@@ -102,23 +106,33 @@ impl TextQuality {
 }
 
 fn with_pdf_oxide(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
-    let document = pdf_oxide::PdfDocument::from_bytes(bytes.to_vec()).map_err(|e| ExtractError::Corrupt(e.to_string()))?;
+    let document =
+        pdf_oxide::PdfDocument::from_bytes(bytes.to_vec()).map_err(|e| ExtractError::Corrupt(e.to_string()))?;
     // pdf_oxide returns empty pages for a file it cannot decrypt: ask first.
     // An empty user password opens many "encrypted" files.
     if document.is_encrypted() && !matches!(document.authenticate(b""), Ok(true)) {
         return Err(ExtractError::Encrypted);
     }
-    let count = document.page_count().map_err(|e| ExtractError::Corrupt(e.to_string()))?;
+    let count = document
+        .page_count()
+        .map_err(|e| ExtractError::Corrupt(e.to_string()))?;
     if count == 0 {
         return Err(ExtractError::Corrupt("the PDF has no pages".into()));
     }
     // `extract_text` keeps the reading order of multi-column pages, where
     // `to_plain_text` joins the columns line by line (README "Extraction").
-    pages_of(count, |index| document.extract_text(index).map_err(|e| ExtractError::Corrupt(e.to_string())))
+    pages_of(count, |index| {
+        document
+            .extract_text(index)
+            .map_err(|e| ExtractError::Corrupt(e.to_string()))
+    })
 }
 
 /// Reads every page, each under `catch_unwind`; fails only when no page reads.
-fn pages_of(count: usize, mut page: impl FnMut(usize) -> Result<String, ExtractError>) -> Result<ExtractedText, ExtractError> {
+fn pages_of(
+    count: usize,
+    mut page: impl FnMut(usize) -> Result<String, ExtractError>,
+) -> Result<ExtractedText, ExtractError> {
     let mut pages = Vec::with_capacity(count);
     let mut unreadable_pages = Vec::new();
     let mut first_failure = None;
@@ -234,7 +248,10 @@ mod tests {
 
     #[test]
     fn clean_keeps_paragraphs_and_drops_noise() {
-        assert_eq!(clean("\n\n  Title  \n\n\n\nBody\tline\u{0}\nnext \n\n"), "  Title\n\nBody line\nnext");
+        assert_eq!(
+            clean("\n\n  Title  \n\n\n\nBody\tline\u{0}\nnext \n\n"),
+            "  Title\n\nBody line\nnext"
+        );
         assert_eq!(clean("ﬁlled and ﬂown, e\u{fb03}cient"), "filled and flown, efficient");
     }
 }

@@ -16,14 +16,23 @@ use crate::ingest::extract;
 use crate::store::{StoreError, find_collection};
 
 impl Pipeline {
-    pub(super) async fn ingest(&self, job: &Job, document: &Document, cancel: &CancellationToken) -> Result<(u32, u32), JobError> {
+    pub(super) async fn ingest(
+        &self,
+        job: &Job,
+        document: &Document,
+        cancel: &CancellationToken,
+    ) -> Result<(u32, u32), JobError> {
         self.progress(job, JobProgress::at(JobStage::Extract, 0, 1)).await;
         let started = Instant::now();
         // Dropping the extraction kills its child process.
         let path = self.files.path(document.id);
         let extracted = unless_cancelled(cancel, self.extractor.extract_file(&path, document.content_type)).await?;
         let pages = extracted.pages.len() as u32;
-        self.progress(job, JobProgress::at(JobStage::Extract, u64::from(pages), u64::from(pages))).await;
+        self.progress(
+            job,
+            JobProgress::at(JobStage::Extract, u64::from(pages), u64::from(pages)),
+        )
+        .await;
         let extract_ms = started.elapsed().as_millis() as u64;
         let started = Instant::now();
         checkpoint(cancel)?;
@@ -37,7 +46,9 @@ impl Pipeline {
         let chunker = Arc::clone(&self.chunker);
         let id = document.id;
         let chunking = tokio::spawn(crate::background::run("docqa-chunk", move || {
-            chunker.chunk_in_steps(id, &extracted.pages, CHUNKS_PER_STEP, |step| sender.blocking_send(step).is_ok());
+            chunker.chunk_in_steps(id, &extracted.pages, CHUNKS_PER_STEP, |step| {
+                sender.blocking_send(step).is_ok()
+            });
         }));
         let mut chunks: Vec<Chunk> = Vec::new();
         let mut writing: Option<Pin<Box<dyn Future<Output = Result<(), JobError>> + Send + '_>>> = None;
@@ -83,7 +94,13 @@ impl Pipeline {
     }
 
     /// Writes one step's points to the index, then reports the progress they make.
-    async fn write(&self, job: &Job, document: &Document, points: Vec<ChunkPoint>, progress: JobProgress) -> Result<(), JobError> {
+    async fn write(
+        &self,
+        job: &Job,
+        document: &Document,
+        points: Vec<ChunkPoint>,
+        progress: JobProgress,
+    ) -> Result<(), JobError> {
         self.index.upsert(&document.collection, points).await?;
         self.progress(job, progress).await;
         Ok(())
@@ -95,7 +112,9 @@ impl Pipeline {
     async fn dense_embedder_for(&self, document: &Document) -> Result<Option<Arc<dyn Embedder>>, JobError> {
         let collection = match find_collection(self.catalog.as_ref(), &document.collection).await {
             Ok(collection) => collection,
-            Err(StoreError::CollectionNotFound(name)) => return Err(JobError::Failed(format!("collection {name} is gone"))),
+            Err(StoreError::CollectionNotFound(name)) => {
+                return Err(JobError::Failed(format!("collection {name} is gone")));
+            }
             Err(StoreError::Catalog(e)) => return Err(e.into()),
             Err(StoreError::Index(e)) => return Err(e.into()),
         };

@@ -47,7 +47,11 @@ pub(super) async fn unless_cancelled<T, E: Into<JobError>>(
 /// Stops at a step boundary when the job is cancelled: index and catalog writes
 /// are never cut in half, so a delete that waits for the job finds them done.
 pub(super) fn checkpoint(cancel: &CancellationToken) -> Result<(), JobError> {
-    if cancel.is_cancelled() { Err(JobError::Cancelled) } else { Ok(()) }
+    if cancel.is_cancelled() {
+        Err(JobError::Cancelled)
+    } else {
+        Ok(())
+    }
 }
 
 impl From<extract::ExtractError> for JobError {

@@ -23,10 +23,10 @@ pub(crate) use job_error::JobError;
 use job_error::retry_pause;
 pub use pool::WorkerPool;
 
+use super::FileStore;
 use super::chunk::Chunker;
 use super::extract;
 use super::in_flight::InFlight;
-use super::FileStore;
 use crate::catalog::{Catalog, ClaimedJob, JobOutcome};
 use crate::domain::{Chunk, Document, Job, JobProgress};
 use crate::embed::{Bm25Encoder, Embedder};

@@ -102,7 +102,10 @@ async fn run_claimed(worker: usize, pipeline: &Pipeline, claimed: &ClaimedJob) {
     let cancel = running.cancellation();
     let run = std::panic::AssertUnwindSafe(pipeline.run(claimed, &cancel)).catch_unwind();
     let outcome = run.await.unwrap_or_else(|panic| {
-        let reason = format!("internal error: the job panicked ({})", crate::background::panic_message(&*panic));
+        let reason = format!(
+            "internal error: the job panicked ({})",
+            crate::background::panic_message(&*panic)
+        );
         tracing::error!(job = %job.id, %reason, "job panicked");
         JobOutcome::Failed { reason }
     });

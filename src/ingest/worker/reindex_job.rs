@@ -45,13 +45,15 @@ impl Pipeline {
                 let points = chunk_points(&self.bm25, document, batch, vectors, false);
                 self.index.upsert_rebuild(&rebuild, points).await?;
             }
-            self.progress(job, JobProgress::at(JobStage::Embed, done as u64 + 1, total)).await;
+            self.progress(job, JobProgress::at(JobStage::Embed, done as u64 + 1, total))
+                .await;
         }
         checkpoint(cancel)?;
         self.index.finish_rebuild(&rebuild).await?;
         // A document deleted while it was being copied may have been written into
         // the new generation after its delete: take such points back.
-        let remaining: std::collections::HashSet<_> = self.catalog.document_ids(&collection.name).await?.into_iter().collect();
+        let remaining: std::collections::HashSet<_> =
+            self.catalog.document_ids(&collection.name).await?.into_iter().collect();
         for document in documents.iter().filter(|d| !remaining.contains(&d.id)) {
             self.index.delete_document(&collection.name, document.id).await?;
         }
@@ -61,10 +63,7 @@ impl Pipeline {
 }
 
 /// Every ready document of the collection, page by page.
-async fn ready_documents(
-    catalog: &dyn Catalog,
-    collection: &CollectionName,
-) -> Result<Vec<Document>, CatalogError> {
+async fn ready_documents(catalog: &dyn Catalog, collection: &CollectionName) -> Result<Vec<Document>, CatalogError> {
     let mut documents = Vec::new();
     let mut after = None;
     loop {

@@ -123,11 +123,11 @@ impl Decoder {
             return false;
         };
         escape.push(c);
-        if escape.starts_with('u') {
-            if escape.len() < 5 {
+        if let Some(hex) = escape.strip_prefix('u') {
+            if hex.len() < 4 {
                 return false;
             }
-            let unit = u16::from_str_radix(&escape[1..], 16).ok();
+            let unit = u16::from_str_radix(hex, 16).ok();
             self.escape = None;
             match unit {
                 Some(high @ 0xD800..=0xDBFF) => {

@@ -94,13 +94,13 @@ impl Collection {
     /// The stored model and the server's, when the server's cannot search or fill
     /// this collection's vectors. A server without a model is no mismatch: it
     /// works on BM25 alone.
-    pub fn model_mismatch(&self, current: Option<&EmbeddingModel>) -> Option<ModelMismatch> {
+    pub fn model_mismatch(&self, current: Option<&EmbeddingModel>) -> Option<Box<ModelMismatch>> {
         match (&self.embedding_model, current) {
-            (Some(stored), Some(current)) if !stored.same_space(current) => Some(ModelMismatch {
+            (Some(stored), Some(current)) if !stored.same_space(current) => Some(Box::new(ModelMismatch {
                 collection: self.name.clone(),
                 stored: stored.clone(),
                 current: current.clone(),
-            }),
+            })),
             _ => None,
         }
     }

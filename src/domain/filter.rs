@@ -37,19 +37,19 @@ impl Filter {
 
     /// Checks what serde cannot: key syntax and sizes.
     pub fn validate(&self) -> Result<(), String> {
-        if let Some(ids) = &self.document_ids {
-            if ids.len() > MAX_FILTER_DOCUMENT_IDS {
-                return Err(format!(
-                    "filter.document_ids holds at most {MAX_FILTER_DOCUMENT_IDS} ids"
-                ));
-            }
+        if let Some(ids) = &self.document_ids
+            && ids.len() > MAX_FILTER_DOCUMENT_IDS
+        {
+            return Err(format!(
+                "filter.document_ids holds at most {MAX_FILTER_DOCUMENT_IDS} ids"
+            ));
         }
-        if let Some(metadata) = &self.metadata {
-            if let Some(bad) = metadata.keys().find(|k| !is_metadata_key(k)) {
-                return Err(format!(
-                    "filter.metadata key {bad:?} must be 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'"
-                ));
-            }
+        if let Some(metadata) = &self.metadata
+            && let Some(bad) = metadata.keys().find(|k| !is_metadata_key(k))
+        {
+            return Err(format!(
+                "filter.metadata key {bad:?} must be 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'"
+            ));
         }
         Ok(())
     }

@@ -152,6 +152,9 @@ impl super::OffThread<OnnxSessions> {
     }
 }
 
+/// A text's vector with the text's place in the request.
+type Indexed = (usize, Vec<f32>);
+
 /// A poisoned lock only means another batch panicked; the session is intact.
 fn lock(session: &Mutex<Session>) -> MutexGuard<'_, Session> {
     session.lock().unwrap_or_else(|p| p.into_inner())
@@ -185,7 +188,7 @@ impl OnnxSessions {
         order.sort_by_key(|&i| texts[i].len());
         let batches: Vec<&[usize]> = order.chunks(self.batch_size.max(1)).collect();
         let workers = self.passages.len().min(batches.len()).max(1);
-        let results: Vec<Result<Vec<(usize, Vec<f32>)>, EmbedError>> = std::thread::scope(|scope| {
+        let results: Vec<Result<Vec<Indexed>, EmbedError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers)
                 .map(|w| {
                     let mine: Vec<&[usize]> = batches.iter().skip(w).step_by(workers).copied().collect();

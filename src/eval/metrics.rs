@@ -83,11 +83,11 @@ pub fn f1(prediction: &str, gold: &str) -> f64 {
     }
     let mut common = 0;
     for token in &predicted {
-        if let Some(count) = counts.get_mut(token) {
-            if *count > 0 {
-                *count -= 1;
-                common += 1;
-            }
+        if let Some(count) = counts.get_mut(token)
+            && *count > 0
+        {
+            *count -= 1;
+            common += 1;
         }
     }
     if common == 0 {

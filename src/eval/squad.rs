@@ -109,7 +109,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     let split = options.split.clone().unwrap_or_else(|| "dev".to_string());
     let titles = split_titles(options, &split)?;
     let in_split =
-        |title: &str, s: &str| titles.as_ref().map_or(true, |t| t.contains(title)) && (split == "all" || s == split);
+        |title: &str, s: &str| titles.as_ref().is_none_or(|t| t.contains(title)) && (split == "all" || s == split);
 
     let paragraphs: Vec<Paragraph> = read_jsonl(&dir.join("paragraphs.jsonl"))?;
     let paragraphs: HashMap<String, Paragraph> = paragraphs

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::answer::AnswerError;
 use crate::catalog::CatalogError;
-use crate::domain::{ContentType, ModelMismatch};
+use crate::domain::ContentType;
 use crate::embed::EmbedError;
 use crate::index::IndexError;
 use crate::ingest::{AcceptError, UploadedDocument};
@@ -266,12 +266,6 @@ impl AppError {
                 _ => None,
             },
         }
-    }
-}
-
-impl From<ModelMismatch> for AppError {
-    fn from(mismatch: ModelMismatch) -> Self {
-        Self::Retrieve(mismatch.into())
     }
 }
 

@@ -112,8 +112,7 @@ mod tests {
         let error = app
             .call(request)
             .await
-            .err()
-            .expect("the panic becomes an error response");
+            .expect_err("the panic becomes an error response");
         let response = error.error_response();
         assert_eq!(response.status(), 500);
         assert_eq!(response.headers().get(HEADER).unwrap(), "req-42");

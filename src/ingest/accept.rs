@@ -22,7 +22,7 @@ use crate::store::{StoreError, errors_through_store, find_collection};
 #[derive(Debug, thiserror::Error)]
 pub enum AcceptError {
     #[error(transparent)]
-    ModelMismatch(#[from] ModelMismatch),
+    ModelMismatch(#[from] Box<ModelMismatch>),
     #[error("the request has no `file` part")]
     NoFile,
     #[error("{filename:?} is empty")]

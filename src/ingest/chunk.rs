@@ -17,7 +17,7 @@ const CHARS_PER_TOKEN: usize = 4;
 
 enum Splitter {
     /// The splitter for strings, and the tokenizer for per-document sizers.
-    Tokens(TextSplitter<Tokenizer>, Tokenizer),
+    Tokens(Box<(TextSplitter<Tokenizer>, Tokenizer)>),
     Characters(TextSplitter<Characters>),
 }
 
@@ -36,7 +36,7 @@ impl Chunker {
     pub fn new(settings: &ChunkSettings, tokenizer: Option<Tokenizer>) -> Result<Self, ChunkSettingsError> {
         let invalid = |e: text_splitter::ChunkConfigError| ChunkSettingsError(e.to_string());
         let splitter = match tokenizer {
-            Some(tokenizer) => Splitter::Tokens(
+            Some(tokenizer) => Splitter::Tokens(Box::new((
                 TextSplitter::new(
                     ChunkConfig::new(settings.tokens)
                         .with_overlap(settings.overlap)
@@ -44,7 +44,7 @@ impl Chunker {
                         .with_sizer(tokenizer.clone()),
                 ),
                 tokenizer,
-            ),
+            ))),
             None => Splitter::Characters(TextSplitter::new(
                 ChunkConfig::new(settings.tokens * CHARS_PER_TOKEN)
                     .with_overlap(settings.overlap * CHARS_PER_TOKEN)
@@ -81,12 +81,12 @@ impl Chunker {
         let (text, page_starts) = join_pages(pages);
         let document_splitter;
         let pieces: Box<dyn Iterator<Item = ChunkCharIndex<'_>>> = match &self.splitter {
-            Splitter::Tokens(whole, tokenizer) => match self.document_splitter(tokenizer, &text) {
+            Splitter::Tokens(splitter) => match self.document_splitter(&splitter.1, &text) {
                 Some(splitter) => {
                     document_splitter = splitter;
                     Box::new(document_splitter.chunk_char_indices(&text))
                 }
-                None => Box::new(whole.chunk_char_indices(&text)),
+                None => Box::new(splitter.0.chunk_char_indices(&text)),
             },
             Splitter::Characters(s) => Box::new(s.chunk_char_indices(&text)),
         };

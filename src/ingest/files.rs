@@ -39,10 +39,10 @@ impl FileStore {
     }
 
     pub async fn remove(&self, document: DocumentId) {
-        if let Err(e) = tokio::fs::remove_file(self.path(document)).await {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(%document, error = %e, "could not remove stored file");
-            }
+        if let Err(e) = tokio::fs::remove_file(self.path(document)).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(%document, error = %e, "could not remove stored file");
         }
     }
 }

@@ -19,7 +19,7 @@ pub enum RetrieveError {
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
-    ModelMismatch(#[from] ModelMismatch),
+    ModelMismatch(#[from] Box<ModelMismatch>),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

@@ -117,12 +117,12 @@ impl Collections {
 
     pub async fn create(&self, request: CreateCollection) -> Result<CollectionView, CollectionsError> {
         let name = CollectionName::parse(&request.name).map_err(|e| CollectionsError::Invalid(e.to_string()))?;
-        if let Some(description) = &request.description {
-            if description.chars().count() > MAX_DESCRIPTION_CHARS {
-                return Err(CollectionsError::Invalid(format!(
-                    "description is longer than {MAX_DESCRIPTION_CHARS} characters"
-                )));
-            }
+        if let Some(description) = &request.description
+            && description.chars().count() > MAX_DESCRIPTION_CHARS
+        {
+            return Err(CollectionsError::Invalid(format!(
+                "description is longer than {MAX_DESCRIPTION_CHARS} characters"
+            )));
         }
         let collection = self.create_named(name, request.description).await?;
         self.view(collection).await

@@ -78,18 +78,10 @@ pub fn corpus(name: &str) -> Vec<u8> {
 }
 
 /// Settings for a test app; `vars` override the defaults.
+#[derive(Default)]
 pub struct TestOptions {
     pub vars: Vec<(&'static str, String)>,
     pub llm: Option<Arc<dyn LlmClient>>,
-}
-
-impl Default for TestOptions {
-    fn default() -> Self {
-        Self {
-            vars: Vec::new(),
-            llm: None,
-        }
-    }
 }
 
 pub struct TestApp {

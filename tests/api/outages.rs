@@ -167,8 +167,10 @@ async fn through_proxy(backend: Backend, test: &str) -> Option<(TestApp, Proxy, 
             "index",
         )
     };
-    let mut options = TestOptions::default();
-    options.vars = vars;
+    let options = TestOptions {
+        vars,
+        ..TestOptions::default()
+    };
     let app = TestApp::spawn_provisioned(provisioned, options).await;
     Some((app, proxy, component))
 }

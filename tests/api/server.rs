@@ -56,10 +56,10 @@ impl Server {
 
     pub async fn ready(&self, client: &reqwest::Client) {
         for _ in 0..600 {
-            if let Ok(r) = client.get(self.url("/readyz")).send().await {
-                if r.status() == 200 {
-                    return;
-                }
+            if let Ok(r) = client.get(self.url("/readyz")).send().await
+                && r.status() == 200
+            {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -23,10 +23,10 @@ pub enum Parser {
 /// Extraction as the server does it: the chain.
 pub fn extract(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
     let first = extract_with(Parser::PdfOxide, bytes);
-    if let Ok(text) = &first {
-        if TextQuality::of(text).is_good() {
-            return first;
-        }
+    if let Ok(text) = &first
+        && TextQuality::of(text).is_good()
+    {
+        return first;
     }
     // Encrypted is a verdict on the file, not on the parser.
     if matches!(first, Err(ExtractError::Encrypted)) {

@@ -15,6 +15,9 @@ use crate::index::{ChunkPoint, IndexLayout};
 use crate::ingest::extract;
 use crate::store::{StoreError, find_collection};
 
+/// A step's index write, started while the next step is embedded.
+type Writing<'a> = Pin<Box<dyn Future<Output = Result<(), JobError>> + Send + 'a>>;
+
 impl Pipeline {
     pub(super) async fn ingest(
         &self,
@@ -51,7 +54,7 @@ impl Pipeline {
             });
         }));
         let mut chunks: Vec<Chunk> = Vec::new();
-        let mut writing: Option<Pin<Box<dyn Future<Output = Result<(), JobError>> + Send + '_>>> = None;
+        let mut writing: Option<Writing<'_>> = None;
         while let Some(batch) = steps.recv().await {
             let previous = async {
                 match writing.take() {

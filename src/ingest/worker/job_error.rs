@@ -89,8 +89,8 @@ impl From<EmbedError> for JobError {
     }
 }
 
-impl From<ModelMismatch> for JobError {
-    fn from(e: ModelMismatch) -> Self {
+impl From<Box<ModelMismatch>> for JobError {
+    fn from(e: Box<ModelMismatch>) -> Self {
         Self::failed(format!("{e}, then upload this document again"))
     }
 }

@@ -119,11 +119,11 @@ async fn run_claimed(worker: usize, pipeline: &Pipeline, claimed: &ClaimedJob) {
         }
         return;
     }
-    if let ClaimedJob::Ingest { document, .. } = claimed {
-        if matches!(outcome, JobOutcome::Failed { .. }) {
-            // A failed document leaves no vectors behind.
-            remove_vectors(pipeline, document).await;
-        }
+    if let ClaimedJob::Ingest { document, .. } = claimed
+        && matches!(outcome, JobOutcome::Failed { .. })
+    {
+        // A failed document leaves no vectors behind.
+        remove_vectors(pipeline, document).await;
     }
     match pipeline.catalog.finish_job(job.id, &outcome).await {
         Ok(true) => {}

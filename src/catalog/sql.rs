@@ -402,24 +402,29 @@ impl Catalog for SqlCatalog {
         // The check and the insert are one statement, under the claim lock: two
         // requests cannot both insert, nor interleave with a claim.
         tx.lock_job_claims().await?;
-        let inserted = tx
-            .fetch_optional(
-                &Statement::new(format!(
-                    "INSERT INTO jobs (id, kind, collection, status, progress, attempts, created_at, updated_at) \
-                     SELECT $1, 'reindex', $2, 'queued', $3, 0, $4, $4 WHERE NOT EXISTS (SELECT 1 FROM jobs \
-                     WHERE collection = $2 AND kind = 'reindex' AND status IN ('queued', 'running')) \
-                     RETURNING {JOB_COLUMNS}"
-                ))
-                .id(JobId::new())
-                .text(collection.as_str())
-                .json(&JobProgress::queued())
-                .time(at),
-            )
-            .await?;
-        let row = match inserted {
-            Some(row) => row,
-            None => tx.fetch_one(&active_reindex(collection)).await?,
-        };
+        let insert = Statement::new(format!(
+            "INSERT INTO jobs (id, kind, collection, status, progress, attempts, created_at, updated_at) \
+             SELECT $1, 'reindex', $2, 'queued', $3, 0, $4, $4 WHERE NOT EXISTS (SELECT 1 FROM jobs \
+             WHERE collection = $2 AND kind = 'reindex' AND status IN ('queued', 'running')) \
+             RETURNING {JOB_COLUMNS}"
+        ))
+        .id(JobId::new())
+        .text(collection.as_str())
+        .json(&JobProgress::queued())
+        .time(at);
+        // The active re-index the insert saw may end before it is read (a worker
+        // finishing it does not take the lock): then the insert goes ahead.
+        let mut row = None;
+        for _ in 0..3 {
+            row = match tx.fetch_optional(&insert).await? {
+                Some(inserted) => Some(inserted),
+                None => tx.fetch_optional(&active_reindex(collection)).await?,
+            };
+            if row.is_some() {
+                break;
+            }
+        }
+        let row = row.ok_or_else(|| CatalogError::Conflict("the active re-index kept changing".into()))?;
         tx.commit().await?;
         job_from_row(&row)
     }

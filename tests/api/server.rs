@@ -2,7 +2,7 @@
 //! crash or an abort would take down is that process, not the test.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use crate::helpers::{model_dir, onnx_vars};
@@ -10,7 +10,7 @@ use crate::helpers::{model_dir, onnx_vars};
 pub struct Server {
     child: Child,
     pub url: String,
-    /// The server's stderr (its log), to show when something went wrong.
+    /// The server's output (its log), to show when something went wrong.
     log: tempfile::NamedTempFile,
 }
 
@@ -23,6 +23,8 @@ impl Server {
             .unwrap()
             .port();
         let log = tempfile::NamedTempFile::new().expect("log file");
+        // One file description for both streams, so that they append, not overwrite.
+        let output = log.reopen().expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_docqa"));
         command
             .arg("serve")
@@ -34,8 +36,8 @@ impl Server {
             .env("EMBED_MODEL_DIR", model_dir())
             .env("DOCQA_EXE", env!("CARGO_BIN_EXE_docqa"))
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log.reopen().expect("log file"));
+            .stdout(output.try_clone().expect("log file"))
+            .stderr(output);
         for (k, v) in onnx_vars() {
             command.env(k, v);
         }

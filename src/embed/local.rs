@@ -90,15 +90,7 @@ impl CandleBert {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let encodings = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(inference)?;
-        let rows = encodings.len();
-        let cols = encodings.first().map_or(0, |e| e.get_ids().len());
-        let mut ids = Vec::with_capacity(rows * cols);
-        let mut mask = Vec::with_capacity(rows * cols);
-        for encoding in &encodings {
-            ids.extend_from_slice(encoding.get_ids());
-            mask.extend_from_slice(encoding.get_attention_mask());
-        }
+        let Encoded { rows, cols, ids, mask } = encode(&self.tokenizer, texts, |x| x)?;
         let device = &self.bert.device;
         let ids = Tensor::from_vec(ids, (rows, cols), device).map_err(inference)?;
         let mask = Tensor::from_vec(mask, (rows, cols), device).map_err(inference)?;
@@ -106,6 +98,33 @@ impl CandleBert {
         let hidden = self.bert.forward(&ids, &type_ids, Some(&mask)).map_err(inference)?;
         pool_and_normalise(&hidden, &mask).map_err(inference)
     }
+}
+
+/// A batch tokenized for the model: ids and attention mask, row after row,
+/// padded to the longest text.
+pub(super) struct Encoded<T> {
+    pub rows: usize,
+    pub cols: usize,
+    pub ids: Vec<T>,
+    pub mask: Vec<T>,
+}
+
+/// Tokenizes a batch, each id and mask value as the runtime wants it.
+pub(super) fn encode<T>(
+    tokenizer: &Tokenizer,
+    texts: &[&str],
+    to: impl Fn(u32) -> T,
+) -> Result<Encoded<T>, EmbedError> {
+    let encodings = tokenizer.encode_batch(texts.to_vec(), true).map_err(inference)?;
+    let rows = encodings.len();
+    let cols = encodings.first().map_or(0, |e| e.get_ids().len());
+    let mut ids = Vec::with_capacity(rows * cols);
+    let mut mask = Vec::with_capacity(rows * cols);
+    for encoding in &encodings {
+        ids.extend(encoding.get_ids().iter().map(|&x| to(x)));
+        mask.extend(encoding.get_attention_mask().iter().map(|&x| to(x)));
+    }
+    Ok(Encoded { rows, cols, ids, mask })
 }
 
 /// The model's tokenizer as the model reads: cut at 256 tokens, batches padded

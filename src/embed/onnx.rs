@@ -19,7 +19,7 @@ use ort::session::builder::PrepackedWeights;
 use ort::value::Tensor;
 use tokenizers::Tokenizer;
 
-use super::local::{load_tokenizer, normalise};
+use super::local::{Encoded, encode, load_tokenizer, normalise};
 use super::{EmbedError, ModelFiles};
 use crate::domain::EmbeddingModel;
 
@@ -237,15 +237,7 @@ impl OnnxSessions {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let encodings = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(inference)?;
-        let rows = encodings.len();
-        let cols = encodings.first().map_or(0, |e| e.get_ids().len());
-        let mut ids = Vec::with_capacity(rows * cols);
-        let mut mask = Vec::with_capacity(rows * cols);
-        for encoding in &encodings {
-            ids.extend(encoding.get_ids().iter().map(|&x| i64::from(x)));
-            mask.extend(encoding.get_attention_mask().iter().map(|&x| i64::from(x)));
-        }
+        let Encoded { rows, cols, ids, mask } = encode(&self.tokenizer, texts, i64::from)?;
         let shape = [rows, cols];
         let ids_tensor = Tensor::from_array((shape, ids)).map_err(inference)?;
         let mask_tensor = Tensor::from_array((shape, mask.clone())).map_err(inference)?;

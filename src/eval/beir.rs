@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::metrics::dedup_ranked;
-use super::{EvalClient, EvalError, EvalOptions, IngestScores, Report, read_jsonl};
+use super::{EvalError, EvalOptions, IngestScores, Report, read_jsonl};
 
 /// Chunks asked for per query: enough for 10 distinct documents when abstracts
 /// are split into a few chunks each.
@@ -94,14 +94,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
         std::fs::write(&path, text).map_err(|e| EvalError::Read(path.clone(), e))?;
         files.push(path);
     }
-    let client = EvalClient::collection(base, "eval-scifact", options.collection.as_deref()).await?;
-    let ingested = crate::bulk::ingest(base, &client.collection, files, options.progress).await?;
-    let mut notes: Vec<String> = ingested
-        .failed
-        .iter()
-        .take(5)
-        .map(|(path, why)| format!("{} failed: {why}", path.display()))
-        .collect();
+    let (client, ingested, mut notes) = super::ingest_into(base, "eval-scifact", options, files, 5).await?;
 
     let measured = super::retrieve_by_mode(
         &client,

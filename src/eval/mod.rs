@@ -359,6 +359,24 @@ pub async fn run(base: &str, options: &EvalOptions) -> Result<Report, EvalError>
 /// The retrieval modes every dataset is scored in.
 pub const MODES: [&str; 3] = ["hybrid", "dense", "bm25"];
 
+/// Files ingested into the evaluation's collection (made, or reused by name),
+/// with a note for each of the first `notes` that failed.
+pub(crate) async fn ingest_into(
+    base: &str,
+    prefix: &str,
+    options: &EvalOptions,
+    files: Vec<PathBuf>,
+    notes: usize,
+) -> Result<(EvalClient, crate::bulk::Summary, Vec<String>), EvalError> {
+    let client = EvalClient::collection(base, prefix, options.collection.as_deref()).await?;
+    let ingested = crate::bulk::ingest(base, &client.collection, files, options.progress).await?;
+    let failed = ingested.failed.iter().take(notes);
+    let notes = failed
+        .map(|(path, why)| format!("{} failed: {why}", path.display()))
+        .collect();
+    Ok((client, ingested, notes))
+}
+
 /// A question as the search API takes it: its text, and a filter (UDA keeps
 /// each question within its document).
 pub(crate) trait Searched {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::client::Hit;
-use super::{AnswerTally, EvalClient, EvalError, EvalOptions, IngestScores, Report, progress_bar, read_jsonl};
+use super::{AnswerTally, EvalError, EvalOptions, IngestScores, Report, progress_bar, read_jsonl};
 
 const HITS_PER_QUESTION: usize = 10;
 /// Chunks an extractive answer is made from.
@@ -151,13 +151,8 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     }
     files.sort();
 
-    let client = EvalClient::collection(base, "eval-squad", options.collection.as_deref()).await?;
-    let ingested = crate::bulk::ingest(base, &client.collection, files.clone(), options.progress).await?;
-    let mut notes: Vec<String> = ingested
-        .failed
-        .iter()
-        .map(|(path, why)| format!("{} failed: {why}", path.display()))
-        .collect();
+    let (client, ingested, mut notes) =
+        super::ingest_into(base, "eval-squad", options, files.clone(), usize::MAX).await?;
 
     // chunk id → its span in its article, or None where it cannot be found
     let mut spans: HashMap<String, Option<(String, usize, usize)>> = HashMap::new();

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use super::client::Hit;
 use super::metrics::{contains_answer, mean, normalize_answer};
-use super::{AnswerTally, EvalClient, EvalError, EvalOptions, IngestScores, Report, progress_bar, read_jsonl};
+use super::{AnswerTally, EvalError, EvalOptions, IngestScores, Report, progress_bar, read_jsonl};
 
 const HITS_PER_QUESTION: usize = 10;
 const ANSWER_TOP_K: usize = 5;
@@ -299,13 +299,8 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
         .collect();
     files.sort();
 
-    let client = EvalClient::collection(base, "eval-uda", options.collection.as_deref()).await?;
-    let ingested = crate::bulk::ingest(base, &client.collection, files.clone(), options.progress).await?;
-    let mut notes: Vec<String> = ingested
-        .failed
-        .iter()
-        .map(|(path, why)| format!("{} failed: {why}", path.display()))
-        .collect();
+    let (client, ingested, mut notes) =
+        super::ingest_into(base, "eval-uda", options, files.clone(), usize::MAX).await?;
     let ids = client.document_ids().await?;
     let pages = read_pages(&files).await?;
 

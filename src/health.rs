@@ -59,29 +59,20 @@ impl HealthChecks {
     }
 
     pub async fn readiness(&self) -> Readiness {
-        let catalog = status(tokio::time::timeout(CHECK_TIMEOUT, self.catalog.ping()).await);
-        let index = status(tokio::time::timeout(CHECK_TIMEOUT, self.index.ping()).await);
+        let ok = |()| "ok".to_string();
+        let catalog = status(CHECK_TIMEOUT, async { self.catalog.ping().await.map(ok) }).await;
+        let index = status(CHECK_TIMEOUT, async { self.index.ping().await.map(ok) }).await;
         let embedder = match (&self.embedder, &self.bm25_only_reason) {
             (Some(embedder), _) => {
                 let model = embedder.model();
-                match tokio::time::timeout(CHECK_TIMEOUT * 5, embedder.embed_query("ping")).await {
-                    Ok(Ok(v)) if v.len() == model.dimension => ComponentStatus {
-                        ok: true,
-                        detail: format!("{} ({}, {} dims)", model.name, model.variant, model.dimension),
-                    },
-                    Ok(Ok(v)) => ComponentStatus {
-                        ok: false,
-                        detail: format!("returned {} dims, expected {}", v.len(), model.dimension),
-                    },
-                    Ok(Err(e)) => ComponentStatus {
-                        ok: false,
-                        detail: e.to_string(),
-                    },
-                    Err(_) => ComponentStatus {
-                        ok: false,
-                        detail: "timed out".into(),
-                    },
-                }
+                let embedded = async {
+                    let vector = embedder.embed_query("ping").await.map_err(|e| e.to_string())?;
+                    match vector.len() == model.dimension {
+                        true => Ok(format!("{} ({}, {} dims)", model.name, model.variant, model.dimension)),
+                        false => Err(format!("returned {} dims, expected {}", vector.len(), model.dimension)),
+                    }
+                };
+                status(CHECK_TIMEOUT * 5, embedded).await
             }
             // Running without a model was chosen or allowed: not down, but said.
             (None, reason) => ComponentStatus {
@@ -100,21 +91,17 @@ impl HealthChecks {
     }
 }
 
-fn status<E: std::fmt::Display>(result: Result<Result<(), E>, tokio::time::error::Elapsed>) -> ComponentStatus {
-    match result {
-        Ok(Ok(())) => ComponentStatus {
-            ok: true,
-            detail: "ok".into(),
-        },
-        Ok(Err(e)) => ComponentStatus {
-            ok: false,
-            detail: e.to_string(),
-        },
-        Err(_) => ComponentStatus {
-            ok: false,
-            detail: "timed out".into(),
-        },
-    }
+/// A component's check within `limit`: its detail, or why it failed.
+async fn status<E: std::fmt::Display>(
+    limit: Duration,
+    check: impl Future<Output = Result<String, E>>,
+) -> ComponentStatus {
+    let (ok, detail) = match tokio::time::timeout(limit, check).await {
+        Ok(Ok(detail)) => (true, detail),
+        Ok(Err(e)) => (false, e.to_string()),
+        Err(_) => (false, "timed out".to_string()),
+    };
+    ComponentStatus { ok, detail }
 }
 
 /// Request counters, rendered in the Prometheus text format.

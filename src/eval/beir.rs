@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::metrics::dedup_ranked;
-use super::{EvalError, EvalOptions, IngestScores, Report, read_jsonl};
+use super::{EvalError, EvalOptions, Report, read_jsonl};
 
 /// Chunks asked for per query: enough for 10 distinct documents when abstracts
 /// are split into a few chunks each.
@@ -70,16 +70,10 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     let corpus: Vec<CorpusEntry> = read_jsonl(&dir.join("corpus.jsonl"))?;
     let queries: Vec<QueryEntry> = read_jsonl(&dir.join("queries.jsonl"))?;
     let qrels = read_qrels(&dir.join("qrels").join(format!("{split}.tsv")))?;
-    let mut queries: Vec<QueryEntry> = queries.into_iter().filter(|q| qrels.contains_key(&q.id)).collect();
-    if let Some(limit) = options.limit {
-        queries.truncate(limit);
-    }
-    if queries.is_empty() {
-        return Err(EvalError::Data(format!(
-            "no query of {} has judgements in qrels/{split}.tsv",
-            dir.display()
-        )));
-    }
+    let queries = options.questions(
+        queries.into_iter().filter(|q| qrels.contains_key(&q.id)).collect(),
+        || format!("no query of {} has judgements in qrels/{split}.tsv", dir.display()),
+    )?;
 
     // The abstracts as files, so they go through the same upload pipeline as any document.
     let staging = tempfile::tempdir().map_err(|e| EvalError::Read(std::env::temp_dir(), e))?;
@@ -94,28 +88,15 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
         std::fs::write(&path, text).map_err(|e| EvalError::Read(path.clone(), e))?;
         files.push(path);
     }
-    let (client, ingested, mut notes) = super::ingest_into(base, "eval-scifact", options, files, 5).await?;
-
-    let measured = super::retrieve_by_mode(
-        &client,
-        &queries,
-        (HITS_PER_QUERY, options),
-        &mut notes,
-        |query, hits, sheet| {
+    let mut run = super::Run::ingest(base, "eval-scifact", options, files, 5).await?;
+    let measured = run.retrieve_by_mode(&queries, HITS_PER_QUERY, |query, hits, sheet| {
             let ranked = dedup_ranked(hits.iter().filter_map(|hit| corpus_id(&hit.filename)));
             sheet.add_ranking(&ranked, &qrels[&query.id]);
             None
         },
     )
     .await?;
-    Ok(Report::of_retrieval(
-        options,
-        split,
-        &client,
-        IngestScores::of(corpus.len(), &ingested),
-        measured,
-        notes,
-    ))
+    Ok(run.report(split, measured))
 }
 
 /// `4983.txt` → `4983`.

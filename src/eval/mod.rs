@@ -62,6 +62,20 @@ pub struct EvalOptions {
     pub progress: bool,
 }
 
+impl EvalOptions {
+    /// The questions to ask: the first `limit` of them; none is an error that
+    /// says why (`missing`).
+    fn questions<T>(&self, mut questions: Vec<T>, missing: impl FnOnce() -> String) -> Result<Vec<T>, EvalError> {
+        if let Some(limit) = self.limit {
+            questions.truncate(limit);
+        }
+        if questions.is_empty() {
+            return Err(EvalError::Data(missing()));
+        }
+        Ok(questions)
+    }
+}
+
 /// Ranking quality of one retrieval mode.
 #[derive(Debug, Clone, Serialize)]
 pub struct RetrievalScores {
@@ -238,31 +252,6 @@ pub struct Report {
 }
 
 impl Report {
-    /// A report of retrieval alone; answers and pages are added by the datasets
-    /// that score them.
-    pub(crate) fn of_retrieval(
-        options: &EvalOptions,
-        split: String,
-        client: &EvalClient,
-        ingest: IngestScores,
-        measured: ByMode,
-        notes: Vec<String>,
-    ) -> Self {
-        Self {
-            dataset: options.dataset,
-            split,
-            collection: client.collection.clone(),
-            ingest,
-            retrieval: measured.scores,
-            answers: None,
-            pages: Vec::new(),
-            search_latency: Latency::of(&measured.hybrid_latency),
-            query_latency: None,
-            notes,
-            seconds: 0.0,
-        }
-    }
-
     /// With the extractive answers scored and their latency.
     pub(crate) fn with_answers(self, answers: AnswerScores, query_latency: &[f64]) -> Self {
         Self {
@@ -284,22 +273,18 @@ impl Report {
             self.ingest.seconds,
             self.seconds
         );
-        out.push_str(&format!(
-            "{:<10} {:>9} {:>8} {:>8} {:>8} {:>9} {:>8}\n",
-            "retrieval", "questions", "nDCG@10", "R@1", "R@5", "R@10", "MRR@10"
-        ));
-        for row in &self.retrieval {
-            out.push_str(&format!(
-                "{:<10} {:>9} {:>8.3} {:>8.3} {:>8.3} {:>9.3} {:>8.3}\n",
-                row.retrieval,
-                row.questions,
-                row.ndcg_at_10,
-                row.recall_at_1,
-                row.recall_at_5,
-                row.recall_at_10,
-                row.mrr_at_10
-            ));
-        }
+        let fraction = |x: f64| format!("{x:.3}");
+        push_table(
+            &mut out,
+            &[("retrieval", 10), ("questions", 9), ("nDCG@10", 8), ("R@1", 8), ("R@5", 8), ("R@10", 9), ("MRR@10", 8)],
+            self.retrieval.iter().map(|row| {
+                let scores = [row.ndcg_at_10, row.recall_at_1, row.recall_at_5, row.recall_at_10, row.mrr_at_10];
+                [row.retrieval.clone(), row.questions.to_string()]
+                    .into_iter()
+                    .chain(scores.map(fraction))
+                    .collect()
+            }),
+        );
         if let Some(answers) = &self.answers {
             out.push_str(&format!(
                 "\nextractive answers: {} questions; contains a gold answer {:.3} ({:.3} of the {} whose gold paragraph or page was in the top 5); EM {:.3}, F1 {:.3}\n",
@@ -308,22 +293,30 @@ impl Report {
             ));
         }
         if !self.pages.is_empty() {
-            out.push_str(&format!(
-                "\n{:<11} {:>9} {:>8} {:>12} {:>14} {:>12} {:>14}\n",
-                "subset", "questions", "located", "page R@5", "cites gold pg", "extractable", "contains gold"
-            ));
-            for row in &self.pages {
-                out.push_str(&format!(
-                    "{:<11} {:>9} {:>8} {:>12.3} {:>14.3} {:>12} {:>14.3}\n",
-                    row.subset,
-                    row.questions,
-                    row.located,
-                    row.page_recall_at_5,
-                    row.cites_gold_page,
-                    row.extractable,
-                    row.contains_gold
-                ));
-            }
+            out.push('\n');
+            push_table(
+                &mut out,
+                &[
+                    ("subset", 11),
+                    ("questions", 9),
+                    ("located", 8),
+                    ("page R@5", 12),
+                    ("cites gold pg", 14),
+                    ("extractable", 12),
+                    ("contains gold", 14),
+                ],
+                self.pages.iter().map(|row| {
+                    vec![
+                        row.subset.clone(),
+                        row.questions.to_string(),
+                        row.located.to_string(),
+                        fraction(row.page_recall_at_5),
+                        fraction(row.cites_gold_page),
+                        row.extractable.to_string(),
+                        fraction(row.contains_gold),
+                    ]
+                }),
+            );
         }
         let latency = |name: &str, l: &Latency| {
             format!(
@@ -359,22 +352,100 @@ pub async fn run(base: &str, options: &EvalOptions) -> Result<Report, EvalError>
 /// The retrieval modes every dataset is scored in.
 pub const MODES: [&str; 3] = ["hybrid", "dense", "bm25"];
 
-/// Files ingested into the evaluation's collection (made, or reused by name),
-/// with a note for each of the first `notes` that failed.
-pub(crate) async fn ingest_into(
-    base: &str,
-    prefix: &str,
-    options: &EvalOptions,
-    files: Vec<PathBuf>,
-    notes: usize,
-) -> Result<(EvalClient, crate::bulk::Summary, Vec<String>), EvalError> {
-    let client = EvalClient::collection(base, prefix, options.collection.as_deref()).await?;
-    let ingested = crate::bulk::ingest(base, &client.collection, files, options.progress).await?;
-    let failed = ingested.failed.iter().take(notes);
-    let notes = failed
-        .map(|(path, why)| format!("{} failed: {why}", path.display()))
-        .collect();
-    Ok((client, ingested, notes))
+/// One dataset's run on the server: its collection, how its ingestion went and
+/// the notes for the report so far.
+pub(crate) struct Run<'a> {
+    pub client: EvalClient,
+    pub options: &'a EvalOptions,
+    pub ingest: IngestScores,
+    pub notes: Vec<String>,
+}
+
+impl<'a> Run<'a> {
+    /// Uploads `files` into the run's collection (fresh, or `options.collection`),
+    /// noting the first `failures_noted` files that failed.
+    pub(crate) async fn ingest(
+        base: &str,
+        prefix: &str,
+        options: &'a EvalOptions,
+        files: Vec<PathBuf>,
+        failures_noted: usize,
+    ) -> Result<Self, EvalError> {
+        let client = EvalClient::collection(base, prefix, options.collection.as_deref()).await?;
+        let documents = files.len();
+        let ingested = crate::bulk::ingest(base, &client.collection, files, options.progress).await?;
+        let failed = ingested.failed.iter().take(failures_noted);
+        let notes = failed
+            .map(|(path, why)| format!("{} failed: {why}", path.display()))
+            .collect();
+        Ok(Self {
+            client,
+            options,
+            ingest: IngestScores::of(documents, &ingested),
+            notes,
+        })
+    }
+
+    /// Every retrieval mode over the questions, `top_k` hits each: `score` puts a
+    /// question's hits on the sheet and says where the first gold hit stood. A
+    /// mode the server refuses (dense without a model) is noted and skipped.
+    pub(crate) async fn retrieve_by_mode<Q: Searched>(
+        &mut self,
+        questions: &[Q],
+        top_k: usize,
+        mut score: impl FnMut(&Q, &[client::Hit], &mut ScoreSheet) -> Option<usize>,
+    ) -> Result<ByMode, EvalError> {
+        let mut measured = ByMode {
+            scores: Vec::new(),
+            hybrid_latency: Vec::new(),
+            hybrid_ranks: vec![None; questions.len()],
+        };
+        for mode in MODES {
+            let bar = progress_bar(questions.len(), self.options.progress, &format!("questions ({mode})"));
+            let mut sheet = ScoreSheet::default();
+            let mut refused = false;
+            for (index, question) in questions.iter().enumerate() {
+                let searched = self.client.search(question.text(), top_k, mode, question.filter()).await?;
+                let Some((hits, ms)) = searched else {
+                    refused = true;
+                    break;
+                };
+                let rank = score(question, &hits, &mut sheet);
+                if mode == "hybrid" {
+                    measured.hybrid_latency.push(ms);
+                    measured.hybrid_ranks[index] = rank;
+                }
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+            if refused {
+                self.notes.push(format!(
+                    "{mode} retrieval was refused by the server (no embedding model?)"
+                ));
+                continue;
+            }
+            measured.scores.push(sheet.scores(mode));
+        }
+        Ok(measured)
+    }
+
+    /// The report of the retrieval measured; answers and pages are added by the
+    /// datasets that score them.
+    pub(crate) fn report(self, split: String, measured: ByMode) -> Report {
+        Report {
+            dataset: self.options.dataset,
+            split,
+            collection: self.client.collection,
+            ingest: self.ingest,
+            retrieval: measured.scores,
+            answers: None,
+            pages: Vec::new(),
+            search_latency: Latency::of(&measured.hybrid_latency),
+            query_latency: None,
+            notes: self.notes,
+            seconds: 0.0,
+        }
+    }
 }
 
 /// A question as the search API takes it: its text, and a filter (UDA keeps
@@ -386,7 +457,7 @@ pub(crate) trait Searched {
     }
 }
 
-/// What [`retrieve_by_mode`] measured.
+/// What [`Run::retrieve_by_mode`] measured.
 pub(crate) struct ByMode {
     pub scores: Vec<RetrievalScores>,
     pub hybrid_latency: Vec<f64>,
@@ -394,47 +465,25 @@ pub(crate) struct ByMode {
     pub hybrid_ranks: Vec<Option<usize>>,
 }
 
-/// Every retrieval mode over the questions: `score` puts a question's hits on
-/// the sheet and says where the first gold hit stood. A mode the server refuses
-/// (dense without a model) is noted and skipped.
-pub(crate) async fn retrieve_by_mode<Q: Searched>(
-    client: &EvalClient,
-    questions: &[Q],
-    (top_k, options): (usize, &EvalOptions),
-    notes: &mut Vec<String>,
-    mut score: impl FnMut(&Q, &[client::Hit], &mut ScoreSheet) -> Option<usize>,
-) -> Result<ByMode, EvalError> {
-    let mut measured = ByMode {
-        scores: Vec::new(),
-        hybrid_latency: Vec::new(),
-        hybrid_ranks: vec![None; questions.len()],
+/// A header and rows, one line each: every column `width` wide, the first
+/// aligned left, the others right.
+fn push_table(out: &mut String, columns: &[(&str, usize)], rows: impl Iterator<Item = Vec<String>>) {
+    let line = |cells: Vec<String>| {
+        let cells: Vec<String> = cells
+            .iter()
+            .zip(columns)
+            .enumerate()
+            .map(|(i, (cell, &(_, width)))| match i {
+                0 => format!("{cell:<width$}"),
+                _ => format!("{cell:>width$}"),
+            })
+            .collect();
+        cells.join(" ") + "\n"
     };
-    for mode in MODES {
-        let bar = progress_bar(questions.len(), options.progress, &format!("questions ({mode})"));
-        let mut sheet = ScoreSheet::default();
-        let mut refused = false;
-        for (index, question) in questions.iter().enumerate() {
-            let Some((hits, ms)) = client.search(question.text(), top_k, mode, question.filter()).await? else {
-                refused = true;
-                break;
-            };
-            let rank = score(question, &hits, &mut sheet);
-            if mode == "hybrid" {
-                measured.hybrid_latency.push(ms);
-                measured.hybrid_ranks[index] = rank;
-            }
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-        if refused {
-            notes.push(format!(
-                "{mode} retrieval was refused by the server (no embedding model?)"
-            ));
-            continue;
-        }
-        measured.scores.push(sheet.scores(mode));
+    out.push_str(&line(columns.iter().map(|(header, _)| header.to_string()).collect()));
+    for row in rows {
+        out.push_str(&line(row));
     }
-    Ok(measured)
 }
 
 fn progress_bar(len: usize, show: bool, what: &str) -> indicatif::ProgressBar {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::client::Hit;
-use super::{AnswerTally, EvalError, EvalOptions, IngestScores, Report, progress_bar, read_jsonl};
+use super::{AnswerTally, EvalError, EvalOptions, Report, progress_bar, read_jsonl};
 
 const HITS_PER_QUESTION: usize = 10;
 /// Chunks an extractive answer is made from.
@@ -117,19 +117,13 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
         .filter(|p| in_split(&p.title, &p.split))
         .map(|p| (p.paragraph_id.clone(), p))
         .collect();
-    let mut questions: Vec<Question> = read_jsonl::<Question>(&dir.join("questions.jsonl"))?
-        .into_iter()
-        .filter(|q| paragraphs.contains_key(&q.paragraph_id))
-        .collect();
-    if let Some(limit) = options.limit {
-        questions.truncate(limit);
-    }
-    if questions.is_empty() {
-        return Err(EvalError::Data(format!(
-            "no SQuAD question in {} for split {split}",
-            dir.display()
-        )));
-    }
+    let questions = options.questions(
+        read_jsonl::<Question>(&dir.join("questions.jsonl"))?
+            .into_iter()
+            .filter(|q| paragraphs.contains_key(&q.paragraph_id))
+            .collect(),
+        || format!("no SQuAD question in {} for split {split}", dir.display()),
+    )?;
 
     // article file name → its located text
     let mut articles: HashMap<String, ArticleText> = HashMap::new();
@@ -151,8 +145,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     }
     files.sort();
 
-    let (client, ingested, mut notes) =
-        super::ingest_into(base, "eval-squad", options, files.clone(), usize::MAX).await?;
+    let mut run = super::Run::ingest(base, "eval-squad", options, files, usize::MAX).await?;
 
     // chunk id → its span in its article, or None where it cannot be found
     let mut spans: HashMap<String, Option<(String, usize, usize)>> = HashMap::new();
@@ -171,12 +164,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
             .clone()
     };
 
-    let measured = super::retrieve_by_mode(
-        &client,
-        &questions,
-        (HITS_PER_QUESTION, options),
-        &mut notes,
-        |question, hits, sheet| {
+    let measured = run.retrieve_by_mode(&questions, HITS_PER_QUESTION, |question, hits, sheet| {
             let gold = &paragraphs[&question.paragraph_id];
             let gold_file = gold.article_file.rsplit('/').next().unwrap_or_default();
             let rank = hits.iter().position(|hit| {
@@ -196,7 +184,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
         .map(|rank| rank.is_some_and(|r| r < 5))
         .collect();
     if unlocated > 0 {
-        notes.push(format!(
+        run.notes.push(format!(
             "{unlocated} returned chunks could not be located in their article (counted as misses)"
         ));
     }
@@ -205,7 +193,8 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     let mut query_latency = Vec::new();
     let mut answers = AnswerTally::default();
     for (index, question) in questions.iter().enumerate() {
-        let (answer, ms) = client
+        let (answer, ms) = run
+            .client
             .answer_extractively(&question.question, ANSWER_TOP_K, None)
             .await?;
         query_latency.push(ms);
@@ -219,15 +208,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     }
     bar.finish_and_clear();
 
-    let report = Report::of_retrieval(
-        options,
-        split,
-        &client,
-        IngestScores::of(files.len(), &ingested),
-        measured,
-        notes,
-    );
-    Ok(report.with_answers(answers.scores(), &query_latency))
+    Ok(run.report(split, measured).with_answers(answers.scores(), &query_latency))
 }
 
 #[cfg(test)]

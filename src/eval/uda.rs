@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use super::client::Hit;
 use super::metrics::{contains_answer, mean, normalize_answer};
-use super::{AnswerTally, EvalError, EvalOptions, IngestScores, Report, progress_bar, read_jsonl};
+use super::{AnswerTally, EvalError, EvalOptions, Report, progress_bar, read_jsonl};
 
 const HITS_PER_QUESTION: usize = 10;
 const ANSWER_TOP_K: usize = 5;
@@ -282,15 +282,9 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     if split != "all" {
         questions.retain(|q| q.subset == split);
     }
-    if let Some(limit) = options.limit {
-        questions.truncate(limit);
-    }
-    if questions.is_empty() {
-        return Err(EvalError::Data(format!(
-            "no UDA question in {} for {split:?} (a subset or all)",
-            dir.display()
-        )));
-    }
+    let questions = options.questions(questions, || {
+        format!("no UDA question in {} for {split:?} (a subset or all)", dir.display())
+    })?;
     let mut files: Vec<PathBuf> = questions
         .iter()
         .map(|q| dir.join(&q.pdf))
@@ -299,9 +293,8 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
         .collect();
     files.sort();
 
-    let (client, ingested, mut notes) =
-        super::ingest_into(base, "eval-uda", options, files.clone(), usize::MAX).await?;
-    let ids = client.document_ids().await?;
+    let mut run = super::Run::ingest(base, "eval-uda", options, files.clone(), usize::MAX).await?;
+    let ids = run.client.document_ids().await?;
     let pages = read_pages(&files).await?;
 
     let mut prepared = Vec::new();
@@ -330,7 +323,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
         });
     }
     if not_ingested > 0 {
-        notes.push(format!(
+        run.notes.push(format!(
             "{not_ingested} questions are about a PDF that was not ingested (not scored)"
         ));
     }
@@ -338,7 +331,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
         .filter(|&i| !prepared[i].gold_pages.is_empty())
         .collect();
     let gold_page_counts: Vec<f64> = located.iter().map(|&i| prepared[i].gold_pages.len() as f64).collect();
-    notes.push(format!(
+    run.notes.push(format!(
         "{} of {} questions have known gold pages ({:.1} pages each on average); {} have a gold answer written in their PDF",
         located.len(),
         prepared.len(),
@@ -349,12 +342,7 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     let on_gold_page = |hit: &Hit, gold: &HashSet<u32>| (hit.page_start..=hit.page_end).any(|p| gold.contains(&p));
 
     let located_items: Vec<&Prepared> = located.iter().map(|&index| &prepared[index]).collect();
-    let measured = super::retrieve_by_mode(
-        &client,
-        &located_items,
-        (HITS_PER_QUESTION, options),
-        &mut notes,
-        |item, hits, sheet| {
+    let measured = run.retrieve_by_mode(&located_items, HITS_PER_QUESTION, |item, hits, sheet| {
             let rank = hits.iter().position(|hit| on_gold_page(hit, &item.gold_pages));
             sheet.add_single(rank);
             rank
@@ -371,7 +359,8 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     let mut tallies: BTreeMap<&str, Tally> = BTreeMap::new();
     let mut answers = AnswerTally::default();
     for (index, item) in prepared.iter().enumerate() {
-        let (answer, ms) = client
+        let (answer, ms) = run
+            .client
             .answer_extractively(&item.question.question, ANSWER_TOP_K, Some(&item.filter))
             .await?;
         query_latency.push(ms);
@@ -405,15 +394,9 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
         pages_by_subset.push(all.scores("all"));
     }
 
-    let mut report = Report::of_retrieval(
-        options,
-        split,
-        &client,
-        IngestScores::of(files.len(), &ingested),
-        measured,
-        notes,
-    )
-    .with_answers(answers.scores(), &query_latency);
+    let mut report = run
+        .report(split, measured)
+        .with_answers(answers.scores(), &query_latency);
     report.pages = pages_by_subset;
     Ok(report)
 }

@@ -213,6 +213,20 @@ mod tests {
         }
     }
 
+    /// Holds `target` on a task of its own: a hold may have to wait.
+    fn hold_in_background(registry: &Arc<InFlight>, target: HoldTarget) -> tokio::task::JoinHandle<Hold> {
+        let registry = Arc::clone(registry);
+        tokio::spawn(async move { registry.hold(target).await })
+    }
+
+    /// The hold a background task took, within 5 s.
+    async fn taken(holding: tokio::task::JoinHandle<Hold>) -> Hold {
+        tokio::time::timeout(Duration::from_secs(5), holding)
+            .await
+            .expect("the hold is taken in time")
+            .expect("the holding task ran")
+    }
+
     #[tokio::test]
     async fn a_hold_cancels_the_jobs_under_it_and_waits_until_they_let_go() {
         let registry = InFlight::new();
@@ -220,14 +234,7 @@ mod tests {
         let ingest = registry.start(&job("a", Some(document))).unwrap();
         let other = registry.start(&job("b", None)).unwrap();
 
-        let holding = tokio::spawn({
-            let registry = Arc::clone(&registry);
-            async move {
-                registry
-                    .hold(HoldTarget::Collection(CollectionName::parse("a").unwrap()))
-                    .await
-            }
-        });
+        let holding = hold_in_background(&registry, HoldTarget::Collection(CollectionName::parse("a").unwrap()));
         tokio::time::timeout(Duration::from_secs(5), ingest.cancelled())
             .await
             .expect("cancelled");
@@ -236,10 +243,7 @@ mod tests {
         assert!(!other.cancel.is_cancelled(), "a job of another collection runs on");
 
         drop(ingest);
-        let hold = tokio::time::timeout(Duration::from_secs(5), holding)
-            .await
-            .unwrap()
-            .unwrap();
+        let hold = taken(holding).await;
         assert!(
             registry.start(&job("a", Some(DocumentId::new()))).is_none(),
             "nothing starts under a hold"
@@ -267,18 +271,11 @@ mod tests {
         let registry = InFlight::new();
         let collection = CollectionName::parse("a").unwrap();
         let upload = registry.enter(&collection).unwrap();
-        let holding = tokio::spawn({
-            let registry = Arc::clone(&registry);
-            let collection = collection.clone();
-            async move { registry.hold(HoldTarget::Collection(collection)).await }
-        });
+        let holding = hold_in_background(&registry, HoldTarget::Collection(collection.clone()));
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!holding.is_finished(), "the hold waits for the upload");
         drop(upload);
-        let _hold = tokio::time::timeout(Duration::from_secs(5), holding)
-            .await
-            .unwrap()
-            .unwrap();
+        let _hold = taken(holding).await;
         assert!(
             registry.enter(&collection).is_none(),
             "no upload enters a held collection"
@@ -290,17 +287,10 @@ mod tests {
         let registry = InFlight::new();
         let target = HoldTarget::Collection(CollectionName::parse("a").unwrap());
         let first = registry.hold(target.clone()).await;
-        let second = tokio::spawn({
-            let registry = Arc::clone(&registry);
-            let target = target.clone();
-            async move { registry.hold(target).await }
-        });
+        let second = hold_in_background(&registry, target);
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!second.is_finished());
         drop(first);
-        tokio::time::timeout(Duration::from_secs(5), second)
-            .await
-            .unwrap()
-            .unwrap();
+        taken(second).await;
     }
 }

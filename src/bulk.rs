@@ -118,10 +118,26 @@ struct Pending {
     job: JobId,
 }
 
+/// An HTTP client for a docqa server; with `DOCQA_API_KEY` set, every request
+/// carries that key (for a server that needs one).
+pub fn api_client() -> reqwest::Client {
+    crate::openai::install_crypto_provider();
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(key) = std::env::var("DOCQA_API_KEY")
+        && let Ok(mut value) = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", key.trim()))
+    {
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap_or_default()
+}
+
 /// Sends every file to `base` (e.g. `http://127.0.0.1:8080`) into `collection`.
 pub async fn ingest(base: &str, collection: &str, files: Vec<PathBuf>, progress: bool) -> Result<Summary, BulkError> {
-    crate::openai::install_crypto_provider();
-    let client = reqwest::Client::new();
+    let client = api_client();
     let server = |detail: String| BulkError::Server {
         url: base.to_string(),
         detail,

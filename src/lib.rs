@@ -4,6 +4,7 @@
 //! from a [`Config`]; [`App::start`] serves them over HTTP.
 
 pub mod answer;
+pub mod auth;
 pub mod background;
 pub mod backoff;
 pub mod bulk;
@@ -32,6 +33,9 @@ use actix_web::web::Data;
 pub use config::Config;
 
 use answer::{Answerer, LlmClient, OpenAiLlm};
+use auth::Authenticator;
+use auth::audit::{AuditLog, AuditTasks};
+use auth::keys::Keys;
 use catalog::Catalog;
 use embed::Bm25Encoder;
 use health::{HealthChecks, Metrics};
@@ -40,6 +44,7 @@ use ingest::{FileStore, InFlight, Ingestor, JobSignals, Pipeline, WorkerPool};
 use retrieve::Retriever;
 use service::collections::Collections;
 use service::documents::Documents;
+use service::tenants::Tenants;
 
 /// Why the server could not start; each names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -62,15 +67,23 @@ pub enum StartError {
     Http(#[from] std::io::Error),
 }
 
+/// How long shutdown waits for the audit log's last entries.
+const AUDIT_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The built application: every component, ready to serve.
 pub struct App {
     pub config: Config,
     catalog: Arc<dyn Catalog>,
     collections: Data<Collections>,
+    tenants: Data<Tenants>,
     documents: Data<Documents>,
     ingestor: Data<Ingestor>,
     retriever: Data<Retriever>,
     answerer: Data<Answerer>,
+    authenticator: Data<Authenticator>,
+    keys: Data<Keys>,
+    audit: Data<AuditLog>,
+    audit_tasks: AuditTasks,
     health: Data<HealthChecks>,
     metrics: Data<Metrics>,
     workers: WorkerPool,
@@ -131,18 +144,19 @@ impl App {
 
         let signals = JobSignals::new();
         let in_flight = InFlight::new();
-        let collections = Collections {
+        let collections = Arc::new(Collections {
             catalog: catalog.clone(),
             index: index.clone(),
             files: files.clone(),
             signals: signals.clone(),
             in_flight: in_flight.clone(),
             embedding_model: embedding_model.clone(),
-        };
-        collections
-            .ensure_default()
+        });
+        let tenants = Tenants::new(catalog.clone(), collections.clone());
+        tenants
+            .ensure_defaults()
             .await
-            .map_err(|e| StartError::Setup(format!("creating the default collection: {e}")))?;
+            .map_err(|e| StartError::Setup(format!("creating the default collections: {e}")))?;
 
         let pipeline = Arc::new(Pipeline {
             catalog: catalog.clone(),
@@ -167,8 +181,31 @@ impl App {
             default_top_k: config.retrieval.top_k,
             hybrid: config.retrieval.hybrid,
         });
+        let authenticator = Authenticator::new(
+            catalog.clone(),
+            config.auth.required,
+            config.auth.admin_key.as_ref(),
+            config.auth.rate_limit,
+        );
+        match (config.auth.required, &config.auth.admin_key) {
+            (false, _) => tracing::warn!(
+                addr = %config.addr,
+                "authentication is off (DOCQA_AUTH={:?} on a loopback address): every request acts as the operator",
+                config.auth.mode
+            ),
+            (true, None) => {
+                tracing::info!("authentication required; no DOCQA_ADMIN_KEY: make keys with `docqa keys create`")
+            }
+            (true, Some(_)) => tracing::info!("authentication required"),
+        }
+        let (audit, audit_tasks) = AuditLog::start(catalog.clone(), config.auth.audit_retention);
         Ok(Self {
-            collections: Data::new(collections),
+            audit: Data::new(audit),
+            audit_tasks,
+            authenticator: Data::new(authenticator),
+            keys: Data::new(Keys::new(catalog.clone())),
+            collections: Data::from(collections),
+            tenants: Data::new(tenants),
             documents: Data::new(Documents::new(
                 catalog.clone(),
                 index.clone(),
@@ -207,6 +244,11 @@ impl App {
             (self.collections.clone(), self.documents.clone(), self.ingestor.clone());
         let (retriever, answerer) = (self.retriever.clone(), self.answerer.clone());
         let (health, metrics) = (self.health.clone(), self.metrics.clone());
+        let (authenticator, keys, audit) = (self.authenticator.clone(), self.keys.clone(), self.audit.clone());
+        let tenants = self.tenants.clone();
+        let metrics_access = Data::new(http::MetricsAccess {
+            public: self.config.auth.metrics_public,
+        });
         let server = actix_web::HttpServer::new(move || {
             actix_web::App::new()
                 .wrap(from_fn(http::request_id::middleware))
@@ -217,6 +259,11 @@ impl App {
                 .app_data(answerer.clone())
                 .app_data(health.clone())
                 .app_data(metrics.clone())
+                .app_data(authenticator.clone())
+                .app_data(keys.clone())
+                .app_data(audit.clone())
+                .app_data(tenants.clone())
+                .app_data(metrics_access.clone())
                 .configure(http::routes)
         })
         .listen(listener)?
@@ -260,8 +307,39 @@ impl RunningApp {
 }
 
 impl App {
+    /// `docqa tenants`: creates the named tenant, or lists them; JSON lines.
+    pub async fn tenants_command(&self, create: Option<String>) -> Result<Vec<String>, service::tenants::TenantsError> {
+        let operator = auth::Scope::operator();
+        let tenants = match create {
+            Some(name) => vec![
+                self.tenants
+                    .create(&operator, service::tenants::CreateTenant { name })
+                    .await?,
+            ],
+            None => self.tenants.list(&operator).await?.tenants,
+        };
+        Ok(tenants
+            .iter()
+            .map(|t| serde_json::to_string(t).unwrap_or_default())
+            .collect())
+    }
+
+    /// Closes what `build` opened, without having served.
+    pub async fn close(self) {
+        self.shutdown().await;
+    }
+
     async fn shutdown(self) {
         self.workers.stop().await;
+        // The last entries are written before the catalog closes: the writer ends
+        // once every sender (the server's, then this one) is gone.
+        drop(self.audit);
+        if tokio::time::timeout(AUDIT_FLUSH_TIMEOUT, self.audit_tasks.finish())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the audit log's last entries were not written within the shutdown timeout");
+        }
         self.catalog.close().await;
         // The index flushes its shards as its last reference goes, here.
         tracing::info!("docqa stopped");

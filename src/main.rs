@@ -34,6 +34,16 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Manage tenants in the catalog (DATABASE_URL) directly, as the operator.
+    Tenants {
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
+    /// Manage API keys in the catalog (DATABASE_URL) directly, as the operator.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Measure retrieval and answer quality on a benchmark (../shared/eval's
     /// formats): ingests its documents into a fresh collection, asks its
     /// questions, prints a table (and JSON with --json). Without --url, a server
@@ -64,6 +74,44 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum TenantsCommand {
+    /// Create a tenant (with its `default` collection).
+    Create { name: String },
+    /// List tenants, as JSON lines.
+    List,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key; the secret is printed on the last line, this once.
+    Create {
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// reader, writer, admin or service.
+        #[arg(long)]
+        role: String,
+        /// For a service key: reader (default) or writer.
+        #[arg(long)]
+        rights: Option<String>,
+        /// Limit it to these collections (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        collections: Option<Vec<String>>,
+        /// Principals it acts as, e.g. user:alice@corp,group:legal.
+        #[arg(long, value_delimiter = ',')]
+        principals: Option<Vec<String>>,
+        #[arg(long)]
+        name: Option<String>,
+        /// RFC 3339, e.g. 2027-01-01T00:00:00Z.
+        #[arg(long)]
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// List keys (never their secrets), as JSON lines.
+    List,
+    /// Revoke a key by its id, in effect for the next request.
+    Revoke { id: String },
 }
 
 fn main() -> ExitCode {
@@ -115,6 +163,8 @@ async fn run(cli: Cli) -> ExitCode {
             }
             Err(e) => Err(e),
         },
+        Command::Keys { command } => keys(command).await,
+        Command::Tenants { command } => tenants(command).await,
         Command::Eval {
             dataset,
             data,
@@ -157,7 +207,7 @@ async fn ingest(
         Some(url) => docqa::bulk::ingest(url.trim_end_matches('/'), &collection, files, !quiet).await?,
         None => {
             let mut config = Config::from_env()?;
-            config.addr = "127.0.0.1:0".parse()?;
+            in_process(&mut config)?;
             let listener = TcpListener::bind(config.addr)?;
             let running = App::build(config).await?.start(listener)?;
             let base = format!("http://{}", running.addr);
@@ -184,7 +234,7 @@ async fn eval(
             let mut vars: std::collections::HashMap<String, String> = std::env::vars().collect();
             vars.insert("DOCQA_DATA_DIR".into(), data_dir.path().display().to_string());
             let mut config = Config::from_vars(&vars)?;
-            config.addr = "127.0.0.1:0".parse()?;
+            in_process(&mut config)?;
             let listener = TcpListener::bind(config.addr)?;
             let running = App::build(config).await?.start(listener)?;
             let base = format!("http://{}", running.addr);
@@ -203,6 +253,87 @@ async fn eval(
         None => print!("{}", report.table()),
     }
     Ok(())
+}
+
+/// A server for this process alone: on a loopback port, without keys (the
+/// caller is the operator at the machine).
+fn in_process(config: &mut Config) -> Result<(), Box<dyn std::error::Error>> {
+    config.addr = "127.0.0.1:0".parse()?;
+    config.auth.required = false;
+    Ok(())
+}
+
+/// Tenants need the whole app (a tenant starts with its `default` collection,
+/// index included): it is built on the server's settings, without serving.
+async fn tenants(command: TenantsCommand) -> Result<(), Box<dyn std::error::Error>> {
+    let mut config = Config::from_env()?;
+    in_process(&mut config)?;
+    let app = App::build(config).await?;
+    let result = app
+        .tenants_command(match command {
+            TenantsCommand::Create { name } => Some(name),
+            TenantsCommand::List => None,
+        })
+        .await;
+    app.close().await;
+    for line in result? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+async fn keys(command: KeysCommand) -> Result<(), Box<dyn std::error::Error>> {
+    use docqa::auth::Scope;
+    use docqa::auth::keys::{CreateKey, Keys};
+
+    let config = Config::from_env()?;
+    let at = config.database.describe();
+    let catalog = docqa::catalog::connect(&config.database)
+        .await
+        .map_err(|e| format!("catalog, {at} (DATABASE_URL): {e}"))?;
+    let keys = Keys::new(catalog.clone());
+    let operator = Scope::operator();
+    let parse_role = |raw: &str| raw.parse::<docqa::domain::Role>().map_err(|e| format!("--role: {e}"));
+    let result: Result<(), Box<dyn std::error::Error>> = async {
+        match command {
+            KeysCommand::Create {
+                tenant,
+                role,
+                rights,
+                collections,
+                principals,
+                name,
+                expires_at,
+            } => {
+                let request = CreateKey {
+                    tenant: Some(tenant),
+                    role: parse_role(&role)?,
+                    rights: rights.as_deref().map(parse_role).transpose()?,
+                    collections,
+                    principals,
+                    expires_at,
+                    name,
+                };
+                let created = keys.create(&operator, request).await?;
+                println!("{}", serde_json::to_string(&created.record)?);
+                println!("{}", secrecy::ExposeSecret::expose_secret(&created.key));
+            }
+            KeysCommand::List => {
+                for key in keys.list(&operator).await? {
+                    println!("{}", serde_json::to_string(&key)?);
+                }
+            }
+            KeysCommand::Revoke { id } => {
+                let id = id.parse().map_err(|e| format!("{id:?} is not a key id: {e}"))?;
+                keys.revoke(&operator, id).await?;
+                println!("revoked {id}");
+            }
+        }
+        Ok(())
+    }
+    .await;
+    catalog.close().await;
+    result
 }
 
 async fn migrate() -> Result<(), Box<dyn std::error::Error>> {

@@ -22,7 +22,7 @@ pub use llm::{ContextPassage, LlmAnswer, LlmCitation, LlmClient, LlmError, OnDel
 pub use openai::OpenAiLlm;
 pub use stream::{AnswerEvent, AnswerEvents};
 
-use crate::domain::{Answer, AnswerMode, CollectionName, Filter, SearchHit, Timings};
+use crate::domain::{Answer, AnswerMode, CollectionName, Filter, Readers, SearchHit, Timings};
 use crate::embed::Bm25Encoder;
 use crate::retrieve::{RetrieveError, Retrieved, Retriever, SearchQuery};
 
@@ -96,8 +96,14 @@ impl Answerer {
         self.llm.as_deref().map(LlmClient::model)
     }
 
-    pub async fn answer(&self, collection: &CollectionName, request: QueryRequest) -> Result<Answer, AnswerError> {
-        let prepared = self.prepare(collection, request).await?;
+    /// The answer from the documents `readers` may see.
+    pub async fn answer(
+        &self,
+        collection: &CollectionName,
+        request: QueryRequest,
+        readers: &Readers,
+    ) -> Result<Answer, AnswerError> {
+        let prepared = self.prepare(collection, request, readers).await?;
         self.finish(prepared, None).await
     }
 
@@ -110,8 +116,9 @@ impl Answerer {
         self: Arc<Self>,
         collection: &CollectionName,
         request: QueryRequest,
+        readers: &Readers,
     ) -> Result<AnswerEvents, AnswerError> {
-        let prepared = self.prepare(collection, request).await?;
+        let prepared = self.prepare(collection, request, readers).await?;
         let (events, receiver) = mpsc::unbounded_channel();
         // The receiver may be gone already: then nobody is listening, and the
         // task is aborted with the events.
@@ -130,7 +137,12 @@ impl Answerer {
         Ok(AnswerEvents::new(receiver, task))
     }
 
-    async fn prepare(&self, collection: &CollectionName, request: QueryRequest) -> Result<Prepared, AnswerError> {
+    async fn prepare(
+        &self,
+        collection: &CollectionName,
+        request: QueryRequest,
+        readers: &Readers,
+    ) -> Result<Prepared, AnswerError> {
         let started = Instant::now();
         let query = SearchQuery::parse(
             &request.question,
@@ -144,7 +156,7 @@ impl Answerer {
             (AnswerMode::Generative | AnswerMode::Auto, Some(llm)) => Some(llm.clone()),
             (AnswerMode::Generative, None) => return Err(AnswerError::LlmNotConfigured),
         };
-        let mut retrieved = self.retriever.retrieve(collection, &query).await?;
+        let mut retrieved = self.retriever.retrieve(collection, &query, readers).await?;
         retrieved.hits = relevant(&query.text, std::mem::take(&mut retrieved.hits), &self.bm25);
         let timings = Timings {
             embed: retrieved.embed_ms,

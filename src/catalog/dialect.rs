@@ -327,21 +327,12 @@ impl On<'_> {
     }
 
     async fn fetch_all(self, statement: &Statement) -> Result<Vec<Row>, CatalogError> {
+        fn rows<R>(rows: Vec<R>, row: fn(R) -> Row) -> Vec<Row> {
+            rows.into_iter().map(row).collect()
+        }
         Ok(match self {
-            Self::Sqlite(c) => statement
-                .sqlite()
-                .fetch_all(c)
-                .await?
-                .into_iter()
-                .map(Row::Sqlite)
-                .collect(),
-            Self::Postgres(c) => statement
-                .postgres()
-                .fetch_all(c)
-                .await?
-                .into_iter()
-                .map(Row::Postgres)
-                .collect(),
+            Self::Sqlite(c) => rows(statement.sqlite().fetch_all(c).await?, Row::Sqlite),
+            Self::Postgres(c) => rows(statement.postgres().fetch_all(c).await?, Row::Postgres),
         })
     }
 }
@@ -369,13 +360,20 @@ impl Row {
     }
 
     pub fn time(&self, column: &str) -> Result<DateTime<Utc>, CatalogError> {
+        self.opt_time(column)?
+            .ok_or_else(|| CatalogError::Corrupt(format!("{column} is null")))
+    }
+
+    pub fn opt_time(&self, column: &str) -> Result<Option<DateTime<Utc>>, CatalogError> {
         match self {
-            Self::Sqlite(row) => {
-                let raw: String = row.try_get(column)?;
-                DateTime::parse_from_rfc3339(&raw)
-                    .map(|t| t.with_timezone(&Utc))
-                    .map_err(|e| CatalogError::Corrupt(format!("{column} {raw:?}: {e}")))
-            }
+            Self::Sqlite(row) => row
+                .try_get::<Option<String>, _>(column)?
+                .map(|raw| {
+                    DateTime::parse_from_rfc3339(&raw)
+                        .map(|t| t.with_timezone(&Utc))
+                        .map_err(|e| CatalogError::Corrupt(format!("{column} {raw:?}: {e}")))
+                })
+                .transpose(),
             Self::Postgres(row) => Ok(row.try_get(column)?),
         }
     }

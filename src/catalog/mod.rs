@@ -16,8 +16,8 @@ pub use connect::connect;
 pub use sql::SqlCatalog;
 
 use crate::domain::{
-    Chunk, Collection, CollectionName, Document, DocumentId, DocumentStatus, EmbeddingModel, Job, JobId, JobProgress,
-    NewDocument,
+    ApiKey, AuditEntry, AuditQuery, Chunk, Collection, CollectionName, Document, DocumentId, DocumentStatus,
+    EmbeddingModel, Job, JobId, JobProgress, KeyId, Metadata, NewApiKey, NewDocument, Tenant, TenantName,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -175,7 +175,8 @@ pub trait Catalog: Send + Sync {
 
     async fn create_collection(&self, new: &NewCollection) -> Result<Collection, CatalogError>;
     async fn get_collection(&self, name: &CollectionName) -> Result<Option<Collection>, CatalogError>;
-    async fn list_collections(&self) -> Result<Vec<Collection>, CatalogError>;
+    /// A tenant's collections, by name.
+    async fn list_collections(&self, tenant: &TenantName) -> Result<Vec<Collection>, CatalogError>;
     /// Removes the collection with its documents, chunks and jobs.
     async fn delete_collection(&self, name: &CollectionName) -> Result<bool, CatalogError>;
 
@@ -191,6 +192,14 @@ pub trait Catalog: Send + Sync {
     ) -> Result<DocumentPage, CatalogError>;
     async fn document_ids(&self, collection: &CollectionName) -> Result<Vec<DocumentId>, CatalogError>;
     async fn delete_document(&self, collection: &CollectionName, id: DocumentId) -> Result<bool, CatalogError>;
+    /// Changes a document's `access` and/or `metadata` (what is `None` stays).
+    async fn update_document(
+        &self,
+        collection: &CollectionName,
+        id: DocumentId,
+        access: Option<&[String]>,
+        metadata: Option<&Metadata>,
+    ) -> Result<Option<Document>, CatalogError>;
 
     /// Replaces every chunk of a document (a rerun writes the same rows again).
     async fn replace_chunks(&self, document: DocumentId, chunks: &[Chunk]) -> Result<(), CatalogError>;
@@ -219,6 +228,30 @@ pub trait Catalog: Send + Sync {
     async fn retry_job(&self, id: JobId) -> Result<Option<Job>, CatalogError>;
     /// How many jobs wait in the queue (for back-pressure on uploads).
     async fn queued_jobs(&self) -> Result<u64, CatalogError>;
+
+    /// Stores a new API key (the hash of its secret, never the secret).
+    async fn create_key(&self, new: &NewApiKey) -> Result<ApiKey, CatalogError>;
+    /// The key whose secret hashes to `hash`, revoked and expired ones included.
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, CatalogError>;
+    /// The keys of one tenant (`None`: of every tenant), oldest first.
+    async fn list_keys(&self, tenant: Option<&TenantName>) -> Result<Vec<ApiKey>, CatalogError>;
+    /// Marks the key revoked (kept as it was if it already is); false when there
+    /// is no such key (in `tenant`, when given).
+    async fn revoke_key(&self, tenant: Option<&TenantName>, id: KeyId, at: DateTime<Utc>)
+    -> Result<bool, CatalogError>;
+    /// Records when the key was last used.
+    async fn touch_key(&self, id: KeyId, at: DateTime<Utc>) -> Result<(), CatalogError>;
+
+    async fn create_tenant(&self, name: &TenantName) -> Result<Tenant, CatalogError>;
+    async fn get_tenant(&self, name: &TenantName) -> Result<Option<Tenant>, CatalogError>;
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, CatalogError>;
+
+    /// Appends entries to the audit log, in one transaction.
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), CatalogError>;
+    /// Entries by time, oldest first, up to `query.limit`.
+    async fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, CatalogError>;
+    /// Removes entries older than `before`; how many.
+    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64, CatalogError>;
 }
 
 /// The oldest queued job that may run now (see [`Catalog::claim_next_job`]):

@@ -9,7 +9,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{Catalog, CatalogError, ClaimedJob, DocumentPage, DocumentQuery, InsertOutcome, JobOutcome, NewCollection};
-use crate::domain::{Chunk, Collection, CollectionName, Document, DocumentId, Job, JobId, JobProgress, NewDocument};
+use chrono::{DateTime, Utc};
+
+use crate::domain::{
+    ApiKey, AuditEntry, AuditQuery, Chunk, Collection, CollectionName, Document, DocumentId, Job, JobId, JobProgress,
+    KeyId, Metadata, NewApiKey, NewDocument, Tenant, TenantName,
+};
 
 /// Attempts in all, the first included.
 const ATTEMPTS: u32 = 5;
@@ -55,8 +60,8 @@ impl Catalog for Retrying {
         self.0.get_collection(name).await
     }
 
-    async fn list_collections(&self) -> Result<Vec<Collection>, CatalogError> {
-        self.0.list_collections().await
+    async fn list_collections(&self, tenant: &TenantName) -> Result<Vec<Collection>, CatalogError> {
+        self.0.list_collections(tenant).await
     }
 
     async fn delete_collection(&self, name: &CollectionName) -> Result<bool, CatalogError> {
@@ -89,6 +94,19 @@ impl Catalog for Retrying {
 
     async fn delete_document(&self, collection: &CollectionName, id: DocumentId) -> Result<bool, CatalogError> {
         retrying("delete document", || self.0.delete_document(collection, id)).await
+    }
+
+    async fn update_document(
+        &self,
+        collection: &CollectionName,
+        id: DocumentId,
+        access: Option<&[String]>,
+        metadata: Option<&Metadata>,
+    ) -> Result<Option<Document>, CatalogError> {
+        retrying("update document", || {
+            self.0.update_document(collection, id, access, metadata)
+        })
+        .await
     }
 
     async fn replace_chunks(&self, document: DocumentId, chunks: &[Chunk]) -> Result<(), CatalogError> {
@@ -134,6 +152,55 @@ impl Catalog for Retrying {
     async fn queued_jobs(&self) -> Result<u64, CatalogError> {
         self.0.queued_jobs().await
     }
+
+    async fn create_key(&self, new: &NewApiKey) -> Result<ApiKey, CatalogError> {
+        retrying("create key", || self.0.create_key(new)).await
+    }
+
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, CatalogError> {
+        self.0.key_by_hash(hash).await
+    }
+
+    async fn list_keys(&self, tenant: Option<&TenantName>) -> Result<Vec<ApiKey>, CatalogError> {
+        self.0.list_keys(tenant).await
+    }
+
+    async fn revoke_key(
+        &self,
+        tenant: Option<&TenantName>,
+        id: KeyId,
+        at: DateTime<Utc>,
+    ) -> Result<bool, CatalogError> {
+        retrying("revoke key", || self.0.revoke_key(tenant, id, at)).await
+    }
+
+    async fn touch_key(&self, id: KeyId, at: DateTime<Utc>) -> Result<(), CatalogError> {
+        retrying("touch key", || self.0.touch_key(id, at)).await
+    }
+
+    async fn create_tenant(&self, name: &TenantName) -> Result<Tenant, CatalogError> {
+        retrying("create tenant", || self.0.create_tenant(name)).await
+    }
+
+    async fn get_tenant(&self, name: &TenantName) -> Result<Option<Tenant>, CatalogError> {
+        self.0.get_tenant(name).await
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, CatalogError> {
+        self.0.list_tenants().await
+    }
+
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), CatalogError> {
+        retrying("append audit", || self.0.append_audit(entries)).await
+    }
+
+    async fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, CatalogError> {
+        self.0.audit_entries(query).await
+    }
+
+    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64, CatalogError> {
+        retrying("prune audit", || self.0.prune_audit(before)).await
+    }
 }
 
 #[cfg(test)]
@@ -155,22 +222,21 @@ mod tests {
         assert_eq!(result.unwrap(), 7);
         assert_eq!(calls.load(Ordering::SeqCst), 3);
 
-        let calls = AtomicU32::new(0);
-        let result: Result<(), _> = retrying("test", || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err(CatalogError::Unavailable("down".into()))
-        })
-        .await;
-        assert!(matches!(result, Err(CatalogError::Unavailable(_))));
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
-
-        let calls = AtomicU32::new(0);
-        let result: Result<(), _> = retrying("test", || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err(CatalogError::Conflict("again".into()))
-        })
-        .await;
-        assert!(matches!(result, Err(CatalogError::Conflict(_))));
-        assert_eq!(calls.load(Ordering::SeqCst), ATTEMPTS);
+        // An error every time: how often it was tried, and what came back.
+        async fn failing(error: fn() -> CatalogError) -> (u32, CatalogError) {
+            let calls = AtomicU32::new(0);
+            let result: Result<(), _> = retrying("test", || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(error())
+            })
+            .await;
+            (calls.load(Ordering::SeqCst), result.unwrap_err())
+        }
+        let (calls, error) = failing(|| CatalogError::Unavailable("down".into())).await;
+        assert!(matches!(error, CatalogError::Unavailable(_)));
+        assert_eq!(calls, 1);
+        let (calls, error) = failing(|| CatalogError::Conflict("again".into())).await;
+        assert!(matches!(error, CatalogError::Conflict(_)));
+        assert_eq!(calls, ATTEMPTS);
     }
 }

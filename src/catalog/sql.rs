@@ -9,16 +9,24 @@ use super::{
     Catalog, CatalogError, ClaimedJob, DocumentPage, DocumentQuery, InsertOutcome, JobOutcome, NewCollection,
     claimable_job_sql, job_ending, now,
 };
+use chrono::{DateTime, Utc};
+
 use crate::domain::{
-    Chunk, Collection, CollectionName, Document, DocumentId, DocumentStatus, EmbeddingModel, Job, JobId, JobKind,
-    JobProgress, JobStatus, NewDocument,
+    ApiKey, AuditEntry, AuditQuery, Chunk, Collection, CollectionName, Document, DocumentId, DocumentStatus,
+    EmbeddingModel, Job, JobId, JobKind, JobProgress, JobStatus, KeyId, Metadata, NewApiKey, NewDocument, Role, Tenant,
+    TenantName,
 };
 
 const COLLECTION_COLUMNS: &str = "name, description, embed_model, embed_variant, embed_dim, created_at";
 const DOCUMENT_COLUMNS: &str = "id, collection, filename, content_type, bytes, sha256, pages, chunks, \
-     status, error, metadata, job_id, created_at, updated_at";
+     status, error, metadata, access, job_id, created_at, updated_at";
 const JOB_COLUMNS: &str =
     "id, kind, collection, document_id, status, progress, error, attempts, created_at, updated_at";
+const KEY_COLUMNS: &str =
+    "id, tenant, role, rights, collections, principals, name, expires_at, created_at, last_used_at, revoked_at";
+const AUDIT_COLUMNS: &str = "id, at, request_id, tenant, key_id, acting_for, action, collection, document_id, status";
+/// Audit entries written per INSERT (10 arguments each).
+const AUDIT_PER_INSERT: usize = 200;
 const CHUNK_COLUMNS: &str = "document_id, idx, page_start, page_end, char_start, char_end, text, page_breaks";
 
 /// Chunks written per INSERT: 8 arguments each, well under both databases'
@@ -50,7 +58,7 @@ impl SqlCatalog {
 }
 
 fn collection_name(raw: String) -> Result<CollectionName, CatalogError> {
-    CollectionName::parse(&raw).map_err(|e| CatalogError::Corrupt(e.to_string()))
+    CollectionName::from_key(&raw).map_err(|e| CatalogError::Corrupt(e.to_string()))
 }
 
 fn collection_from_row(row: &Row) -> Result<Collection, CatalogError> {
@@ -83,6 +91,7 @@ fn document_from_row(row: &Row) -> Result<Document, CatalogError> {
         status: row.parsed("status")?,
         error: row.opt_text("error")?,
         metadata: row.json("metadata")?,
+        access: row.json("access")?,
         job_id: JobId(row.id("job_id")?),
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
@@ -102,6 +111,69 @@ fn job_from_row(row: &Row) -> Result<Job, CatalogError> {
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
     })
+}
+
+fn key_from_row(row: &Row) -> Result<ApiKey, CatalogError> {
+    let tenant = row.parsed::<TenantName>("tenant")?;
+    // Stored as bare names; they are of the key's tenant.
+    let collections = row
+        .json::<Option<Vec<String>>>("collections")?
+        .map(|names| {
+            names
+                .iter()
+                .map(|name| CollectionName::in_tenant(&tenant, name).map_err(|e| CatalogError::Corrupt(e.to_string())))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    Ok(ApiKey {
+        id: KeyId(row.id("id")?),
+        tenant,
+        role: row.parsed("role")?,
+        rights: row
+            .opt_text("rights")?
+            .map(|raw| raw.parse::<Role>().map_err(CatalogError::Corrupt))
+            .transpose()?,
+        collections,
+        principals: row.json("principals")?,
+        name: row.opt_text("name")?,
+        expires_at: row.opt_time("expires_at")?,
+        created_at: row.time("created_at")?,
+        last_used_at: row.opt_time("last_used_at")?,
+        revoked_at: row.opt_time("revoked_at")?,
+    })
+}
+
+fn audit_from_row(row: &Row) -> Result<AuditEntry, CatalogError> {
+    Ok(AuditEntry {
+        id: row.id("id")?,
+        at: row.time("at")?,
+        request_id: row.text("request_id")?,
+        tenant: row
+            .opt_text("tenant")?
+            .map(|raw| {
+                raw.parse::<TenantName>()
+                    .map_err(|e| CatalogError::Corrupt(e.to_string()))
+            })
+            .transpose()?,
+        key_id: row.opt_id("key_id")?.map(KeyId),
+        acting_for: row.json("acting_for")?,
+        action: row.text("action")?,
+        collection: row.opt_text("collection")?,
+        document_id: row.opt_text("document_id")?,
+        status: row.count("status")?,
+    })
+}
+
+/// `($1, …, $n), ($n+1, …)`: placeholders for `rows` rows of `columns` arguments.
+fn value_rows(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|i| {
+            let first = i * columns + 1;
+            let placeholders: Vec<String> = (first..first + columns).map(|n| format!("${n}")).collect();
+            format!("({})", placeholders.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn chunk_from_row(row: &Row) -> Result<Chunk, CatalogError> {
@@ -127,16 +199,9 @@ fn active_reindex(collection: &CollectionName) -> Statement {
 
 /// One INSERT for a batch of chunks: `($1, …, $8), ($9, …, $16), …`.
 fn insert_chunks(document: DocumentId, batch: &[Chunk]) -> Statement {
-    let rows: Vec<String> = (0..batch.len())
-        .map(|i| {
-            let first = i * 8 + 1;
-            let placeholders: Vec<String> = (first..first + 8).map(|n| format!("${n}")).collect();
-            format!("({})", placeholders.join(", "))
-        })
-        .collect();
     let mut statement = Statement::new(format!(
         "INSERT INTO chunks ({CHUNK_COLUMNS}) VALUES {}",
-        rows.join(", ")
+        value_rows(batch.len(), 8)
     ));
     for chunk in batch {
         statement = statement
@@ -211,14 +276,16 @@ impl Catalog for SqlCatalog {
     async fn create_collection(&self, new: &NewCollection) -> Result<Collection, CatalogError> {
         let model = new.embedding_model.as_ref();
         let statement = Statement::new(format!(
-            "INSERT INTO collections ({COLLECTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLLECTION_COLUMNS}"
+            "INSERT INTO collections ({COLLECTION_COLUMNS}, tenant) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             RETURNING {COLLECTION_COLUMNS}"
         ))
         .text(new.name.as_str())
         .opt_text(new.description.as_deref())
         .opt_text(model.map(|m| m.name.as_str()))
         .opt_text(model.map(|m| m.variant.as_str()))
         .opt_int(model.map(|m| m.dimension as i64))
-        .time(now());
+        .time(now())
+        .text(new.name.tenant().as_str());
         let row = self.db.fetch_optional(&statement).await?;
         let row = row.ok_or_else(|| CatalogError::Corrupt("an INSERT … RETURNING returned no row".into()))?;
         collection_from_row(&row)
@@ -235,8 +302,11 @@ impl Catalog for SqlCatalog {
             .transpose()
     }
 
-    async fn list_collections(&self) -> Result<Vec<Collection>, CatalogError> {
-        let statement = Statement::new(format!("SELECT {COLLECTION_COLUMNS} FROM collections ORDER BY name"));
+    async fn list_collections(&self, tenant: &TenantName) -> Result<Vec<Collection>, CatalogError> {
+        let statement = Statement::new(format!(
+            "SELECT {COLLECTION_COLUMNS} FROM collections WHERE tenant = $1 ORDER BY name"
+        ))
+        .text(tenant.as_str());
         self.db
             .fetch_all(&statement)
             .await?
@@ -260,7 +330,8 @@ impl Catalog for SqlCatalog {
             .fetch_optional(
                 &Statement::new(format!(
                     "INSERT INTO documents (id, collection, filename, content_type, bytes, sha256, status, \
-                     metadata, job_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+                     metadata, access, job_id, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
                      ON CONFLICT (collection, sha256) DO NOTHING RETURNING {DOCUMENT_COLUMNS}"
                 ))
                 .id(new.id)
@@ -271,6 +342,7 @@ impl Catalog for SqlCatalog {
                 .text(new.sha256.as_str())
                 .text(DocumentStatus::Queued.as_str())
                 .json(&new.metadata)
+                .json(&new.access)
                 .id(new.job_id)
                 .time(at),
             )
@@ -596,4 +668,214 @@ impl Catalog for SqlCatalog {
         let rows = self.db.fetch_all(&statement).await?;
         Ok(rows.first().map(|row| row.int("n")).transpose()?.unwrap_or(0).max(0) as u64)
     }
+
+    async fn create_key(&self, new: &NewApiKey) -> Result<ApiKey, CatalogError> {
+        let statement = Statement::new(format!(
+            "INSERT INTO api_keys (id, tenant, hash, role, rights, collections, principals, name, expires_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {KEY_COLUMNS}"
+        ))
+        .id(new.id)
+        .text(new.tenant.as_str())
+        .text(new.hash.as_str())
+        .text(new.role.as_str())
+        .opt_text(new.rights.map(Role::as_str))
+        .json(&new.collections)
+        .json(&new.principals)
+        .opt_text(new.name.as_deref())
+        .opt_time(new.expires_at)
+        .time(now());
+        let row = self.db.fetch_optional(&statement).await?;
+        let row = row.ok_or_else(|| CatalogError::Corrupt("an INSERT … RETURNING returned no row".into()))?;
+        key_from_row(&row)
+    }
+
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, CatalogError> {
+        let statement = Statement::new(format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = $1")).text(hash);
+        self.db
+            .fetch_optional(&statement)
+            .await?
+            .as_ref()
+            .map(key_from_row)
+            .transpose()
+    }
+
+    async fn list_keys(&self, tenant: Option<&TenantName>) -> Result<Vec<ApiKey>, CatalogError> {
+        let statement = match tenant {
+            Some(tenant) => Statement::new(format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant = $1 ORDER BY created_at, id"
+            ))
+            .text(tenant.as_str()),
+            None => Statement::new(format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id")),
+        };
+        self.db.fetch_all(&statement).await?.iter().map(key_from_row).collect()
+    }
+
+    async fn revoke_key(
+        &self,
+        tenant: Option<&TenantName>,
+        id: KeyId,
+        at: DateTime<Utc>,
+    ) -> Result<bool, CatalogError> {
+        let statement = Statement::new(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND ($3 IS NULL OR tenant = $3)",
+        )
+        .time(at)
+        .id(id)
+        .opt_text(tenant.map(TenantName::as_str));
+        Ok(self.db.execute(&statement).await? > 0)
+    }
+
+    async fn touch_key(&self, id: KeyId, at: DateTime<Utc>) -> Result<(), CatalogError> {
+        let statement = Statement::new("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+            .time(at)
+            .id(id);
+        self.db.execute(&statement).await?;
+        Ok(())
+    }
+
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), CatalogError> {
+        let mut tx = self.db.begin().await?;
+        for batch in entries.chunks(AUDIT_PER_INSERT) {
+            let mut statement = Statement::new(format!(
+                "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES {}",
+                value_rows(batch.len(), 10)
+            ));
+            for entry in batch {
+                statement = statement
+                    .id(entry.id)
+                    .time(entry.at)
+                    .text(entry.request_id.as_str())
+                    .opt_text(entry.tenant.as_ref().map(TenantName::as_str))
+                    .opt_id(entry.key_id.map(|k| k.0))
+                    .json(&entry.acting_for)
+                    .text(entry.action.as_str())
+                    .opt_text(entry.collection.as_deref())
+                    .opt_text(entry.document_id.as_deref())
+                    .int(i64::from(entry.status));
+            }
+            tx.execute(&statement).await?;
+        }
+        tx.commit().await
+    }
+
+    async fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, CatalogError> {
+        let mut conditions = Vec::new();
+        let mut next = 0;
+        let mut placeholder = || {
+            next += 1;
+            format!("${next}")
+        };
+        if query.tenant.is_some() {
+            conditions.push(format!("tenant = {}", placeholder()));
+        }
+        if query.since.is_some() {
+            conditions.push(format!("at >= {}", placeholder()));
+        }
+        if query.until.is_some() {
+            conditions.push(format!("at < {}", placeholder()));
+        }
+        if query.action.is_some() {
+            conditions.push(format!("action = {}", placeholder()));
+        }
+        if query.after.is_some() {
+            conditions.push(format!("(at, id) > ({}, {})", placeholder(), placeholder()));
+        }
+        let limit = placeholder();
+        let filter = match conditions.is_empty() {
+            true => String::new(),
+            false => format!("WHERE {}", conditions.join(" AND ")),
+        };
+        let mut statement = Statement::new(format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log {filter} ORDER BY at, id LIMIT {limit}"
+        ));
+        if let Some(tenant) = &query.tenant {
+            statement = statement.text(tenant.as_str());
+        }
+        if let Some(since) = query.since {
+            statement = statement.time(since);
+        }
+        if let Some(until) = query.until {
+            statement = statement.time(until);
+        }
+        if let Some(action) = &query.action {
+            statement = statement.text(action.as_str());
+        }
+        if let Some((at, id)) = query.after {
+            statement = statement.time(at).id(id);
+        }
+        statement = statement.int(i64::from(query.limit));
+        self.db
+            .fetch_all(&statement)
+            .await?
+            .iter()
+            .map(audit_from_row)
+            .collect()
+    }
+
+    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64, CatalogError> {
+        self.db
+            .execute(&Statement::new("DELETE FROM audit_log WHERE at < $1").time(before))
+            .await
+    }
+
+    async fn update_document(
+        &self,
+        collection: &CollectionName,
+        id: DocumentId,
+        access: Option<&[String]>,
+        metadata: Option<&Metadata>,
+    ) -> Result<Option<Document>, CatalogError> {
+        let statement = Statement::new(format!(
+            "UPDATE documents SET access = COALESCE($1, access), metadata = COALESCE($2, metadata), updated_at = $3 \
+             WHERE collection = $4 AND id = $5 RETURNING {DOCUMENT_COLUMNS}"
+        ))
+        .opt_json(access.as_ref())
+        .opt_json(metadata)
+        .time(now())
+        .text(collection.as_str())
+        .id(id);
+        self.db
+            .fetch_optional(&statement)
+            .await?
+            .as_ref()
+            .map(document_from_row)
+            .transpose()
+    }
+
+    async fn create_tenant(&self, name: &TenantName) -> Result<Tenant, CatalogError> {
+        let statement =
+            Statement::new("INSERT INTO tenants (name, created_at) VALUES ($1, $2) RETURNING name, created_at")
+                .text(name.as_str())
+                .time(now());
+        let row = self.db.fetch_optional(&statement).await?;
+        let row = row.ok_or_else(|| CatalogError::Corrupt("an INSERT … RETURNING returned no row".into()))?;
+        tenant_from_row(&row)
+    }
+
+    async fn get_tenant(&self, name: &TenantName) -> Result<Option<Tenant>, CatalogError> {
+        let statement = Statement::new("SELECT name, created_at FROM tenants WHERE name = $1").text(name.as_str());
+        self.db
+            .fetch_optional(&statement)
+            .await?
+            .as_ref()
+            .map(tenant_from_row)
+            .transpose()
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, CatalogError> {
+        let statement = Statement::new("SELECT name, created_at FROM tenants ORDER BY name");
+        self.db
+            .fetch_all(&statement)
+            .await?
+            .iter()
+            .map(tenant_from_row)
+            .collect()
+    }
+}
+
+fn tenant_from_row(row: &Row) -> Result<Tenant, CatalogError> {
+    Ok(Tenant {
+        name: row.parsed("name")?,
+        created_at: row.time("created_at")?,
+    })
 }

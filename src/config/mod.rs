@@ -6,6 +6,7 @@
 //! with a message that says what to fix. Secrets (API keys, the database URL)
 //! are `SecretString`s: Debug and logs print them redacted.
 
+mod auth;
 mod embed;
 mod ingest;
 mod llm;
@@ -18,6 +19,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use auth::{AuthMode, AuthSettings, RateLimit};
 pub use embed::{DEFAULT_EMBED_MODEL, EmbedBackend, EmbedderChoice, EmbedderSettings, HubSettings};
 pub use ingest::{ChunkSettings, ExtractIsolation, ExtractSettings, IngestSettings};
 pub use llm::LlmSettings;
@@ -71,11 +73,23 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "EXTRACT_MEMORY_MB",
     "DOCQA_EXE",
     "DOCQA_EVAL_DIR",
+    "DOCQA_AUTH",
+    "DOCQA_ADMIN_KEY",
+    "METRICS_PUBLIC",
+    "RATE_LIMIT_RPS",
+    "RATE_LIMIT_BURST",
+    "AUDIT_RETENTION_DAYS",
 ];
 
 /// `DOCQA_` variables of the scripts and tests, not of the server: set in a
 /// developer's shell, they must not stop it.
-pub const TOOLING_VARIABLES: &[&str] = &["DOCQA_SHARED_DIR", "DOCQA_CACHE_DIR", "DOCQA_TEST_POSTGRES_URL"];
+pub const TOOLING_VARIABLES: &[&str] = &[
+    "DOCQA_SHARED_DIR",
+    "DOCQA_CACHE_DIR",
+    "DOCQA_TEST_POSTGRES_URL",
+    // The key `docqa ingest --url` and `docqa eval --url` send.
+    "DOCQA_API_KEY",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -104,6 +118,7 @@ pub struct Config {
     pub chunk: ChunkSettings,
     pub extract: ExtractSettings,
     pub retrieval: RetrievalSettings,
+    pub auth: AuthSettings,
 }
 
 impl Config {
@@ -146,6 +161,7 @@ impl Config {
             chunk: ChunkSettings::parse(&vars)?,
             extract: ExtractSettings::parse(&vars)?,
             retrieval: RetrievalSettings::parse(&vars)?,
+            auth: AuthSettings::parse(&vars, addr)?,
             data_dir,
         })
     }

@@ -142,6 +142,9 @@ pub struct Document {
     pub status: DocumentStatus,
     pub error: Option<String>,
     pub metadata: Metadata,
+    /// The principals (`user:…`, `group:…`) who may read it; empty: everyone
+    /// of the tenant.
+    pub access: Vec<String>,
     /// The ingestion job that processes this document.
     pub job_id: JobId,
     pub created_at: DateTime<Utc>,
@@ -159,6 +162,7 @@ pub struct NewDocument {
     pub bytes: u64,
     pub sha256: String,
     pub metadata: Metadata,
+    pub access: Vec<String>,
 }
 
 #[cfg(test)]

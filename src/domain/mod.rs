@@ -25,7 +25,9 @@ macro_rules! text_enum {
     };
 }
 
+mod access;
 mod answer;
+mod audit;
 mod chunk;
 mod collection;
 mod document;
@@ -34,7 +36,9 @@ mod fusion;
 mod ids;
 mod job;
 
+pub use access::{Access, ApiKey, DEFAULT_TENANT, InvalidTenantName, NewApiKey, Readers, Role, Tenant, TenantName};
 pub use answer::{Answer, AnswerMode, Citation, SearchHit, Timings};
+pub use audit::{AuditEntry, AuditQuery};
 pub use chunk::{Chunk, PageBreak, page_at};
 pub use collection::{
     Collection, CollectionName, DEFAULT_COLLECTION, EmbeddingModel, InvalidCollectionName, ModelMismatch,
@@ -44,5 +48,5 @@ pub use document::{
 };
 pub use filter::{Filter, MetadataValue};
 pub use fusion::Fusion;
-pub use ids::{ChunkId, DocumentId, JobId};
+pub use ids::{ChunkId, DocumentId, JobId, KeyId};
 pub use job::{Job, JobKind, JobProgress, JobStage, JobStatus};

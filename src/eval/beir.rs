@@ -89,13 +89,13 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
         files.push(path);
     }
     let mut run = super::Run::ingest(base, "eval-scifact", options, files, 5).await?;
-    let measured = run.retrieve_by_mode(&queries, HITS_PER_QUERY, |query, hits, sheet| {
+    let measured = run
+        .retrieve_by_mode(&queries, HITS_PER_QUERY, |query, hits, sheet| {
             let ranked = dedup_ranked(hits.iter().filter_map(|hit| corpus_id(&hit.filename)));
             sheet.add_ranking(&ranked, &qrels[&query.id]);
             None
-        },
-    )
-    .await?;
+        })
+        .await?;
     Ok(run.report(split, measured))
 }
 

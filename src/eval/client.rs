@@ -59,8 +59,7 @@ impl EvalClient {
     /// uploaded again, and found to be duplicates: nothing is embedded twice),
     /// or else a fresh one named `{prefix}-{random}`, on the server at `base`.
     pub async fn collection(base: &str, prefix: &str, named: Option<&str>) -> Result<Self, EvalError> {
-        crate::openai::install_crypto_provider();
-        let http = reqwest::Client::new();
+        let http = crate::bulk::api_client();
         let collection = match named {
             Some(name) => name.to_string(),
             None => format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
@@ -96,15 +95,8 @@ impl EvalClient {
         retrieval: &str,
         filter: Option<&Value>,
     ) -> Result<Option<(Vec<Hit>, f64)>, EvalError> {
-        let started = Instant::now();
-        let mut body = json!({"query": query, "top_k": top_k, "retrieval": retrieval});
-        if let Some(filter) = filter {
-            body["filter"] = filter.clone();
-        }
-        let (status, body) = self
-            .post(&format!("/v1/collections/{}/search", self.collection), &body)
-            .await?;
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let request = json!({"query": query, "top_k": top_k, "retrieval": retrieval});
+        let (status, body, ms) = self.post("search", request, filter).await?;
         match status {
             200 => Ok(Some((read::<SearchAnswer>(body, "search")?.results, ms))),
             422 => Ok(None),
@@ -119,15 +111,8 @@ impl EvalClient {
         top_k: usize,
         filter: Option<&Value>,
     ) -> Result<(AnswerView, f64), EvalError> {
-        let started = Instant::now();
-        let mut body = json!({"question": question, "top_k": top_k, "mode": "extractive"});
-        if let Some(filter) = filter {
-            body["filter"] = filter.clone();
-        }
-        let (status, answer) = self
-            .post(&format!("/v1/collections/{}/query", self.collection), &body)
-            .await?;
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let request = json!({"question": question, "top_k": top_k, "mode": "extractive"});
+        let (status, answer, ms) = self.post("query", request, filter).await?;
         if status != 200 {
             return Err(EvalError::Server(format!("query: {status} {answer}")));
         }
@@ -161,17 +146,23 @@ impl EvalClient {
         }
     }
 
-    async fn post(&self, path: &str, body: &Value) -> Result<(u16, Value), EvalError> {
+    /// POSTs `body` (with `filter`, if any) to the collection's `verb`: the
+    /// status, the answer and the request's time in ms.
+    async fn post(&self, verb: &str, mut body: Value, filter: Option<&Value>) -> Result<(u16, Value, f64), EvalError> {
+        if let Some(filter) = filter {
+            body["filter"] = filter.clone();
+        }
+        let started = Instant::now();
         let response = self
             .http
-            .post(format!("{}{path}", self.base))
-            .json(body)
+            .post(format!("{}/v1/collections/{}/{verb}", self.base, self.collection))
+            .json(&body)
             .send()
             .await
             .map_err(|e| EvalError::Server(e.to_string()))?;
         let status = response.status().as_u16();
         let body = response.json().await.map_err(|e| EvalError::Server(e.to_string()))?;
-        Ok((status, body))
+        Ok((status, body, started.elapsed().as_secs_f64() * 1000.0))
     }
 }
 

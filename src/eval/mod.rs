@@ -276,9 +276,23 @@ impl Report {
         let fraction = |x: f64| format!("{x:.3}");
         push_table(
             &mut out,
-            &[("retrieval", 10), ("questions", 9), ("nDCG@10", 8), ("R@1", 8), ("R@5", 8), ("R@10", 9), ("MRR@10", 8)],
+            &[
+                ("retrieval", 10),
+                ("questions", 9),
+                ("nDCG@10", 8),
+                ("R@1", 8),
+                ("R@5", 8),
+                ("R@10", 9),
+                ("MRR@10", 8),
+            ],
             self.retrieval.iter().map(|row| {
-                let scores = [row.ndcg_at_10, row.recall_at_1, row.recall_at_5, row.recall_at_10, row.mrr_at_10];
+                let scores = [
+                    row.ndcg_at_10,
+                    row.recall_at_1,
+                    row.recall_at_5,
+                    row.recall_at_10,
+                    row.mrr_at_10,
+                ];
                 [row.retrieval.clone(), row.questions.to_string()]
                     .into_iter()
                     .chain(scores.map(fraction))
@@ -405,7 +419,10 @@ impl<'a> Run<'a> {
             let mut sheet = ScoreSheet::default();
             let mut refused = false;
             for (index, question) in questions.iter().enumerate() {
-                let searched = self.client.search(question.text(), top_k, mode, question.filter()).await?;
+                let searched = self
+                    .client
+                    .search(question.text(), top_k, mode, question.filter())
+                    .await?;
                 let Some((hits, ms)) = searched else {
                     refused = true;
                     break;

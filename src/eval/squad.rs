@@ -164,7 +164,8 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
             .clone()
     };
 
-    let measured = run.retrieve_by_mode(&questions, HITS_PER_QUESTION, |question, hits, sheet| {
+    let measured = run
+        .retrieve_by_mode(&questions, HITS_PER_QUESTION, |question, hits, sheet| {
             let gold = &paragraphs[&question.paragraph_id];
             let gold_file = gold.article_file.rsplit('/').next().unwrap_or_default();
             let rank = hits.iter().position(|hit| {
@@ -174,9 +175,8 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
             });
             sheet.add_single(rank);
             rank
-        },
-    )
-    .await?;
+        })
+        .await?;
     // question index → gold paragraph within the hybrid top 5
     let retrieved_top5: Vec<bool> = measured
         .hybrid_ranks
@@ -208,7 +208,9 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     }
     bar.finish_and_clear();
 
-    Ok(run.report(split, measured).with_answers(answers.scores(), &query_latency))
+    Ok(run
+        .report(split, measured)
+        .with_answers(answers.scores(), &query_latency))
 }
 
 #[cfg(test)]

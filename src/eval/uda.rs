@@ -342,13 +342,13 @@ pub async fn evaluate(base: &str, options: &EvalOptions) -> Result<Report, EvalE
     let on_gold_page = |hit: &Hit, gold: &HashSet<u32>| (hit.page_start..=hit.page_end).any(|p| gold.contains(&p));
 
     let located_items: Vec<&Prepared> = located.iter().map(|&index| &prepared[index]).collect();
-    let measured = run.retrieve_by_mode(&located_items, HITS_PER_QUESTION, |item, hits, sheet| {
+    let measured = run
+        .retrieve_by_mode(&located_items, HITS_PER_QUESTION, |item, hits, sheet| {
             let rank = hits.iter().position(|hit| on_gold_page(hit, &item.gold_pages));
             sheet.add_single(rank);
             rank
-        },
-    )
-    .await?;
+        })
+        .await?;
     let mut hybrid_top5 = vec![false; prepared.len()];
     for (&index, rank) in located.iter().zip(&measured.hybrid_ranks) {
         hybrid_top5[index] = rank.is_some_and(|r| r < 5);

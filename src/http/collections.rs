@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::extract::CollectionParam;
+use super::auth::{Authorized, InCollection, Manage, Read};
 use super::problem::{AppError, Problem};
 use crate::domain::Job;
 use crate::service::collections::{CollectionView, Collections, CreateCollection};
@@ -25,10 +25,11 @@ pub struct CollectionList {
     )
 )]
 pub async fn create(
+    caller: Authorized<Manage>,
     body: web::Json<CreateCollection>,
     collections: web::Data<Collections>,
 ) -> Result<HttpResponse, AppError> {
-    let collection = collections.create(body.into_inner()).await?;
+    let collection = collections.create(&caller.scope, body.into_inner()).await?;
     Ok(HttpResponse::Created()
         .insert_header(("location", format!("/v1/collections/{}", collection.collection.name)))
         .json(collection))
@@ -36,9 +37,9 @@ pub async fn create(
 
 /// List collections.
 #[utoipa::path(get, path = "/v1/collections", operation_id = "list_collections", tag = "collections", responses((status = 200, body = CollectionList)))]
-pub async fn list(collections: web::Data<Collections>) -> Result<HttpResponse, AppError> {
+pub async fn list(caller: Authorized<Read>, collections: web::Data<Collections>) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(CollectionList {
-        collections: collections.list().await?,
+        collections: collections.list(&caller.scope).await?,
     }))
 }
 
@@ -46,10 +47,10 @@ pub async fn list(collections: web::Data<Collections>) -> Result<HttpResponse, A
 #[utoipa::path(
     get, path = "/v1/collections/{collection}", operation_id = "get_collection", tag = "collections",
     params(("collection" = String, Path)),
-    responses((status = 200, body = CollectionView), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = CollectionView))
 )]
-pub async fn get(collection: CollectionParam, collections: web::Data<Collections>) -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::Ok().json(collections.get(&collection.0).await?))
+pub async fn get(target: InCollection<Read>, collections: web::Data<Collections>) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Ok().json(collections.get(&target.collection).await?))
 }
 
 /// Delete a collection with its documents and vectors.
@@ -58,16 +59,15 @@ pub async fn get(collection: CollectionParam, collections: web::Data<Collections
     params(("collection" = String, Path)),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`default` cannot be deleted", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete(
-    collection: CollectionParam,
+    target: InCollection<Manage>,
     collections: web::Data<Collections>,
 ) -> Result<HttpResponse, AppError> {
     let collections = collections.into_inner();
-    super::to_completion(async move { Ok(collections.delete(&collection.0).await?) }).await?;
+    super::to_completion(async move { Ok(collections.delete(&target.collection).await?) }).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -82,15 +82,14 @@ pub async fn delete(
     params(("collection" = String, Path)),
     responses(
         (status = 202, description = "Queued (or already queued)", body = Job),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The server runs without an embedding model", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn reindex(
-    collection: CollectionParam,
+    target: InCollection<Manage>,
     collections: web::Data<Collections>,
 ) -> Result<HttpResponse, AppError> {
-    let job = collections.reindex(&collection.0).await?;
+    let job = collections.reindex(&target.collection).await?;
     Ok(HttpResponse::Accepted()
         .insert_header(("location", format!("/v1/jobs/{}", job.id)))
         .json(job))

@@ -5,11 +5,12 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{CollectionParam, DocumentIdParam};
+use super::auth::{InCollection, Read, Write};
+use super::extract::DocumentIdParam;
 use super::problem::{AppError, Problem};
 use crate::domain::Document;
 use crate::ingest::{Ingestor, UploadStatus, UploadedDocument};
-use crate::service::documents::{Documents, ListDocuments};
+use crate::service::documents::{Documents, ListDocuments, UpdateDocument};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -30,6 +31,9 @@ pub struct UploadForm {
     /// A JSON object stored with every document of the request, to filter on.
     #[schema(example = "{\"team\": \"legal\"}")]
     metadata: Option<String>,
+    /// A JSON array of the principals who may read the documents; absent: everyone of the tenant.
+    #[schema(example = "[\"group:legal\", \"user:alice@corp\"]")]
+    access: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -74,17 +78,19 @@ pub struct DocumentList {
     )
 )]
 pub async fn upload(
-    collection: CollectionParam,
+    target: InCollection<Write>,
     params: web::Query<UploadParams>,
     payload: Multipart,
     ingestor: web::Data<Ingestor>,
 ) -> Result<HttpResponse, AppError> {
     let upload = super::upload::read(payload, ingestor.files().staging_dir(), ingestor.max_upload_bytes()).await?;
-    let documents = ingestor.accept(&collection.0, upload.files, upload.metadata).await?;
+    let documents = ingestor
+        .accept(&target.collection, upload.files, upload.metadata, upload.access)
+        .await?;
     if !params.wait {
         return Ok(HttpResponse::Accepted().json(UploadResponse { documents }));
     }
-    let documents = ingestor.wait(&collection.0, documents).await?;
+    let documents = ingestor.wait(&target.collection, documents).await?;
     if documents.iter().all(|d| d.status == UploadStatus::Failed) {
         return Err(AppError::IngestionFailed { documents });
     }
@@ -97,16 +103,17 @@ pub async fn upload(
     params(("collection" = String, Path), ListDocuments),
     responses(
         (status = 200, body = DocumentList),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad limit, cursor or status", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list(
-    collection: CollectionParam,
+    target: InCollection<Read>,
     params: web::Query<ListDocuments>,
     documents: web::Data<Documents>,
 ) -> Result<HttpResponse, AppError> {
-    let page = documents.list(&collection.0, params.into_inner()).await?;
+    let page = documents
+        .list(&target.collection, params.into_inner(), &target.scope.readers())
+        .await?;
     Ok(HttpResponse::Ok().json(DocumentList {
         documents: page.documents,
         next_cursor: page.next_cursor,
@@ -119,15 +126,14 @@ pub async fn list(
     params(("collection" = String, Path), ("document_id" = String, Path)),
     responses(
         (status = 200, body = Document),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get(
-    collection: CollectionParam,
+    target: InCollection<Read>,
     id: DocumentIdParam,
     documents: web::Data<Documents>,
 ) -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::Ok().json(documents.get(&collection.0, id.0).await?))
+    Ok(HttpResponse::Ok().json(documents.get(&target.collection, id.0, &target.scope.readers()).await?))
 }
 
 /// Delete a document; its vectors are gone before its row is.
@@ -136,15 +142,42 @@ pub async fn get(
     params(("collection" = String, Path), ("document_id" = String, Path)),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete(
-    collection: CollectionParam,
+    target: InCollection<Write>,
     id: DocumentIdParam,
     documents: web::Data<Documents>,
 ) -> Result<HttpResponse, AppError> {
     let documents = documents.into_inner();
-    super::to_completion(async move { Ok(documents.delete(&collection.0, id.0).await?) }).await?;
+    let readers = target.scope.readers();
+    super::to_completion(async move { Ok(documents.delete(&target.collection, id.0, &readers).await?) }).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Change a document's `access` and/or `metadata` without re-embedding it; in
+/// effect for the next search.
+#[utoipa::path(
+    patch, path = "/v1/collections/{collection}/documents/{document_id}", operation_id = "update_document", tag = "documents",
+    params(("collection" = String, Path), ("document_id" = String, Path)),
+    request_body = UpdateDocument,
+    responses(
+        (status = 200, body = Document),
+        (status = 409, description = "The document is still being processed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad access or metadata, or neither", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn update(
+    target: InCollection<Write>,
+    id: DocumentIdParam,
+    body: web::Json<UpdateDocument>,
+    documents: web::Data<Documents>,
+) -> Result<HttpResponse, AppError> {
+    let readers = target.scope.readers();
+    let documents = documents.into_inner();
+    let request = body.into_inner();
+    let updated =
+        super::to_completion(async move { Ok(documents.update(&target.collection, id.0, request, &readers).await?) })
+            .await?;
+    Ok(HttpResponse::Ok().json(updated))
 }

@@ -1,5 +1,6 @@
-//! Extractors that parse path segments into domain types, and the handlers that
-//! turn actix's own body errors into problems.
+//! Extractors that parse path ids into domain types (the collection, with the
+//! caller's scope, is `auth::InCollection`), and the handlers that turn actix's
+//! own body errors into problems.
 
 use std::future::{Ready, ready};
 
@@ -8,27 +9,9 @@ use actix_web::error::{JsonPayloadError, QueryPayloadError};
 use actix_web::{FromRequest, HttpRequest};
 
 use super::problem::AppError;
-use crate::domain::{CollectionName, DocumentId, JobId};
+use crate::auth::keys::KeysError;
+use crate::domain::{DocumentId, JobId, KeyId};
 use crate::service::documents::DocumentsError;
-use crate::store::StoreError;
-
-/// The `{collection}` of the path, or `default` on the short routes.
-pub struct CollectionParam(pub CollectionName);
-
-impl FromRequest for CollectionParam {
-    type Error = AppError;
-    type Future = Ready<Result<Self, AppError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(match req.match_info().get("collection") {
-            // A name that cannot exist names no collection.
-            Some(raw) => CollectionName::parse(raw)
-                .map(Self)
-                .map_err(|_| StoreError::CollectionNotFound(raw.chars().take(80).collect()).into()),
-            None => Ok(Self(CollectionName::default_collection())),
-        })
-    }
-}
 
 /// The `{document_id}` of the path.
 pub struct DocumentIdParam(pub DocumentId);
@@ -36,11 +19,14 @@ pub struct DocumentIdParam(pub DocumentId);
 /// The `{job_id}` of the path.
 pub struct JobIdParam(pub JobId);
 
+/// The `{key_id}` of the path.
+pub struct KeyIdParam(pub KeyId);
+
 /// A path id that does not parse names nothing, so it is "not found".
-fn path_id<T: std::str::FromStr>(
+fn path_id<T: std::str::FromStr, E: Into<AppError>>(
     req: &HttpRequest,
     name: &str,
-    not_found: fn(String) -> DocumentsError,
+    not_found: fn(String) -> E,
 ) -> Result<T, AppError> {
     let raw = req.match_info().get(name).unwrap_or_default();
     raw.parse()
@@ -53,6 +39,15 @@ impl FromRequest for DocumentIdParam {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(path_id(req, "document_id", DocumentsError::DocumentNotFound).map(Self))
+    }
+}
+
+impl FromRequest for KeyIdParam {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(path_id(req, "key_id", KeysError::NotFound).map(Self))
     }
 }
 

@@ -1,8 +1,12 @@
 //! `/healthz`, `/readyz`, `/metrics`.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
+use super::MetricsAccess;
+use super::problem::AppError;
+use crate::auth::Authenticator;
+use crate::domain::Access;
 use crate::health::{HealthChecks, Metrics, Readiness};
 
 /// Liveness: the process answers.
@@ -25,10 +29,21 @@ pub async fn readyz(checks: web::Data<HealthChecks>) -> HttpResponse {
     }
 }
 
-/// Prometheus text.
+/// Prometheus text. Needs a key (any role) unless `METRICS_PUBLIC=true`.
 #[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
-pub async fn metrics(metrics: web::Data<Metrics>, checks: web::Data<HealthChecks>) -> HttpResponse {
-    HttpResponse::Ok()
+pub async fn metrics(
+    req: HttpRequest,
+    access: web::Data<MetricsAccess>,
+    auth: Option<web::Data<Authenticator>>,
+    metrics: web::Data<Metrics>,
+    checks: web::Data<HealthChecks>,
+) -> Result<HttpResponse, AppError> {
+    if !access.public {
+        super::auth::authenticate(auth.as_ref(), req.headers())
+            .await?
+            .require(Access::Read)?;
+    }
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(metrics.render(checks.retrieval_mode()))
+        .body(metrics.render(checks.retrieval_mode())))
 }

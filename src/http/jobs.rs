@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 
+use super::auth::{Authorized, Read, Write};
 use super::extract::JobIdParam;
 use super::problem::{AppError, Problem};
 use crate::domain::Job;
@@ -12,10 +13,14 @@ use crate::service::documents::Documents;
 #[utoipa::path(
     get, path = "/v1/jobs/{job_id}", operation_id = "get_job", tag = "documents",
     params(("job_id" = String, Path)),
-    responses((status = 200, body = Job), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = Job))
 )]
-pub async fn get(id: JobIdParam, documents: web::Data<Documents>) -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::Ok().json(documents.job(id.0).await?))
+pub async fn get(
+    caller: Authorized<Read>,
+    id: JobIdParam,
+    documents: web::Data<Documents>,
+) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Ok().json(documents.job(&caller.scope, id.0).await?))
 }
 
 /// Queue a failed job again (its document is processed anew).
@@ -24,10 +29,13 @@ pub async fn get(id: JobIdParam, documents: web::Data<Documents>) -> Result<Http
     params(("job_id" = String, Path)),
     responses(
         (status = 202, description = "Queued again", body = Job),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The job has not failed", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn retry(id: JobIdParam, ingestor: web::Data<Ingestor>) -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::Accepted().json(ingestor.retry(id.0).await?))
+pub async fn retry(
+    caller: Authorized<Write>,
+    id: JobIdParam,
+    ingestor: web::Data<Ingestor>,
+) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Accepted().json(ingestor.retry(&caller.scope, id.0).await?))
 }

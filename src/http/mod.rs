@@ -1,18 +1,23 @@
 //! The HTTP surface: routes, extractors, problem mapping. Handlers parse, call
 //! one service function and shape the response; no business logic lives here.
 
+mod audit;
+pub mod auth;
 mod collections;
 mod documents;
 pub mod extract;
 mod health;
 mod jobs;
+mod keys;
 pub mod openapi;
 pub mod problem;
 pub mod request_id;
 mod search;
 mod sse;
+mod tenants;
 mod upload;
 
+use actix_web::middleware::from_fn;
 use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
 use utoipa_scalar::{Scalar, Servable};
@@ -22,7 +27,14 @@ use problem::AppError;
 /// JSON bodies (search, query, collections) are small; files go through multipart.
 const JSON_LIMIT_BYTES: usize = 256 * 1024;
 
-/// All routes, for `App::new().configure(routes)`.
+/// Whether `/metrics` is served without a key (`METRICS_PUBLIC`).
+pub struct MetricsAccess {
+    pub public: bool,
+}
+
+/// All routes, for `App::new().configure(routes)`. Everything under `/v1`
+/// goes through the request scope (`auth::middleware`); `/metrics` checks it
+/// itself unless it is public; health and the API document are open.
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.app_data(
         web::JsonConfig::default()
@@ -37,6 +49,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     .service(Scalar::with_url("/docs", openapi::document().clone()))
     .service(
         web::scope("/v1")
+            .wrap(from_fn(auth::middleware))
             .service(
                 web::resource("/collections")
                     .route(web::post().to(collections::create))
@@ -51,7 +64,19 @@ pub fn routes(cfg: &mut ServiceConfig) {
             // The same on `default`.
             .configure(|cfg| document_routes(cfg, ""))
             .route("/jobs/{job_id}", web::get().to(jobs::get))
-            .route("/jobs/{job_id}/retry", web::post().to(jobs::retry)),
+            .route("/jobs/{job_id}/retry", web::post().to(jobs::retry))
+            .service(
+                web::resource("/keys")
+                    .route(web::post().to(keys::create))
+                    .route(web::get().to(keys::list)),
+            )
+            .route("/keys/{key_id}", web::delete().to(keys::revoke))
+            .route("/audit", web::get().to(audit::read))
+            .service(
+                web::resource("/tenants")
+                    .route(web::post().to(tenants::create))
+                    .route(web::get().to(tenants::list)),
+            ),
     )
     .default_service(web::to(not_found));
 }
@@ -65,6 +90,7 @@ fn document_routes(cfg: &mut ServiceConfig, prefix: &str) {
     .service(
         web::resource(format!("{prefix}/documents/{{document_id}}"))
             .route(web::get().to(documents::get))
+            .route(web::patch().to(documents::update))
             .route(web::delete().to(documents::delete)),
     )
     .route(&format!("{prefix}/reindex"), web::post().to(collections::reindex))

@@ -4,10 +4,11 @@ use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{collections, documents, health, jobs, search};
+use super::{audit, collections, documents, health, jobs, keys, search, tenants};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,14 +17,18 @@ use super::{collections, documents, health, jobs, search};
         description = "Upload documents, ask questions, get answers that cite document, page and quote.\n\n\
             Every route under `/v1/collections/{collection}/…` also exists without the collection part \
             (`POST /v1/documents`, `POST /v1/search`, `POST /v1/query`, …), acting on the collection `default`.\n\n\
-            Errors are `application/problem+json` (RFC 9457) with a stable `type`."
+            Errors are `application/problem+json` (RFC 9457) with a stable `type`.\n\n\
+            Every route under `/v1` and `/metrics` needs `Authorization: Bearer <key>` when authentication \
+            is on (`DOCQA_AUTH`; off by default on a loopback address). `/healthz`, `/readyz`, `/openapi.json` \
+            and `/docs` are open."
     ),
     paths(
         health::healthz, health::readyz, health::metrics,
         collections::create, collections::list, collections::get, collections::delete, collections::reindex,
-        documents::upload, documents::list, documents::get, documents::delete,
+        documents::upload, documents::list, documents::get, documents::update, documents::delete,
         jobs::get, jobs::retry,
         search::search, search::query,
+        keys::create, keys::list, keys::revoke, audit::read, tenants::create, tenants::list,
     ),
     modifiers(&CommonResponses),
     tags(
@@ -31,6 +36,7 @@ use super::{collections, documents, health, jobs, search};
         (name = "search", description = "Retrieval and answers"),
         (name = "collections", description = "Named sets of documents"),
         (name = "operations", description = "Health and metrics"),
+        (name = "keys", description = "Tenants, API keys and the audit log: for the operator and tenant admins"),
     )
 )]
 pub struct ApiDoc;
@@ -80,8 +86,18 @@ fn rename_link_fields(value: &mut serde_json::Value) {
 /// handler documents itself is kept as it wrote it.
 struct CommonResponses;
 
+/// The security scheme's name: `Authorization: Bearer <key>`.
+const BEARER: &str = "bearer";
+
 impl Modify for CommonResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                BEARER,
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
         for (path, item) in openapi.paths.paths.iter_mut() {
             let operations = [
                 &mut item.get,
@@ -105,6 +121,11 @@ impl Modify for CommonResponses {
                 }
                 if path.starts_with("/v1/") {
                     add_problem(operation, 503, "A backend is down; retry after `Retry-After` seconds");
+                }
+                if path.starts_with("/v1/") || path == "/metrics" {
+                    operation.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
+                    add_problem(operation, 401, "No valid API key (`WWW-Authenticate: Bearer`)");
+                    add_problem(operation, 403, "The key's role does not allow this");
                 }
             }
         }

@@ -11,6 +11,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::answer::AnswerError;
+use crate::auth::AuthError;
+use crate::auth::audit::AuditError;
+use crate::auth::keys::KeysError;
 use crate::catalog::CatalogError;
 use crate::domain::ContentType;
 use crate::embed::EmbedError;
@@ -19,6 +22,7 @@ use crate::ingest::{AcceptError, UploadedDocument};
 use crate::retrieve::RetrieveError;
 use crate::service::collections::CollectionsError;
 use crate::service::documents::DocumentsError;
+use crate::service::tenants::TenantsError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +61,14 @@ pub enum AppError {
     Retrieve(#[from] RetrieveError),
     #[error(transparent)]
     Answer(#[from] AnswerError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Keys(#[from] KeysError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error(transparent)]
+    Tenants(#[from] TenantsError),
 }
 
 /// How an error shows over HTTP.
@@ -128,6 +140,18 @@ fn index(error: &IndexError) -> Class {
     }
 }
 
+fn auth(error: &AuthError) -> Class {
+    match error {
+        AuthError::MissingCredentials | AuthError::InvalidCredentials => {
+            class(StatusCode::UNAUTHORIZED, "/problems/unauthorized", "Unauthorized")
+        }
+        AuthError::Forbidden(_) => class(StatusCode::FORBIDDEN, "/problems/forbidden", "Forbidden"),
+        AuthError::InvalidActingFor(_) => INVALID,
+        AuthError::RateLimited(_) => class(StatusCode::TOO_MANY_REQUESTS, "/problems/rate-limited", "Rate limited"),
+        AuthError::Catalog(e) => catalog(e),
+    }
+}
+
 fn embed(error: &EmbedError) -> Class {
     match error {
         EmbedError::Remote(_) | EmbedError::ModelUnavailable(_) => UNAVAILABLE,
@@ -172,23 +196,14 @@ impl AppError {
             ),
             Self::Internal(_) => INTERNAL,
             Self::Store(e) => store(e),
-            Self::Collections(e) => match e {
-                CollectionsError::Exists(_) => class(S::CONFLICT, "/problems/collection-exists", "Collection exists"),
-                CollectionsError::DefaultIsPermanent => {
-                    class(S::CONFLICT, "/problems/default-collection", "Default collection")
-                }
-                CollectionsError::Invalid(_) => INVALID,
-                CollectionsError::ReindexNeedsModel => {
-                    class(S::CONFLICT, "/problems/reindex-needs-model", "No embedding model")
-                }
-                CollectionsError::Store(e) => store(e),
-            },
+            Self::Collections(e) => Self::collections(e),
             Self::Documents(e) => match e {
                 DocumentsError::DocumentNotFound(_) => {
                     class(S::NOT_FOUND, "/problems/document-not-found", "Document not found")
                 }
                 DocumentsError::JobNotFound(_) => class(S::NOT_FOUND, "/problems/job-not-found", "Job not found"),
                 DocumentsError::Invalid(_) => INVALID,
+                DocumentsError::NotReady(_) => class(S::CONFLICT, "/problems/document-not-ready", "Document not ready"),
                 DocumentsError::Store(e) => store(e),
             },
             Self::Accept(e) => match e {
@@ -221,6 +236,42 @@ impl AppError {
                 }
                 AnswerError::LlmUnavailable(_) => class(S::BAD_GATEWAY, "/problems/llm-unavailable", "LLM unavailable"),
             },
+            Self::Auth(e) => auth(e),
+            Self::Tenants(e) => match e {
+                TenantsError::Exists(_) => class(S::CONFLICT, "/problems/tenant-exists", "Tenant exists"),
+                TenantsError::Invalid(_) => INVALID,
+                TenantsError::Auth(e) => auth(e),
+                TenantsError::Collections(e) => Self::collections(e),
+                TenantsError::Catalog(e) => catalog(e),
+            },
+            Self::Audit(e) => match e {
+                AuditError::Invalid(_) => INVALID,
+                AuditError::Auth(e) => auth(e),
+                AuditError::Catalog(e) => catalog(e),
+            },
+            Self::Keys(e) => match e {
+                KeysError::NotFound(_) => class(S::NOT_FOUND, "/problems/key-not-found", "Key not found"),
+                KeysError::Invalid(_) | KeysError::UnknownTenant(_) => INVALID,
+                KeysError::Random(_) => INTERNAL,
+                KeysError::Auth(e) => auth(e),
+                KeysError::Catalog(e) => catalog(e),
+            },
+        }
+    }
+
+    fn collections(e: &CollectionsError) -> Class {
+        use StatusCode as S;
+        match e {
+            CollectionsError::Exists(_) => class(S::CONFLICT, "/problems/collection-exists", "Collection exists"),
+            CollectionsError::DefaultIsPermanent => {
+                class(S::CONFLICT, "/problems/default-collection", "Default collection")
+            }
+            CollectionsError::Invalid(_) => INVALID,
+            CollectionsError::Forbidden(_) => class(S::FORBIDDEN, "/problems/forbidden", "Forbidden"),
+            CollectionsError::ReindexNeedsModel => {
+                class(S::CONFLICT, "/problems/reindex-needs-model", "No embedding model")
+            }
+            CollectionsError::Store(e) => store(e),
         }
     }
 
@@ -303,13 +354,17 @@ impl ResponseError for AppError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         ));
-        let retry_after = match problem.status {
-            503 => Some("5"),
-            429 => Some("30"),
+        let retry_after = match (self, problem.status) {
+            (Self::Auth(AuthError::RateLimited(wait)), _) => Some(crate::auth::retry_after_secs(wait)),
+            (_, 503) => Some(5),
+            (_, 429) => Some(30),
             _ => None,
         };
         if let Some(seconds) = retry_after {
-            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static(seconds)));
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(seconds)));
+        }
+        if problem.status == 401 {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
         response.json(problem)
     }

@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::extract::CollectionParam;
+use super::auth::{InCollection, Read};
 use super::problem::{AppError, Problem};
 use super::sse::EventStream;
 use crate::answer::{Answerer, QueryRequest};
@@ -37,18 +37,18 @@ pub struct SearchResponse {
     request_body = SearchRequest,
     responses(
         (status = 200, body = SearchResponse),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The collection was indexed with another embedding model", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Missing query, top_k out of range, bad filter", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn search(
-    collection: CollectionParam,
+    target: InCollection<Read>,
     body: web::Json<SearchRequest>,
     retriever: web::Data<Retriever>,
 ) -> Result<HttpResponse, AppError> {
-    let retrieved = retriever.search(&collection.0, body.into_inner()).await?;
+    let retrieved = retriever
+        .search(&target.collection, body.into_inner(), &target.scope.readers())
+        .await?;
     Ok(HttpResponse::Ok().json(SearchResponse {
         results: retrieved.hits,
         warnings: retrieved.warnings,
@@ -71,21 +71,23 @@ pub async fn search(
             (AnswerStreamEvent = "text/event-stream"),
         )),
         (status = 400, description = "Malformed JSON; generative mode without an LLM", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The LLM failed or its answer was unusable", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "The LLM timed out", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn query(
+    target: InCollection<Read>,
     http: HttpRequest,
-    collection: CollectionParam,
     body: web::Json<QueryRequest>,
     answerer: web::Data<Answerer>,
 ) -> Result<HttpResponse, AppError> {
     let request = body.into_inner();
     if request.stream || wants_event_stream(&http) {
-        let events = answerer.into_inner().answer_events(&collection.0, request).await?;
+        let events = answerer
+            .into_inner()
+            .answer_events(&target.collection, request, &target.scope.readers())
+            .await?;
         let events = EventStream::new(events, super::request_id::current());
         return Ok(HttpResponse::Ok()
             .content_type("text/event-stream")
@@ -94,7 +96,11 @@ pub async fn query(
             .insert_header(("x-accel-buffering", "no"))
             .streaming(events));
     }
-    Ok(HttpResponse::Ok().json(answerer.answer(&collection.0, request).await?))
+    Ok(HttpResponse::Ok().json(
+        answerer
+            .answer(&target.collection, request, &target.scope.readers())
+            .await?,
+    ))
 }
 
 fn wants_event_stream(http: &HttpRequest) -> bool {

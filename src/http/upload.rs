@@ -1,5 +1,6 @@
 //! Reading an upload's multipart body: `file` parts streamed to staging files,
-//! one optional `metadata` part. Anything wrong throws away what was staged.
+//! one optional `metadata` part, one optional `access` part (a JSON array of
+//! principals). Anything wrong throws away what was staged.
 
 use std::path::Path;
 
@@ -9,6 +10,7 @@ use futures_util::TryStreamExt;
 use super::problem::AppError;
 use crate::domain::{MAX_METADATA_BYTES, Metadata};
 use crate::ingest::staging::{FileStager, StagedFile, StagingError, clean_filename};
+use crate::service::documents::parse_access;
 
 /// More files than this in one request is a mistake, not a batch.
 pub const MAX_FILES_PER_REQUEST: usize = 100;
@@ -16,12 +18,24 @@ pub const MAX_FILES_PER_REQUEST: usize = 100;
 pub struct Upload {
     pub files: Vec<StagedFile>,
     pub metadata: Metadata,
+    pub access: Vec<String>,
+}
+
+/// The form's small parts.
+#[derive(Default)]
+struct Fields {
+    metadata: Option<Metadata>,
+    access: Option<Vec<String>>,
 }
 
 pub async fn read(payload: Multipart, staging: &Path, max_file_bytes: u64) -> Result<Upload, AppError> {
     let mut files = Vec::new();
     match read_parts(payload, staging, max_file_bytes, &mut files).await {
-        Ok(metadata) => Ok(Upload { files, metadata }),
+        Ok(fields) => Ok(Upload {
+            files,
+            metadata: fields.metadata.unwrap_or_default(),
+            access: fields.access.unwrap_or_default(),
+        }),
         Err(e) => {
             for file in &files {
                 file.discard().await;
@@ -36,8 +50,8 @@ async fn read_parts(
     staging: &Path,
     max_file_bytes: u64,
     files: &mut Vec<StagedFile>,
-) -> Result<Metadata, AppError> {
-    let mut metadata = None;
+) -> Result<Fields, AppError> {
+    let mut fields = Fields::default();
     while let Some(field) = payload.try_next().await.map_err(multipart_error)? {
         let name = field.name().unwrap_or_default().to_string();
         match name.as_str() {
@@ -50,21 +64,31 @@ async fn read_parts(
                 files.push(stage_file(field, staging, max_file_bytes).await?);
             }
             "metadata" => {
-                if metadata.is_some() {
+                if fields.metadata.is_some() {
                     return Err(AppError::InvalidMultipart("more than one `metadata` part".into()));
                 }
                 let raw = read_small(field, MAX_METADATA_BYTES).await?;
-                metadata = Some(Metadata::parse(&raw).map_err(|e| AppError::InvalidMetadata(e.to_string()))?);
+                fields.metadata = Some(Metadata::parse(&raw).map_err(|e| AppError::InvalidMetadata(e.to_string()))?);
+            }
+            "access" => {
+                if fields.access.is_some() {
+                    return Err(AppError::InvalidMultipart("more than one `access` part".into()));
+                }
+                let raw = read_small(field, MAX_METADATA_BYTES).await?;
+                let principals: Vec<String> = serde_json::from_slice(&raw).map_err(|e| {
+                    AppError::InvalidRequest(format!("access: a JSON array of principals is expected: {e}"))
+                })?;
+                fields.access = Some(parse_access(&principals).map_err(AppError::InvalidRequest)?);
             }
             other => {
                 return Err(AppError::InvalidMultipart(format!(
-                    "unexpected part {:?}; send files as `file` parts and an optional `metadata` part",
+                    "unexpected part {:?}; send files as `file` parts, an optional `metadata` and an optional `access` part",
                     other.chars().take(64).collect::<String>()
                 )));
             }
         }
     }
-    Ok(metadata.unwrap_or_default())
+    Ok(fields)
 }
 
 async fn stage_file(mut field: Field, staging: &Path, limit: u64) -> Result<StagedFile, AppError> {

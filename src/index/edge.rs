@@ -24,17 +24,17 @@ use qdrant_edge::external::ordered_float::OrderedFloat;
 use qdrant_edge::{
     AnyVariants, Condition, CountRequest, CreateIndex, DeletePayloadOp, Distance, EdgeConfigBuilder, EdgeShard,
     EdgeSparseVectorParamsBuilder, EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations,
-    Filter as QdrantFilter, Fusion, JsonPath, Match, MatchAny, MatchValue, Modifier, NamedQuery, PayloadFieldSchema,
-    PayloadOps, PayloadSchemaType, PointId, PointInsertOperations, PointOperations, PointStruct, Prefetch, QueryEnum,
-    QueryRequest, ScoringQuery, UpdateOperation, ValueVariants, Vector, VectorInternal, VectorStructInternal, Vectors,
-    WithPayloadInterface, WithVector,
+    Filter as QdrantFilter, Fusion, IsEmptyCondition, JsonPath, Match, MatchAny, MatchValue, Modifier, NamedQuery,
+    Payload, PayloadFieldSchema, PayloadOps, PayloadSchemaType, PointId, PointInsertOperations, PointOperations,
+    PointStruct, Prefetch, QueryEnum, QueryRequest, ScoringQuery, SetPayloadOp, UpdateOperation, ValueVariants, Vector,
+    VectorInternal, VectorStructInternal, Vectors, WithPayloadInterface, WithVector,
 };
 
 use super::{
-    BM25_VECTOR, ChunkPayload, ChunkPoint, DENSE_VECTOR, DOCUMENT_ID_FIELD, HybridQuery, IndexError, IndexLayout,
-    PENDING_FIELD, Rebuild, ScoredChunk, VectorIndex,
+    ACCESS_FIELD, BM25_VECTOR, ChunkPayload, ChunkPoint, DENSE_VECTOR, DOCUMENT_ID_FIELD, HybridQuery, IndexError,
+    IndexLayout, PENDING_FIELD, Rebuild, ScoredChunk, VectorIndex,
 };
-use crate::domain::{CollectionName, DocumentId, Filter, MetadataValue};
+use crate::domain::{CollectionName, DocumentId, Filter, Metadata, MetadataValue, Readers};
 
 pub struct EdgeIndex {
     edge: Arc<Edge>,
@@ -401,6 +401,7 @@ fn create_shard(dir: &Path, layout: IndexLayout) -> Result<OpenShard, IndexError
         for (field, schema) in [
             (DOCUMENT_ID_FIELD, PayloadSchemaType::Keyword),
             (PENDING_FIELD, PayloadSchemaType::Bool),
+            (ACCESS_FIELD, PayloadSchemaType::Keyword),
         ] {
             let index = CreateIndex {
                 field_name: json_path(field)?,
@@ -516,9 +517,26 @@ fn document_condition(ids: impl IntoIterator<Item = DocumentId>) -> Result<Condi
     )))
 }
 
-/// Our filter as Qdrant conditions, all of which must hold, and never a pending point.
-fn to_qdrant_filter(filter: &Filter) -> Result<QdrantFilter, IndexError> {
+/// Our filter as Qdrant conditions, all of which must hold, never a pending
+/// point, and only chunks the readers may see.
+fn to_qdrant_filter(filter: &Filter, readers: &Readers) -> Result<QdrantFilter, IndexError> {
     let mut must = Vec::new();
+    if let Readers::Principals(principals) = readers {
+        let open = Condition::IsEmpty(IsEmptyCondition::from(json_path(ACCESS_FIELD)?));
+        let mut either = vec![open];
+        if !principals.is_empty() {
+            either.push(Condition::Field(FieldCondition::new_match(
+                json_path(ACCESS_FIELD)?,
+                Match::Any(MatchAny {
+                    any: AnyVariants::Strings(principals.iter().cloned().collect()),
+                }),
+            )));
+        }
+        must.push(Condition::Filter(QdrantFilter {
+            should: Some(either),
+            ..QdrantFilter::new()
+        }));
+    }
     if let Some(ids) = &filter.document_ids {
         must.push(document_condition(ids.iter().copied())?);
     }
@@ -639,6 +657,34 @@ impl VectorIndex for EdgeIndex {
         self.write(collection, vec![operation]).await
     }
 
+    async fn set_document_payload(
+        &self,
+        collection: &CollectionName,
+        document: DocumentId,
+        access: &[String],
+        metadata: &Metadata,
+    ) -> Result<(), IndexError> {
+        let payload = serde_json::json!({ ACCESS_FIELD: access, "metadata": metadata });
+        let payload: Payload = serde_json::from_value(payload).map_err(op_error)?;
+        let operation = || -> Result<UpdateOperation, IndexError> {
+            Ok(UpdateOperation::PayloadOperation(PayloadOps::SetPayload(
+                SetPayloadOp {
+                    payload: payload.clone(),
+                    points: None,
+                    filter: Some(QdrantFilter::new_must(document_condition([document])?)),
+                    key: None,
+                },
+            )))
+        };
+        // A rebuild in progress copies from the catalog, which already holds the
+        // change; its points written before are changed here too.
+        let rebuild = read(&self.edge.shards).rebuilds.get(collection.as_str()).cloned();
+        if let Some(slot) = rebuild {
+            write_to(slot, vec![operation()?], collection).await?;
+        }
+        self.write(collection, vec![operation()?]).await
+    }
+
     async fn delete_document(&self, collection: &CollectionName, document: DocumentId) -> Result<(), IndexError> {
         let rebuild = read(&self.edge.shards).rebuilds.get(collection.as_str()).cloned();
         if let Some(slot) = rebuild {
@@ -651,7 +697,7 @@ impl VectorIndex for EdgeIndex {
     }
 
     async fn search(&self, collection: &CollectionName, query: HybridQuery) -> Result<Vec<ScoredChunk>, IndexError> {
-        let filter = Some(to_qdrant_filter(&query.filter)?);
+        let filter = Some(to_qdrant_filter(&query.filter, &query.readers)?);
         let query_vector = query.dense.clone();
         let weights = query.fusion.weights(query.dense.is_some(), !query.bm25.is_empty());
         let mut prefetches = Vec::new();

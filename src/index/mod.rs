@@ -20,7 +20,7 @@ pub use qdrant::QdrantIndex;
 
 use crate::config::IndexSettings;
 pub use crate::domain::Fusion;
-use crate::domain::{ChunkId, CollectionName, DocumentId, Filter, Metadata, PageBreak};
+use crate::domain::{ChunkId, CollectionName, DocumentId, Filter, Metadata, PageBreak, Readers};
 use crate::embed::SparseVector;
 
 pub const DENSE_VECTOR: &str = "dense";
@@ -28,6 +28,8 @@ pub const BM25_VECTOR: &str = "bm25";
 /// Payload fields filters and deletes go through; both backends index them.
 pub const DOCUMENT_ID_FIELD: &str = "document_id";
 pub const PENDING_FIELD: &str = "pending";
+/// The principals who may read a chunk's document; empty or absent: everyone.
+pub const ACCESS_FIELD: &str = "access";
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     #[error("no index for collection {0}")]
@@ -55,6 +57,10 @@ pub struct ChunkPayload {
     pub page_breaks: Vec<PageBreak>,
     #[serde(default)]
     pub metadata: Metadata,
+    /// Its document's `access`: searches see the chunk only when it is empty or
+    /// shares a principal with the request (inside the index filter).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access: Vec<String>,
     /// Written while its document is being ingested: searches skip the point
     /// until the document is published, so no half-indexed document is seen.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -82,6 +88,8 @@ pub struct HybridQuery {
     pub dense: Option<Vec<f32>>,
     pub bm25: SparseVector,
     pub filter: Filter,
+    /// Whose documents the request may see, applied inside the index filter.
+    pub readers: Readers,
     pub limit: usize,
     /// How many candidates each side contributes before fusion.
     pub prefetch: usize,
@@ -142,6 +150,15 @@ pub trait VectorIndex: Send + Sync {
     async fn publish_document(&self, collection: &CollectionName, document: DocumentId) -> Result<(), IndexError>;
     /// Removes a document's points from the live index and from a rebuild in progress.
     async fn delete_document(&self, collection: &CollectionName, document: DocumentId) -> Result<(), IndexError>;
+    /// Sets a document's `access` and `metadata` on every one of its points, in
+    /// place (no re-embedding); in effect for the next search.
+    async fn set_document_payload(
+        &self,
+        collection: &CollectionName,
+        document: DocumentId,
+        access: &[String],
+        metadata: &Metadata,
+    ) -> Result<(), IndexError>;
     /// Dense and BM25 candidates fused with reciprocal rank fusion, best first;
     /// pending points are never found.
     async fn search(&self, collection: &CollectionName, query: HybridQuery) -> Result<Vec<ScoredChunk>, IndexError>;

@@ -19,19 +19,19 @@ use async_trait::async_trait;
 use qdrant_client::qdrant::{
     Condition, CountPointsBuilder, CreateAliasBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
     DeleteCollectionBuilder, DeletePayloadPointsBuilder, DeletePointsBuilder, Distance, FieldType, Filter, Modifier,
-    PointStruct, PrefetchQueryBuilder, Query, QueryPointsBuilder, RrfBuilder, SparseVectorParamsBuilder,
-    SparseVectorsConfigBuilder, UpsertPointsBuilder, Vector, VectorParamsBuilder, VectorsConfigBuilder,
-    VectorsSelector, point_id::PointIdOptions, vector_output, vectors_output::VectorsOptions,
+    PointStruct, PrefetchQueryBuilder, Query, QueryPointsBuilder, RrfBuilder, SetPayloadPointsBuilder,
+    SparseVectorParamsBuilder, SparseVectorsConfigBuilder, UpsertPointsBuilder, Vector, VectorParamsBuilder,
+    VectorsConfigBuilder, VectorsSelector, point_id::PointIdOptions, vector_output, vectors_output::VectorsOptions,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use secrecy::ExposeSecret;
 
 use super::{
-    BM25_VECTOR, ChunkPayload, ChunkPoint, DENSE_VECTOR, DOCUMENT_ID_FIELD, HybridQuery, IndexError, IndexLayout,
-    PENDING_FIELD, Rebuild, ScoredChunk, VectorIndex,
+    ACCESS_FIELD, BM25_VECTOR, ChunkPayload, ChunkPoint, DENSE_VECTOR, DOCUMENT_ID_FIELD, HybridQuery, IndexError,
+    IndexLayout, PENDING_FIELD, Rebuild, ScoredChunk, VectorIndex,
 };
 use crate::config::QdrantSettings;
-use crate::domain::{CollectionName, DocumentId, Filter as DocFilter, MetadataValue};
+use crate::domain::{CollectionName, DocumentId, Filter as DocFilter, Metadata, MetadataValue, Readers};
 
 /// Points per upsert request: well under Qdrant's request size limit.
 const POINTS_PER_REQUEST: usize = 256;
@@ -161,7 +161,8 @@ impl QdrantIndex {
         }
         self.ensure_field_index(name, DOCUMENT_ID_FIELD, FieldType::Keyword)
             .await?;
-        self.ensure_field_index(name, PENDING_FIELD, FieldType::Bool).await
+        self.ensure_field_index(name, PENDING_FIELD, FieldType::Bool).await?;
+        self.ensure_field_index(name, ACCESS_FIELD, FieldType::Keyword).await
     }
 
     async fn ensure_field_index(&self, physical: &str, field: &str, kind: FieldType) -> Result<(), IndexError> {
@@ -263,9 +264,17 @@ fn document_condition(document: DocumentId) -> Condition {
     Condition::matches(DOCUMENT_ID_FIELD, document.to_string())
 }
 
-/// Our filter as Qdrant conditions, all of which must hold, and never a pending point.
-fn to_qdrant_filter(filter: &DocFilter) -> Filter {
+/// Our filter as Qdrant conditions, all of which must hold, never a pending
+/// point, and only chunks the readers may see.
+fn to_qdrant_filter(filter: &DocFilter, readers: &Readers) -> Filter {
     let mut must = Vec::new();
+    if let Readers::Principals(principals) = readers {
+        let mut either = vec![Condition::is_empty(ACCESS_FIELD)];
+        if !principals.is_empty() {
+            either.push(Condition::matches(ACCESS_FIELD, principals.clone()));
+        }
+        must.push(Condition::from(Filter::should(either)));
+    }
     if let Some(ids) = &filter.document_ids {
         must.push(Condition::matches(
             DOCUMENT_ID_FIELD,
@@ -381,6 +390,29 @@ impl VectorIndex for QdrantIndex {
         Ok(())
     }
 
+    async fn set_document_payload(
+        &self,
+        collection: &CollectionName,
+        document: DocumentId,
+        access: &[String],
+        metadata: &Metadata,
+    ) -> Result<(), IndexError> {
+        let payload = serde_json::json!({ ACCESS_FIELD: access, "metadata": metadata });
+        let payload = Payload::try_from(payload).map_err(|e| IndexError::Operation(e.to_string()))?;
+        // The live generation and a rebuild in progress alike.
+        for generation in self.generations(collection).await? {
+            let request = SetPayloadPointsBuilder::new(self.physical(collection, generation), payload.clone())
+                .points_selector(Filter::must([document_condition(document)]))
+                .wait(true);
+            match self.client.set_payload(request).await {
+                Ok(_) => {}
+                Err(e) if is_missing(&e) => {}
+                Err(e) => return Err(error(e)),
+            }
+        }
+        Ok(())
+    }
+
     async fn delete_document(&self, collection: &CollectionName, document: DocumentId) -> Result<(), IndexError> {
         // The live generation and a rebuild in progress alike.
         for generation in self.generations(collection).await? {
@@ -397,7 +429,7 @@ impl VectorIndex for QdrantIndex {
     }
 
     async fn search(&self, collection: &CollectionName, query: HybridQuery) -> Result<Vec<ScoredChunk>, IndexError> {
-        let filter = to_qdrant_filter(&query.filter);
+        let filter = to_qdrant_filter(&query.filter, &query.readers);
         let query_vector = query.dense.clone();
         let weights = query.fusion.weights(query.dense.is_some(), !query.bm25.is_empty());
         let mut request = QueryPointsBuilder::new(self.alias(collection));

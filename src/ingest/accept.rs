@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use super::detect::Detected;
 use super::staging::StagedFile;
 use super::{FileStore, InFlight, JobSignals};
+use crate::auth::Scope;
 use crate::catalog::{Catalog, CatalogError, InsertOutcome};
 use crate::domain::{
     CollectionName, ContentType, Document, DocumentId, DocumentStatus, EmbeddingModel, JobId, Metadata, ModelMismatch,
@@ -127,6 +128,7 @@ impl Ingestor {
         collection: &CollectionName,
         staged: Vec<StagedFile>,
         metadata: Metadata,
+        access: Vec<String>,
     ) -> Result<Vec<UploadedDocument>, AcceptError> {
         // A collection being deleted takes no files; one that is not waits for
         // them to be stored, so its delete sees every document.
@@ -148,7 +150,10 @@ impl Ingestor {
         let mut accepted = Vec::with_capacity(staged.len());
         let mut staged = staged.into_iter();
         for (file, content_type) in staged.by_ref().zip(content_types) {
-            match self.accept_one(collection, file, content_type, &metadata).await {
+            match self
+                .accept_one(collection, file, content_type, &metadata, &access)
+                .await
+            {
                 Ok(document) => accepted.push(document),
                 Err(e) => {
                     for rest in staged.by_ref() {
@@ -204,6 +209,7 @@ impl Ingestor {
         file: StagedFile,
         content_type: ContentType,
         metadata: &Metadata,
+        access: &[String],
     ) -> Result<UploadedDocument, AcceptError> {
         let new = NewDocument {
             id: DocumentId::new(),
@@ -214,6 +220,7 @@ impl Ingestor {
             bytes: file.bytes,
             sha256: file.sha256.clone(),
             metadata: metadata.clone(),
+            access: access.to_vec(),
         };
         self.files.store(&file.path, new.id).await?;
         let outcome = match self.catalog.insert_document(&new).await {
@@ -246,7 +253,16 @@ impl Ingestor {
     }
 
     /// Queues a failed job again: its document is processed anew.
-    pub async fn retry(&self, id: JobId) -> Result<crate::domain::Job, AcceptError> {
+    /// Queues a failed job of a collection the scope may use again.
+    pub async fn retry(&self, scope: &Scope, id: JobId) -> Result<crate::domain::Job, AcceptError> {
+        let visible = self
+            .catalog
+            .get_job(id)
+            .await?
+            .is_some_and(|job| scope.allows(&job.collection));
+        if !visible {
+            return Err(AcceptError::JobNotFound(id.to_string()));
+        }
         match self.catalog.retry_job(id).await? {
             Some(job) => {
                 self.signals.work_available();

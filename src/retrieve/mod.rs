@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use crate::catalog::Catalog;
 use crate::config::{HybridSettings, MAX_TOP_K};
-use crate::domain::{Collection, CollectionName, Filter, ModelMismatch, SearchHit};
+use crate::domain::{Collection, CollectionName, Filter, ModelMismatch, Readers, SearchHit};
 use crate::embed::{Bm25Encoder, EmbedError, Embedder};
 use crate::index::{HybridQuery, IndexError, VectorIndex};
 use crate::store::{StoreError, errors_through_store, find_collection};
@@ -135,17 +135,27 @@ impl Retriever {
         self.default_top_k
     }
 
+    /// The best chunks for the request among the documents `readers` may see.
     pub async fn search(
         &self,
         collection: &CollectionName,
         request: SearchRequest,
+        readers: &Readers,
     ) -> Result<Retrieved, RetrieveError> {
         let mut query = SearchQuery::parse(&request.query, request.top_k, request.filter, self.default_top_k)?;
         query.retrieval = request.retrieval;
-        self.retrieve(collection, &query).await
+        self.retrieve(collection, &query, readers).await
     }
 
-    pub async fn retrieve(&self, collection: &CollectionName, query: &SearchQuery) -> Result<Retrieved, RetrieveError> {
+    /// Ranked chunks of the documents `readers` may see: the permission is a
+    /// condition of the index's filter, so `top_k` permitted chunks come back
+    /// when there are that many.
+    pub async fn retrieve(
+        &self,
+        collection: &CollectionName,
+        query: &SearchQuery,
+        readers: &Readers,
+    ) -> Result<Retrieved, RetrieveError> {
         let collection = find_collection(self.catalog.as_ref(), collection).await?;
         let mut warnings = Vec::new();
 
@@ -182,6 +192,7 @@ impl Retriever {
                         Retrieval::Hybrid | Retrieval::Bm25 => self.bm25.query(&query.text),
                     },
                     filter: query.filter.clone(),
+                    readers: readers.clone(),
                     limit: query.top_k,
                     prefetch,
                     fusion: self.hybrid.fusion,

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::auth::Scope;
 use crate::catalog::{Catalog, CatalogError, NewCollection};
+use crate::domain::TenantName;
 use crate::domain::{Collection, CollectionName, EmbeddingModel, Job, JobId};
 use crate::index::{IndexLayout, VectorIndex};
 use crate::ingest::{FileStore, HoldTarget, InFlight, JobSignals};
@@ -24,6 +26,8 @@ pub enum CollectionsError {
     Invalid(String),
     #[error("re-indexing needs an embedding model, and the server runs without one (BM25 alone)")]
     ReindexNeedsModel,
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -106,17 +110,26 @@ impl Collections {
         Ok(job)
     }
 
-    /// Creates `default` on first start.
-    pub async fn ensure_default(&self) -> Result<Collection, CollectionsError> {
-        let name = CollectionName::default_collection();
+    /// Creates the tenant's `default` collection if it is not there (on first
+    /// start, and for each new tenant).
+    pub async fn ensure_default(&self, tenant: &TenantName) -> Result<Collection, CollectionsError> {
+        let name = CollectionName::default_in(tenant);
         match self.catalog.get_collection(&name).await? {
             Some(existing) => Ok(existing),
             None => self.create_named(name, Some("Created at first start".into())).await,
         }
     }
 
-    pub async fn create(&self, request: CreateCollection) -> Result<CollectionView, CollectionsError> {
-        let name = CollectionName::parse(&request.name).map_err(|e| CollectionsError::Invalid(e.to_string()))?;
+    /// A new collection; a key limited to some collections makes none.
+    pub async fn create(&self, scope: &Scope, request: CreateCollection) -> Result<CollectionView, CollectionsError> {
+        if scope.allowed_collections().is_some() {
+            return Err(CollectionsError::Forbidden(
+                "a key limited to some collections cannot create collections".into(),
+            ));
+        }
+        let name = scope
+            .collection(&request.name)
+            .map_err(|e| CollectionsError::Invalid(e.to_string()))?;
         if let Some(description) = &request.description
             && description.chars().count() > MAX_DESCRIPTION_CHARS
         {
@@ -155,9 +168,11 @@ impl Collections {
         Ok(collection)
     }
 
-    pub async fn list(&self) -> Result<Vec<CollectionView>, CollectionsError> {
+    /// The collections the scope may use.
+    pub async fn list(&self, scope: &Scope) -> Result<Vec<CollectionView>, CollectionsError> {
         let mut views = Vec::new();
-        for collection in self.catalog.list_collections().await? {
+        let collections = self.catalog.list_collections(&scope.tenant).await?;
+        for collection in collections.into_iter().filter(|c| scope.allows(&c.name)) {
             views.push(self.view(collection).await?);
         }
         Ok(views)

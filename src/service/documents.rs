@@ -1,12 +1,14 @@
-//! Reading and deleting documents, and reading their jobs.
+//! Reading, updating and deleting documents, and reading their jobs. A document
+//! the caller's principals may not read is "not found", as one that does not exist.
 
 use std::sync::Arc;
 
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::auth::{Scope, parse_principal};
 use crate::catalog::{Catalog, DocumentCursor, DocumentQuery};
-use crate::domain::{CollectionName, Document, DocumentId, DocumentStatus, Job, JobId};
+use crate::domain::{CollectionName, Document, DocumentId, DocumentStatus, Job, JobId, Metadata, Readers};
 use crate::index::VectorIndex;
 use crate::ingest::{FileStore, HoldTarget, InFlight};
 use crate::store::{StoreError, errors_through_store, find_collection};
@@ -19,8 +21,38 @@ pub enum DocumentsError {
     JobNotFound(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("document {0} is still being processed; change it once it is ready")]
+    NotReady(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The most principals a document's `access` may name.
+pub const MAX_ACCESS: usize = 100;
+
+/// A document's `access` as sent: a list of principals, checked.
+pub fn parse_access(principals: &[String]) -> Result<Vec<String>, String> {
+    if principals.len() > MAX_ACCESS {
+        return Err(format!("access: at most {MAX_ACCESS} principals"));
+    }
+    let mut access = principals
+        .iter()
+        .map(|p| parse_principal(p).map_err(|e| format!("access: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    access.sort();
+    access.dedup();
+    Ok(access)
+}
+
+/// `PATCH …/documents/{id}`: what to change; what is absent stays.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateDocument {
+    /// Principals who may read it (`user:<id>`, `group:<id>`); `[]`: everyone of the tenant.
+    pub access: Option<Vec<String>>,
+    /// Replaces its metadata (a JSON object).
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
 }
 
 errors_through_store!(DocumentsError);
@@ -67,10 +99,13 @@ impl Documents {
         }
     }
 
+    /// A page of the documents `readers` may read (one they may not is left
+    /// out, so a page may hold fewer than `limit`; `next_cursor` still goes on).
     pub async fn list(
         &self,
         collection: &CollectionName,
         request: ListDocuments,
+        readers: &Readers,
     ) -> Result<DocumentsPage, DocumentsError> {
         find_collection(self.catalog.as_ref(), collection).await?;
         let limit = request.limit.unwrap_or(DEFAULT_PAGE_SIZE);
@@ -98,23 +133,80 @@ impl Documents {
             )
             .await?;
         Ok(DocumentsPage {
-            documents: page.documents,
+            documents: page
+                .documents
+                .into_iter()
+                .filter(|document| readers.may_read(&document.access))
+                .collect(),
             next_cursor: page.next.map(|c| c.encode()),
         })
     }
 
-    pub async fn get(&self, collection: &CollectionName, id: DocumentId) -> Result<Document, DocumentsError> {
+    pub async fn get(
+        &self,
+        collection: &CollectionName,
+        id: DocumentId,
+        readers: &Readers,
+    ) -> Result<Document, DocumentsError> {
         find_collection(self.catalog.as_ref(), collection).await?;
         self.catalog
             .get_document(collection, id)
             .await?
+            .filter(|document| readers.may_read(&document.access))
             .ok_or_else(|| DocumentsError::DocumentNotFound(id.to_string()))
+    }
+
+    /// Changes a document's `access` and/or `metadata`: in the catalog, then on
+    /// its points in the index (no re-embedding), in effect for the next search.
+    pub async fn update(
+        &self,
+        collection: &CollectionName,
+        id: DocumentId,
+        request: UpdateDocument,
+        readers: &Readers,
+    ) -> Result<Document, DocumentsError> {
+        let access = request
+            .access
+            .as_deref()
+            .map(parse_access)
+            .transpose()
+            .map_err(DocumentsError::Invalid)?;
+        let metadata = request
+            .metadata
+            .map(|value| Metadata::parse(value.to_string().as_bytes()))
+            .transpose()
+            .map_err(|e| DocumentsError::Invalid(format!("metadata: {e}")))?;
+        if access.is_none() && metadata.is_none() {
+            return Err(DocumentsError::Invalid("send `access`, `metadata` or both".into()));
+        }
+        let current = self.get(collection, id, readers).await?;
+        // Its points are still being written, with what the job read.
+        if matches!(current.status, DocumentStatus::Queued | DocumentStatus::Processing) {
+            return Err(DocumentsError::NotReady(id.to_string()));
+        }
+        let updated = self
+            .catalog
+            .update_document(collection, id, access.as_deref(), metadata.as_ref())
+            .await?
+            .ok_or_else(|| DocumentsError::DocumentNotFound(id.to_string()))?;
+        if updated.status == DocumentStatus::Ready {
+            self.index
+                .set_document_payload(collection, id, &updated.access, &updated.metadata)
+                .await?;
+        }
+        tracing::info!(document = %id, %collection, "document access or metadata changed");
+        Ok(updated)
     }
 
     /// Stops the document's job and waits until it lets go; then the vectors go,
     /// then the row (with its chunks and job), then the file.
-    pub async fn delete(&self, collection: &CollectionName, id: DocumentId) -> Result<(), DocumentsError> {
-        self.get(collection, id).await?;
+    pub async fn delete(
+        &self,
+        collection: &CollectionName,
+        id: DocumentId,
+        readers: &Readers,
+    ) -> Result<(), DocumentsError> {
+        self.get(collection, id, readers).await?;
         let _hold = self.in_flight.hold(HoldTarget::Document(id)).await;
         self.index.delete_document(collection, id).await?;
         if !self.catalog.delete_document(collection, id).await? {
@@ -125,10 +217,12 @@ impl Documents {
         Ok(())
     }
 
-    pub async fn job(&self, id: JobId) -> Result<Job, DocumentsError> {
+    /// A job of a collection the scope may use.
+    pub async fn job(&self, scope: &Scope, id: JobId) -> Result<Job, DocumentsError> {
         self.catalog
             .get_job(id)
             .await?
+            .filter(|job| scope.allows(&job.collection))
             .ok_or_else(|| DocumentsError::JobNotFound(id.to_string()))
     }
 }

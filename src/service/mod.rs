@@ -3,3 +3,4 @@
 
 pub mod collections;
 pub mod documents;
+pub mod tenants;

@@ -52,6 +52,7 @@ async fn upload(catalog: &dyn Catalog, collection: &CollectionName, content: &st
         bytes: content.len() as u64,
         sha256: content.to_string(),
         metadata: Metadata::default(),
+        access: Vec::new(),
     };
     match catalog.insert_document(&new).await.unwrap() {
         InsertOutcome::Created(document) => (document.id, document.job_id),
@@ -241,6 +242,7 @@ async fn concurrent_inserts_of_the_same_bytes_make_one_document(backend: Backend
                 bytes: 4,
                 sha256: "same-bytes".into(),
                 metadata: Metadata::default(),
+                access: Vec::new(),
             };
             catalog.insert_document(&new).await.unwrap()
         })
@@ -252,6 +254,99 @@ async fn concurrent_inserts_of_the_same_bytes_make_one_document(backend: Backend
         .count();
     assert_eq!(created, 1);
     assert_eq!(t.catalog.document_ids(&docs).await.unwrap().len(), 1);
+}
+
+/// A catalog written by the version before tenants, keys and document access
+/// (its migrations alone: SQLite 0001–0002, Postgres 0001) opens as tenant
+/// `default`'s, every document readable by everyone of it.
+async fn a_catalog_from_before_tenants_opens_as_tenant_default(backend: Backend) {
+    let Some(provisioned) = backend
+        .provision("a_catalog_from_before_tenants_opens_as_tenant_default")
+        .await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars: HashMap<String, String> = provisioned.vars.clone();
+    vars.insert("DOCQA_DATA_DIR".into(), dir.path().display().to_string());
+    let config = Config::from_vars(&vars).expect("config");
+    let url = secrecy::ExposeSecret::expose_secret(&config.database.url).to_string();
+    let (kind, old) = match backend {
+        Backend::PostgresEdge => ("postgres", 1),
+        _ => ("sqlite", 2),
+    };
+    // The old migrations, as the old binary ran them (sqlx keeps their checksums).
+    let old_dir = tempfile::tempdir().unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(format!("{}/migrations/{kind}", env!("CARGO_MANIFEST_DIR")))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for file in files.iter().take(old) {
+        std::fs::copy(file, old_dir.path().join(file.file_name().unwrap())).unwrap();
+    }
+    let migrator = sqlx::migrate::Migrator::new(old_dir.path()).await.unwrap();
+    let document = uuid::Uuid::new_v4();
+    let job = uuid::Uuid::new_v4();
+    let at = "2026-12-01T10:00:00.000000Z";
+    let progress = serde_json::to_string(&docqa::domain::JobProgress::queued()).unwrap();
+    let statements = [
+        format!("INSERT INTO collections (name, created_at) VALUES ('legacy', '{at}')"),
+        format!(
+            "INSERT INTO documents (id, collection, filename, content_type, bytes, sha256, pages, chunks, status, \
+             metadata, job_id, created_at, updated_at) VALUES ('{document}', 'legacy', 'old.txt', 'text/plain', 3, \
+             'abc', 1, 1, 'ready', '{{}}', '{job}', '{at}', '{at}')"
+        ),
+        format!(
+            "INSERT INTO jobs (id, kind, collection, document_id, status, progress, attempts, created_at, updated_at) \
+             VALUES ('{job}', 'ingest', 'legacy', '{document}', 'succeeded', '{progress}', 1, '{at}', '{at}')"
+        ),
+    ];
+    if kind == "sqlite" {
+        let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+        let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true))
+            .await
+            .unwrap();
+        migrator.run(&pool).await.unwrap();
+        for statement in &statements {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        migrator.run(&pool).await.unwrap();
+        for statement in &statements {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+    }
+
+    let catalog = docqa::catalog::connect(&config.database)
+        .await
+        .expect("the new version opens it");
+    let default = docqa::domain::TenantName::default_tenant();
+    let names: Vec<String> = catalog
+        .list_collections(&default)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.name.name().to_string())
+        .collect();
+    assert_eq!(names, ["legacy"]);
+    let legacy = CollectionName::parse("legacy").unwrap();
+    assert_eq!(legacy.tenant(), default);
+    let found = catalog
+        .get_document(&legacy, DocumentId(document))
+        .await
+        .unwrap()
+        .expect("the document");
+    assert!(found.access.is_empty(), "open to the whole tenant");
+    assert!(docqa::domain::Readers::Principals(vec![]).may_read(&found.access));
+    let tenants = catalog.list_tenants().await.unwrap();
+    assert_eq!(tenants.len(), 1);
+    assert_eq!(tenants[0].name, default);
+    assert!(catalog.get_job(JobId(job)).await.unwrap().is_some());
+    catalog.close().await;
 }
 
 macro_rules! on_every_catalog {
@@ -266,6 +361,7 @@ macro_rules! on_every_catalog {
 }
 
 on_every_catalog!(
+    a_catalog_from_before_tenants_opens_as_tenant_default,
     a_reindex_runs_alone_in_its_collection,
     a_job_that_meets_a_backend_down_waits_and_keeps_its_reason,
     concurrent_inserts_of_the_same_bytes_make_one_document,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use docqa::Config;
-use docqa::domain::{ChunkId, CollectionName, DocumentId, Filter, Metadata};
+use docqa::domain::{ChunkId, CollectionName, DocumentId, Filter, Metadata, Readers};
 use docqa::embed::Bm25Encoder;
 use docqa::index::{ChunkPayload, ChunkPoint, HybridQuery, IndexLayout, VectorIndex};
 
@@ -54,6 +54,7 @@ fn points(bm25: &Bm25Encoder, document: DocumentId, texts: &[&str], dense: [f32;
                 text: text.to_string(),
                 page_breaks: Vec::new(),
                 metadata: Metadata::default(),
+                access: Vec::new(),
                 pending,
             },
         })
@@ -65,6 +66,7 @@ fn query(bm25: &Bm25Encoder, text: &str, dense: [f32; 4]) -> HybridQuery {
         dense: Some(dense.to_vec()),
         bm25: bm25.query(text),
         filter: Filter::default(),
+        readers: Readers::All,
         limit: 10,
         prefetch: 32,
         fusion: Default::default(),
@@ -317,7 +319,97 @@ macro_rules! on_every_index {
     };
 }
 
+/// Permissions are a condition of the index's filter: a search gets `limit`
+/// chunks it may see even when better-ranked ones are forbidden, never one of
+/// those; a change of `access` in place takes effect for the next search.
+async fn access_is_filtered_inside_the_index(backend: Backend) {
+    let Some(t) = open(backend, "access_is_filtered_inside_the_index").await else {
+        return;
+    };
+    let bm25 = Bm25Encoder::new();
+    let collection = CollectionName::parse("docs").unwrap();
+    t.index.ensure_collection(&collection, LAYOUT).await.unwrap();
+    let text = ["the merger closes in march"; 4];
+    // Legal's documents rank first (closest vectors), the open ones after.
+    let mut legal = Vec::new();
+    for i in 0..3 {
+        let document = DocumentId::new();
+        let mut written = points(&bm25, document, &text, [1.0, 0.01 * i as f32, 0.0, 0.0], false);
+        for point in &mut written {
+            point.payload.access = vec!["group:legal".into()];
+        }
+        t.index.upsert(&collection, written).await.unwrap();
+        legal.push(document);
+    }
+    let open_doc = DocumentId::new();
+    t.index
+        .upsert(&collection, points(&bm25, open_doc, &text, [0.5, 0.5, 0.0, 0.0], false))
+        .await
+        .unwrap();
+    let alice_doc = DocumentId::new();
+    let mut alice_points = points(&bm25, alice_doc, &text, [0.4, 0.6, 0.0, 0.0], false);
+    for point in &mut alice_points {
+        point.payload.access = vec!["user:alice@corp".into()];
+    }
+    t.index.upsert(&collection, alice_points).await.unwrap();
+
+    let search = |readers: Readers, limit: usize| {
+        let mut q = query(&bm25, "merger closes", [1.0, 0.0, 0.0, 0.0]);
+        q.readers = readers;
+        q.limit = limit;
+        let index = t.index.clone();
+        let collection = collection.clone();
+        async move { index.search(&collection, q).await.unwrap() }
+    };
+    // Everyone: 20 chunks; legal's 12 first.
+    let all = search(Readers::All, 20).await;
+    assert_eq!(all.len(), 20);
+    assert!(legal.contains(&all[0].payload.document_id));
+    // No principals: the open document alone, its 4 chunks, though 4 were asked
+    // and legal's rank higher.
+    let outsider = search(Readers::Principals(vec![]), 4).await;
+    assert_eq!(outsider.len(), 4);
+    assert_eq!(documents_of(&outsider), vec![open_doc]);
+    // Alice: hers and the open one; legal: theirs and the open one.
+    let alice = search(Readers::Principals(vec!["user:alice@corp".into()]), 20).await;
+    assert_eq!(alice.len(), 8);
+    assert!(
+        alice
+            .iter()
+            .all(|c| [open_doc, alice_doc].contains(&c.payload.document_id))
+    );
+    let lawyer = search(Readers::Principals(vec!["group:legal".into(), "user:bob".into()]), 5).await;
+    assert_eq!(lawyer.len(), 5, "top 5 permitted chunks");
+    assert!(
+        lawyer.iter().all(|c| legal.contains(&c.payload.document_id)),
+        "legal's rank first for legal"
+    );
+
+    // Opened up in place: the next search sees it.
+    t.index
+        .set_document_payload(&collection, legal[0], &[], &Metadata::default())
+        .await
+        .unwrap();
+    let outsider = search(Readers::Principals(vec![]), 20).await;
+    assert_eq!(outsider.len(), 8);
+    assert!(outsider.iter().any(|c| c.payload.document_id == legal[0]));
+    // And closed again to alice alone.
+    t.index
+        .set_document_payload(
+            &collection,
+            open_doc,
+            &["user:alice@corp".to_string()],
+            &Metadata::default(),
+        )
+        .await
+        .unwrap();
+    let outsider = search(Readers::Principals(vec![]), 20).await;
+    assert_eq!(outsider.len(), 4);
+    assert_eq!(documents_of(&outsider), vec![legal[0]]);
+}
+
 on_every_index!(
+    access_is_filtered_inside_the_index,
     pending_points_are_found_only_once_published,
     a_rebuild_serves_the_old_generation_until_it_is_swapped_in,
     the_bm25_weight_tips_a_tie_between_the_sides,

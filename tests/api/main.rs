@@ -3,6 +3,7 @@
 //! talked to over HTTP. Only the LLM is replaced, by an OpenAI-compatible
 //! server inside the test.
 
+mod auth;
 mod backends;
 mod catalog;
 mod chunking;

@@ -124,6 +124,7 @@ fn chunk_points(
                 text: chunk.text.clone(),
                 page_breaks: chunk.page_breaks.clone(),
                 metadata: document.metadata.clone(),
+                access: document.access.clone(),
                 pending,
             },
         })

@@ -1,0 +1,3 @@
+-- Who may read a document: a JSON array of principals (`user:…`, `group:…`);
+-- empty, everyone of the tenant (so every document written before stays open).
+ALTER TABLE documents ADD COLUMN access JSONB NOT NULL DEFAULT '[]';

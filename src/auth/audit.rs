@@ -1,0 +1,213 @@
+//! The audit log: what each audited request was (its action, collection and
+//! document from its route), who made it and how it ended. Entries are queued
+//! to one writer task that appends them in batches, so a search does not wait
+//! for a catalog write; the queue is bounded, and a full queue makes requests
+//! wait rather than lose entries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::{Identity, Scope};
+use crate::catalog::{Catalog, CatalogError};
+use crate::domain::{Access, AuditEntry, AuditQuery, TenantName};
+
+/// Entries waiting for the writer, at most.
+const QUEUE: usize = 10_000;
+/// Entries the writer appends in one transaction, at most.
+const BATCH: usize = 500;
+/// How often old entries are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+pub const MAX_PAGE: u32 = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Auth(#[from] super::AuthError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// What a request to `method path` is, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteAction {
+    pub action: &'static str,
+    pub collection: Option<String>,
+    pub document_id: Option<String>,
+    /// Recorded whatever its outcome (a change, a search, a query); other
+    /// actions are recorded only when refused.
+    pub always: bool,
+}
+
+/// The action of a `/v1` route, by its method and path.
+pub fn route_action(method: &str, path: &str) -> RouteAction {
+    let segments: Vec<&str> = path
+        .trim_start_matches("/v1")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    // `/collections/{c}/rest…`, or the short form `rest…` on `default`.
+    let (collection, rest): (Option<&str>, &[&str]) = match segments.as_slice() {
+        ["collections", c, rest @ ..] => (Some(*c), rest),
+        [first, ..] if matches!(*first, "documents" | "search" | "query" | "reindex") => (Some("default"), &segments),
+        _ => (None, &segments),
+    };
+    let make = |action: &'static str, always: bool, document: Option<&str>| RouteAction {
+        action,
+        collection: collection.map(str::to_string),
+        document_id: document.map(str::to_string),
+        always,
+    };
+    match (method, collection.is_some(), rest) {
+        ("POST", false, ["collections"]) => make("create_collection", true, None),
+        ("GET", false, ["collections"]) => make("list_collections", false, None),
+        ("GET", true, []) => make("get_collection", false, None),
+        ("DELETE", true, []) => make("delete_collection", true, None),
+        ("POST", true, ["documents"]) => make("upload", true, None),
+        ("GET", true, ["documents"]) => make("list_documents", false, None),
+        ("GET", true, ["documents", id]) => make("get_document", false, Some(id)),
+        ("DELETE", true, ["documents", id]) => make("delete_document", true, Some(id)),
+        ("PATCH", true, ["documents", id]) => make("update_document", true, Some(id)),
+        ("POST", true, ["search"]) => make("search", true, None),
+        ("POST", true, ["query"]) => make("query", true, None),
+        ("POST", true, ["reindex"]) => make("reindex", true, None),
+        ("GET", false, ["jobs", _]) => make("get_job", false, None),
+        ("POST", false, ["jobs", _, "retry"]) => make("retry_job", true, None),
+        ("POST", false, ["keys"]) => make("create_key", true, None),
+        ("GET", false, ["keys"]) => make("list_keys", false, None),
+        ("DELETE", false, ["keys", _]) => make("revoke_key", true, None),
+        ("GET", false, ["audit"]) => make("read_audit", false, None),
+        _ => make("other", false, None),
+    }
+}
+
+/// The log: entries in, a writer task appending them.
+pub struct AuditLog {
+    catalog: Arc<dyn Catalog>,
+    queue: mpsc::Sender<AuditEntry>,
+}
+
+/// The writer and pruner tasks, stopped at shutdown (after the last entry is in).
+pub struct AuditTasks {
+    writer: JoinHandle<()>,
+    pruner: Option<JoinHandle<()>>,
+}
+
+impl AuditTasks {
+    /// Waits for the writer to append what is queued (every sender must be gone).
+    pub async fn finish(self) {
+        if let Some(pruner) = self.pruner {
+            pruner.abort();
+        }
+        let _ = self.writer.await;
+    }
+}
+
+impl AuditLog {
+    /// Starts the writer, and a pruner when `retention` is set.
+    pub fn start(catalog: Arc<dyn Catalog>, retention: Option<Duration>) -> (Self, AuditTasks) {
+        let (queue, entries) = mpsc::channel(QUEUE);
+        let writer = tokio::spawn(write_entries(catalog.clone(), entries));
+        let pruner = retention.map(|keep| tokio::spawn(prune(catalog.clone(), keep)));
+        (Self { catalog, queue }, AuditTasks { writer, pruner })
+    }
+
+    /// Queues one entry (waits while the queue is full).
+    pub async fn record(&self, request_id: String, scope: Option<&Scope>, route: &RouteAction, status: u16) {
+        let entry = AuditEntry {
+            id: uuid::Uuid::new_v4(),
+            at: crate::catalog::now(),
+            request_id,
+            tenant: scope.map(|s| s.tenant.clone()),
+            key_id: scope.and_then(Scope::key_id),
+            acting_for: scope.map(|s| s.acting_for.clone()).unwrap_or_default(),
+            action: route.action.to_string(),
+            collection: route.collection.clone(),
+            document_id: route.document_id.clone(),
+            status,
+        };
+        if self.queue.send(entry).await.is_err() {
+            tracing::error!("the audit log's writer is gone; an entry was not recorded");
+        }
+    }
+
+    /// Entries the scope may read: its tenant's for an admin, all for the operator.
+    pub async fn entries(&self, scope: &Scope, mut query: AuditQuery) -> Result<Vec<AuditEntry>, AuditError> {
+        scope.require(Access::Manage)?;
+        if !(1..=MAX_PAGE).contains(&query.limit) {
+            return Err(AuditError::Invalid(format!("limit must be between 1 and {MAX_PAGE}")));
+        }
+        query.tenant = match (&scope.identity, query.tenant.take()) {
+            (Identity::Operator, asked) => asked,
+            (Identity::Key { .. }, _) => Some(scope.tenant.clone()),
+        };
+        Ok(self.catalog.audit_entries(&query).await?)
+    }
+}
+
+async fn write_entries(catalog: Arc<dyn Catalog>, mut entries: mpsc::Receiver<AuditEntry>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while entries.recv_many(&mut batch, BATCH).await > 0 {
+        // A catalog outage holds the entries back (and, once the queue is full,
+        // the requests): retried until written.
+        let mut wait = Duration::from_millis(100);
+        while let Err(e) = catalog.append_audit(&batch).await {
+            tracing::warn!(error = %e, entries = batch.len(), "audit entries not written yet; retrying");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(5));
+        }
+        batch.clear();
+    }
+}
+
+async fn prune(catalog: Arc<dyn Catalog>, keep: Duration) {
+    loop {
+        let before = Utc::now() - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+        match catalog.prune_audit(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "audit entries past AUDIT_RETENTION_DAYS removed"),
+            Err(e) => tracing::warn!(error = %e, "could not prune the audit log"),
+        }
+        tokio::time::sleep(PRUNE_EVERY).await;
+    }
+}
+
+/// The tenant an operator asks for, if any.
+pub fn tenant_filter(raw: Option<&str>) -> Result<Option<TenantName>, AuditError> {
+    raw.map(|t| {
+        t.parse()
+            .map_err(|e: crate::domain::InvalidTenantName| AuditError::Invalid(e.to_string()))
+    })
+    .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_name_their_action_collection_and_document() {
+        let search = route_action("POST", "/v1/collections/legal/search");
+        assert_eq!(
+            (search.action, search.collection.as_deref(), search.always),
+            ("search", Some("legal"), true)
+        );
+        let short = route_action("DELETE", "/v1/documents/abc");
+        assert_eq!(
+            (short.action, short.collection.as_deref(), short.document_id.as_deref()),
+            ("delete_document", Some("default"), Some("abc"))
+        );
+        assert_eq!(route_action("POST", "/v1/collections").action, "create_collection");
+        assert_eq!(route_action("DELETE", "/v1/collections/a").action, "delete_collection");
+        assert_eq!(route_action("GET", "/v1/collections/a").action, "get_collection");
+        assert_eq!(route_action("POST", "/v1/jobs/j/retry").action, "retry_job");
+        assert_eq!(route_action("DELETE", "/v1/keys/k").action, "revoke_key");
+        assert!(!route_action("GET", "/v1/collections/a/documents").always);
+        assert_eq!(route_action("GET", "/v1/nowhere").action, "other");
+    }
+}

@@ -103,6 +103,17 @@ fn resolved(req: &HttpRequest) -> Result<Scope, AppError> {
         .ok_or_else(|| AppError::Internal(format!("{} is not behind the auth middleware", req.path())))
 }
 
+/// 403 unless the scope holds `A`'s access.
+fn allowed<A: Needs>(scope: &Scope) -> Result<(), AuthError> {
+    scope.require(A::ACCESS)?;
+    match A::OPERATOR_ONLY && !scope.is_operator() {
+        true => Err(AuthError::Forbidden(
+            "only the operator (DOCQA_ADMIN_KEY) may do this".into(),
+        )),
+        false => Ok(()),
+    }
+}
+
 /// The caller's scope, holding at least `A`'s access (else 403).
 pub struct Authorized<A: Needs> {
     pub scope: Scope,
@@ -115,10 +126,7 @@ impl<A: Needs> FromRequest for Authorized<A> {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(resolved(req).and_then(|scope| {
-            scope.require(A::ACCESS)?;
-            if A::OPERATOR_ONLY && !scope.is_operator() {
-                return Err(AuthError::Forbidden("only the operator (DOCQA_ADMIN_KEY) may do this".into()).into());
-            }
+            allowed::<A>(&scope)?;
             Ok(Self {
                 scope,
                 _access: PhantomData,
@@ -148,10 +156,11 @@ impl<A: Needs> FromRequest for InCollection<A> {
                 Some(raw) => scope.collection(raw).map_err(|_| not_found(raw))?,
                 None => CollectionName::default_in(&scope.tenant),
             };
+            // Before the access check: what one may not see does not exist.
             if !scope.allows(&collection) {
-                return Err(not_found(collection.as_str()).into());
+                return Err(not_found(collection.name()).into());
             }
-            scope.require(A::ACCESS)?;
+            allowed::<A>(&scope)?;
             Ok(Self {
                 scope,
                 collection,

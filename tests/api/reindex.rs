@@ -192,9 +192,90 @@ async fn the_old_index_serves_while_a_reindex_runs(backend: Backend) {
     assert_eq!(ids(&after), ids(&before), "same chunks, same point ids");
 }
 
+/// A PATCH of `access` while a re-index copies the collection: the document is
+/// copied last, after the change, with the access the re-index read at its
+/// start; the new generation must still carry the change once swapped in.
+async fn an_access_change_during_a_reindex_survives_the_swap(backend: Backend) {
+    let test = "an_access_change_during_a_reindex_survives_the_swap";
+    let Some(app) = crate::auth::secured_with(backend, test, &[]).await else {
+        return;
+    };
+    // Enough to copy that the change can land while the re-index runs.
+    for i in 0..12 {
+        let text = format!(
+            "{}\n\n{}",
+            crate::fixtures::unique_text(&format!("filler {i}")),
+            GARDENING_TXT.repeat(12)
+        );
+        app.ingest(&format!("filler-{i}.txt"), text.into()).await;
+    }
+    let secret = "The merger code name is Bluebird and it closes in March.";
+    let target = app
+        .ingest(
+            "merger.txt",
+            format!("{secret}\n\n{}", crate::fixtures::unique_text("merger")).into(),
+        )
+        .await;
+    let (_, reader) = crate::auth::make_key(&app, json!({"role": "reader"})).await;
+    let found_by_reader = async || {
+        let found: Value = app
+            .client
+            .post(app.url("/v1/search"))
+            .bearer_auth(&reader)
+            .json(&json!({"query": "merger code name Bluebird", "top_k": 5}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        found["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["document_id"] == target["id"])
+    };
+    assert!(found_by_reader().await, "open to the tenant at first");
+
+    let job: Value = app.post_json("/v1/reindex", &json!({})).await.json().await.unwrap();
+    let job_path = format!("/v1/jobs/{}", job["id"].as_str().unwrap());
+    // Once the first document is copied, the list of documents has been read.
+    loop {
+        let now: Value = app.get(&job_path).await.json().await.unwrap();
+        let (done, total) = (&now["progress"]["done"], &now["progress"]["total"]);
+        assert!(
+            now["status"] != "succeeded",
+            "the re-index ended before the change could land: {now}"
+        );
+        if now["progress"]["stage"] == "embed" && done.as_u64() >= Some(1) && done != total {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let path = format!("/v1/documents/{}", target["id"].as_str().unwrap());
+    let closed = app
+        .client
+        .patch(app.url(&path))
+        .json(&json!({"access": ["group:legal"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status(), 200);
+    let shown: Value = app.get("/v1/collections/default").await.json().await.unwrap();
+    assert_eq!(
+        shown["index_status"], "reindexing",
+        "the change must land while the re-index runs, or this test proves nothing: {shown}"
+    );
+    assert!(!found_by_reader().await, "closed at once, in the old generation");
+    let done = finished_job(&app, job["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert!(!found_by_reader().await, "still closed in the new generation");
+}
+
 on_every_backend!(
     another_model_is_refused_until_the_collection_is_reindexed,
     the_old_index_serves_while_a_reindex_runs,
+    an_access_change_during_a_reindex_survives_the_swap,
 );
 
 #[tokio::test(flavor = "multi_thread")]

@@ -49,6 +49,20 @@ impl Pipeline {
                 .await;
         }
         checkpoint(cancel)?;
+        // A document whose access or metadata changed (PATCH) after the list
+        // above was read was copied with the old ones: set them again, on both
+        // generations, before the swap (a revoked reader must not come back with
+        // it). A change from now on finds its points in the new generation.
+        let copied: std::collections::HashMap<_, _> = documents.iter().map(|d| (d.id, d)).collect();
+        for now in ready_documents(self.catalog.as_ref(), &collection.name).await? {
+            if let Some(then) = copied.get(&now.id)
+                && (then.access != now.access || then.metadata != now.metadata)
+            {
+                self.index
+                    .set_document_payload(&collection.name, now.id, &now.access, &now.metadata)
+                    .await?;
+            }
+        }
         self.index.finish_rebuild(&rebuild).await?;
         // A document deleted while it was being copied may have been written into
         // the new generation after its delete: take such points back.

@@ -35,6 +35,7 @@ pub use config::Config;
 use answer::{Answerer, LlmClient, OpenAiLlm};
 use auth::Authenticator;
 use auth::audit::{AuditLog, AuditTasks};
+use auth::jwt::JwtVerifier;
 use auth::keys::Keys;
 use catalog::Catalog;
 use embed::Bm25Encoder;
@@ -181,10 +182,19 @@ impl App {
             default_top_k: config.retrieval.top_k,
             hybrid: config.retrieval.hybrid,
         });
+        let jwt = match &config.auth.jwt {
+            Some(settings) => {
+                tracing::info!(issuer = %settings.issuer, audience = %settings.audience, jwks = %settings.jwks_url,
+                    "sign-in with the identity provider's JWTs");
+                Some(JwtVerifier::new(settings.clone()).map_err(|e| StartError::Setup(e.to_string()))?)
+            }
+            None => None,
+        };
         let authenticator = Authenticator::new(
             catalog.clone(),
             config.auth.required,
             config.auth.admin_key.as_ref(),
+            jwt,
             config.auth.rate_limit,
         );
         match (config.auth.required, &config.auth.admin_key) {
@@ -198,7 +208,11 @@ impl App {
             }
             (true, Some(_)) => tracing::info!("authentication required"),
         }
-        let (audit, audit_tasks) = AuditLog::start(catalog.clone(), config.auth.audit_retention);
+        let (audit, audit_tasks) = AuditLog::start(
+            catalog.clone(),
+            config.auth.audit_retention,
+            config.auth.audit_query_text,
+        );
         Ok(Self {
             audit: Data::new(audit),
             audit_tasks,
@@ -221,9 +235,11 @@ impl App {
                 max_upload_bytes: config.ingest.max_upload_bytes,
                 max_queued_jobs: config.ingest.queue_max,
                 wait_timeout: config.ingest.wait_timeout,
+                quota: config.ingest.tenant_quota,
+                quota_lock: Default::default(),
             }),
             retriever: Data::from(retriever.clone()),
-            answerer: Data::new(Answerer::new(retriever, llm, bm25)),
+            answerer: Data::new(Answerer::new(retriever, llm, bm25, config.llm_max_concurrency)),
             health: Data::new(HealthChecks::new(
                 catalog.clone(),
                 index,
@@ -249,9 +265,12 @@ impl App {
         let metrics_access = Data::new(http::MetricsAccess {
             public: self.config.auth.metrics_public,
         });
+        let cors_origins = self.config.auth.cors_origins.clone();
         let server = actix_web::HttpServer::new(move || {
             actix_web::App::new()
                 .wrap(from_fn(http::request_id::middleware))
+                // Outside the request scope: a preflight carries no key.
+                .wrap(http::cors::middleware(&cors_origins))
                 .app_data(collections.clone())
                 .app_data(documents.clone())
                 .app_data(ingestor.clone())

@@ -2,8 +2,9 @@
 //! saying it is not there — the one place, where a request's scope will narrow
 //! what it may see), and the storage errors services pass on.
 
+use crate::auth::Scope;
 use crate::catalog::{Catalog, CatalogError};
-use crate::domain::{Collection, CollectionName};
+use crate::domain::{Collection, CollectionName, Job, JobId};
 use crate::index::IndexError;
 
 /// A storage error as a service passes it on.
@@ -22,6 +23,26 @@ pub async fn find_collection(catalog: &dyn Catalog, name: &CollectionName) -> Re
         .get_collection(name)
         .await?
         .ok_or_else(|| StoreError::CollectionNotFound(name.to_string()))
+}
+
+/// A job the scope may see: of a collection it may use and, for a document's
+/// job, of a document its principals may read. Any other is `None`, as one that
+/// does not exist (a job's error names what its document held).
+pub async fn find_job(catalog: &dyn Catalog, scope: &Scope, id: JobId) -> Result<Option<Job>, StoreError> {
+    let Some(job) = catalog.get_job(id).await?.filter(|job| scope.allows(&job.collection)) else {
+        return Ok(None);
+    };
+    if let Some(document) = job.document_id {
+        let readers = scope.readers();
+        let readable = catalog
+            .get_document(&job.collection, document)
+            .await?
+            .is_none_or(|document| readers.may_read(&document.access));
+        if !readable {
+            return Ok(None);
+        }
+    }
+    Ok(Some(job))
 }
 
 /// For a service error with a `Store(StoreError)` variant: the catalog's and the

@@ -40,6 +40,10 @@ pub enum AnswerError {
     LlmInvalidOutput(String),
     #[error("{0}")]
     LlmUnavailable(String),
+    #[error(
+        "the LLM is busy: {limit} answers are being written (LLM_MAX_CONCURRENCY); retry shortly, or ask with mode \"auto\" or \"extractive\""
+    )]
+    LlmOverloaded { limit: usize },
 }
 
 pub const NOT_FOUND_ANSWER: &str = "The answer was not found in the documents.";
@@ -75,6 +79,10 @@ pub struct Answerer {
     retriever: Arc<Retriever>,
     llm: Option<Arc<dyn LlmClient>>,
     bm25: Arc<Bm25Encoder>,
+    /// One permit per LLM call in flight: the spend and the provider's load are
+    /// bounded by a setting, not by how many clients ask at once.
+    llm_slots: Arc<tokio::sync::Semaphore>,
+    llm_max_concurrency: usize,
 }
 
 /// A question whose chunks are found, ready to be answered.
@@ -88,8 +96,19 @@ struct Prepared {
 }
 
 impl Answerer {
-    pub fn new(retriever: Arc<Retriever>, llm: Option<Arc<dyn LlmClient>>, bm25: Arc<Bm25Encoder>) -> Self {
-        Self { retriever, llm, bm25 }
+    pub fn new(
+        retriever: Arc<Retriever>,
+        llm: Option<Arc<dyn LlmClient>>,
+        bm25: Arc<Bm25Encoder>,
+        llm_max_concurrency: usize,
+    ) -> Self {
+        Self {
+            retriever,
+            llm,
+            bm25,
+            llm_slots: Arc::new(tokio::sync::Semaphore::new(llm_max_concurrency)),
+            llm_max_concurrency,
+        }
     }
 
     pub fn llm_model(&self) -> Option<&str> {
@@ -199,7 +218,14 @@ impl Answerer {
         let generated = match llm {
             Some(llm) => {
                 let llm_started = Instant::now();
-                let reply = ask_with_one_retry(llm.as_ref(), &query.text, &retrieved.hits, on_delta).await;
+                // No queue: a client waiting for a slot holds a connection and
+                // tells nobody; it hears "busy" at once instead.
+                let reply = match self.llm_slots.try_acquire() {
+                    Ok(_slot) => ask_with_one_retry(llm.as_ref(), &query.text, &retrieved.hits, on_delta).await,
+                    Err(_) => Err(AnswerError::LlmOverloaded {
+                        limit: self.llm_max_concurrency,
+                    }),
+                };
                 timings.llm = llm_started.elapsed().as_millis() as u64;
                 match reply {
                     Ok(reply) => {

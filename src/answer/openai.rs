@@ -13,6 +13,7 @@ use async_openai::types::chat::{
 };
 use async_trait::async_trait;
 use futures_util::StreamExt;
+use secrecy::ExposeSecret;
 
 use super::breaker::CircuitBreaker;
 use super::llm::{ContextPassage, LlmAnswer, LlmClient, LlmError, OnDelta};
@@ -25,6 +26,8 @@ pub struct OpenAiLlm {
     model: String,
     timeout: std::time::Duration,
     breaker: CircuitBreaker,
+    /// Taken out of what the provider says before it is logged: providers echo it.
+    api_key: Option<secrecy::SecretString>,
 }
 
 impl OpenAiLlm {
@@ -34,6 +37,7 @@ impl OpenAiLlm {
             model: settings.model.clone(),
             timeout: settings.timeout,
             breaker: CircuitBreaker::new(settings.breaker_failures, settings.breaker_cooldown),
+            api_key: settings.api_key.clone(),
         })
     }
 
@@ -99,7 +103,13 @@ impl OpenAiLlm {
             OpenAIError::Reqwest(ref inner) if inner.is_timeout() => LlmError::Timeout(self.timeout.as_secs()),
             // A 200 whose body is not a chat completion at all.
             OpenAIError::JSONDeserialize(err, _) => LlmError::InvalidOutput(err.to_string()),
-            other => LlmError::Upstream(other.to_string()),
+            // What the provider said goes to the log, not to the client: it
+            // may echo the key, name the account or the deployment.
+            other => {
+                let said = redact(&other.to_string(), self.api_key.as_ref().map(|k| k.expose_secret()));
+                tracing::warn!(error = %said.escape_debug(), "the LLM provider call failed");
+                LlmError::Upstream(public_detail(&other))
+            }
         }
     }
 
@@ -202,5 +212,69 @@ mod tests {
             parse_answer(r#"{"answer":"x"}"#),
             Err(LlmError::InvalidOutput(_))
         ));
+    }
+}
+
+/// What a client is told of a failed provider call: its HTTP status, or that
+/// it could not be reached.
+fn public_detail(e: &OpenAIError) -> String {
+    let status = match e {
+        OpenAIError::ApiError(response) => Some(response.status_code),
+        OpenAIError::Reqwest(e) => e.status(),
+        _ => None,
+    };
+    match (status, e) {
+        (Some(status), _) => format!("the LLM provider answered HTTP {}", status.as_u16()),
+        (None, OpenAIError::Reqwest(e)) if e.is_connect() => "the LLM provider could not be reached".into(),
+        (None, OpenAIError::StreamError(_)) => "the LLM provider's stream broke off".into(),
+        (None, _) => "the call to the LLM provider failed".into(),
+    }
+}
+
+/// `text` without the API key, nor anything shaped like an OpenAI-style key.
+fn redact(text: &str, api_key: Option<&str>) -> String {
+    let mut text = match api_key.filter(|k| k.len() >= 4) {
+        Some(key) => text.replace(key, "[redacted]"),
+        None => text.to_string(),
+    };
+    let mut from = 0;
+    while let Some(found) = text[from..].find("sk-") {
+        let start = from + found;
+        let in_a_word = text[..start]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+        let end = text[start..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .map_or(text.len(), |n| start + n);
+        if in_a_word {
+            from = end;
+            continue;
+        }
+        text.replace_range(start..end, "[redacted]");
+        from = start + "[redacted]".len();
+    }
+    text
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::redact;
+
+    #[test]
+    fn keys_are_taken_out_of_provider_errors() {
+        let said =
+            "401 invalid_request_error: Incorrect API key provided: sk-proj-abc_123-XYZ. (code: invalid_api_key)";
+        let redacted = redact(said, None);
+        assert!(!redacted.contains("abc_123"), "{redacted}");
+        assert!(
+            redacted.contains("Incorrect API key provided: [redacted]."),
+            "{redacted}"
+        );
+        assert_eq!(
+            redact("bad key my-secret-key", Some("my-secret-key")),
+            "bad key [redacted]"
+        );
+        assert_eq!(redact("the disk-full task-runner", None), "the disk-full task-runner");
     }
 }

@@ -90,7 +90,12 @@ pub fn route_action(method: &str, path: &str) -> RouteAction {
 pub struct AuditLog {
     catalog: Arc<dyn Catalog>,
     queue: mpsc::Sender<AuditEntry>,
+    /// `AUDIT_QUERY_TEXT`: keep what searches and queries asked.
+    keep_query_text: bool,
 }
+
+/// Most characters of a search or question the log keeps.
+const MAX_QUERY_TEXT_CHARS: usize = 2000;
 
 /// The writer and pruner tasks, stopped at shutdown (after the last entry is in).
 pub struct AuditTasks {
@@ -110,15 +115,30 @@ impl AuditTasks {
 
 impl AuditLog {
     /// Starts the writer, and a pruner when `retention` is set.
-    pub fn start(catalog: Arc<dyn Catalog>, retention: Option<Duration>) -> (Self, AuditTasks) {
+    pub fn start(catalog: Arc<dyn Catalog>, retention: Option<Duration>, keep_query_text: bool) -> (Self, AuditTasks) {
         let (queue, entries) = mpsc::channel(QUEUE);
         let writer = tokio::spawn(write_entries(catalog.clone(), entries));
         let pruner = retention.map(|keep| tokio::spawn(prune(catalog.clone(), keep)));
-        (Self { catalog, queue }, AuditTasks { writer, pruner })
+        (
+            Self {
+                catalog,
+                queue,
+                keep_query_text,
+            },
+            AuditTasks { writer, pruner },
+        )
     }
 
-    /// Queues one entry (waits while the queue is full).
-    pub async fn record(&self, request_id: String, scope: Option<&Scope>, route: &RouteAction, status: u16) {
+    /// Queues one entry (waits while the queue is full). `query_text` is what
+    /// a search or query asked; it is kept only with `AUDIT_QUERY_TEXT`.
+    pub async fn record(
+        &self,
+        request_id: String,
+        scope: Option<&Scope>,
+        route: &RouteAction,
+        status: u16,
+        query_text: Option<&str>,
+    ) {
         let entry = AuditEntry {
             id: uuid::Uuid::new_v4(),
             at: crate::catalog::now(),
@@ -130,6 +150,10 @@ impl AuditLog {
             collection: route.collection.clone(),
             document_id: route.document_id.clone(),
             status,
+            user: scope.and_then(Scope::user).map(str::to_string),
+            query: query_text
+                .filter(|_| self.keep_query_text)
+                .map(|text| text.chars().take(MAX_QUERY_TEXT_CHARS).collect()),
         };
         if self.queue.send(entry).await.is_err() {
             tracing::error!("the audit log's writer is gone; an entry was not recorded");
@@ -144,7 +168,7 @@ impl AuditLog {
         }
         query.tenant = match (&scope.identity, query.tenant.take()) {
             (Identity::Operator, asked) => asked,
-            (Identity::Key { .. }, _) => Some(scope.tenant.clone()),
+            (Identity::Key { .. } | Identity::User { .. }, _) => Some(scope.tenant.clone()),
         };
         Ok(self.catalog.audit_entries(&query).await?)
     }

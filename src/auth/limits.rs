@@ -10,11 +10,20 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::{Identity, Scope};
 use crate::config::RateLimit;
-use crate::domain::KeyId;
+use crate::domain::{KeyId, TenantName};
+
+/// Whose bucket a request counts against: a key's, a signed-in user's (by
+/// tenant and subject), or the operator's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Caller {
+    Operator,
+    Key(KeyId),
+    User(TenantName, String),
+}
 
 pub struct RequestLimiter {
-    /// Keyed by the caller: a key, or the operator (`None`).
-    buckets: DefaultKeyedRateLimiter<Option<KeyId>>,
+    /// Keyed by the caller.
+    buckets: DefaultKeyedRateLimiter<Caller>,
     clock: DefaultClock,
 }
 
@@ -29,9 +38,10 @@ impl RequestLimiter {
     /// Counts one request of the caller: `Err` says how long until the next one
     /// would be let through.
     pub fn check(&self, scope: &Scope) -> Result<(), Duration> {
-        let caller = match scope.identity {
-            Identity::Operator => None,
-            Identity::Key { id, .. } => Some(id),
+        let caller = match &scope.identity {
+            Identity::Operator => Caller::Operator,
+            Identity::Key { id, .. } => Caller::Key(*id),
+            Identity::User { user, .. } => Caller::User(scope.tenant.clone(), user.clone()),
         };
         self.buckets
             .check_key(&caller)

@@ -6,9 +6,11 @@
 //! Credentials: `Authorization: Bearer <key>`, where the key is either
 //! `DOCQA_ADMIN_KEY` (the operator, over all tenants) or an API key stored as
 //! its SHA-256 (keys are 256 random bits, so a plain hash is as strong as the
-//! key; a lookup by hash reveals nothing about other keys).
+//! key; a lookup by hash reveals nothing about other keys), or a JWT from the
+//! company's identity provider when `AUTH_JWT_*` is set (`jwt`).
 
 pub mod audit;
+pub mod jwt;
 pub mod keys;
 mod limits;
 
@@ -25,6 +27,7 @@ use subtle::ConstantTimeEq;
 use crate::catalog::{Catalog, CatalogError};
 use crate::config::RateLimit;
 use crate::domain::{Access, ApiKey, CollectionName, KeyId, Readers, Role, TenantName};
+use jwt::{JwtError, JwtVerifier, TokenUser};
 
 /// `last_used_at` is written at most this often per key: a search must not
 /// become a catalog write.
@@ -45,6 +48,9 @@ pub enum AuthError {
     Forbidden(String),
     #[error("X-Acting-For: {0}")]
     InvalidActingFor(String),
+    /// The identity provider's keys cannot be had: not the caller's fault.
+    #[error("{0}")]
+    IdentityProviderUnavailable(String),
     #[error("too many requests with this key (RATE_LIMIT_RPS); retry after {} s", retry_after_secs(.0))]
     RateLimited(Duration),
     #[error(transparent)]
@@ -58,6 +64,12 @@ pub enum Identity {
     Operator,
     Key {
         id: KeyId,
+        role: Role,
+    },
+    /// A user signed in through the identity provider (a JWT).
+    User {
+        /// `user:<sub>`
+        user: String,
         role: Role,
     },
 }
@@ -105,14 +117,43 @@ impl Scope {
         }
     }
 
+    fn of_user(user: TokenUser, tenant: TenantName) -> Self {
+        let access = match user.role {
+            Role::Reader | Role::Service => Access::Read,
+            Role::Writer => Access::Write,
+            Role::Admin => Access::Manage,
+        };
+        let mut principals = vec![user.user.clone()];
+        principals.extend(user.groups);
+        Self {
+            tenant,
+            identity: Identity::User {
+                user: user.user,
+                role: user.role,
+            },
+            access,
+            collections: None,
+            principals,
+            acting_for: Vec::new(),
+        }
+    }
+
     pub fn is_operator(&self) -> bool {
         self.identity == Identity::Operator
     }
 
     pub fn key_id(&self) -> Option<KeyId> {
         match self.identity {
-            Identity::Operator => None,
             Identity::Key { id, .. } => Some(id),
+            Identity::Operator | Identity::User { .. } => None,
+        }
+    }
+
+    /// The signed-in user (`user:<sub>`) of a JWT.
+    pub fn user(&self) -> Option<&str> {
+        match &self.identity {
+            Identity::User { user, .. } => Some(user),
+            Identity::Operator | Identity::Key { .. } => None,
         }
     }
 
@@ -147,8 +188,10 @@ impl Scope {
     /// admin, else those open to the tenant or to one of its principals.
     pub fn readers(&self) -> Readers {
         match self.identity {
-            Identity::Operator | Identity::Key { role: Role::Admin, .. } => Readers::All,
-            Identity::Key { .. } => Readers::Principals(self.principals.clone()),
+            Identity::Operator | Identity::Key { role: Role::Admin, .. } | Identity::User { role: Role::Admin, .. } => {
+                Readers::All
+            }
+            Identity::Key { .. } | Identity::User { .. } => Readers::Principals(self.principals.clone()),
         }
     }
 
@@ -172,6 +215,7 @@ pub struct Authenticator {
     catalog: Arc<dyn Catalog>,
     required: bool,
     operator_key: Option<[u8; 32]>,
+    jwt: Option<JwtVerifier>,
     limiter: Option<RequestLimiter>,
 }
 
@@ -181,12 +225,14 @@ impl Authenticator {
         catalog: Arc<dyn Catalog>,
         required: bool,
         operator_key: Option<&SecretString>,
+        jwt: Option<JwtVerifier>,
         rate_limit: Option<RateLimit>,
     ) -> Self {
         Self {
             catalog,
             required,
             operator_key: operator_key.map(|key| sha256(key.expose_secret())),
+            jwt,
             limiter: rate_limit.map(RequestLimiter::new),
         }
     }
@@ -214,6 +260,11 @@ impl Authenticator {
             }
             return Ok(Scope::operator());
         }
+        if let Some(jwt) = &self.jwt
+            && JwtVerifier::is_jwt(token)
+        {
+            return self.signed_in(jwt, token, credentials).await;
+        }
         let now = Utc::now();
         let key = self
             .catalog
@@ -234,6 +285,39 @@ impl Authenticator {
             tracing::warn!(key = %key.id, error = %e, "could not record the key's last use");
         }
         Ok(Scope::of_key(&key, acting_for))
+    }
+}
+
+impl Authenticator {
+    /// The scope of a user with a verified JWT.
+    async fn signed_in(
+        &self,
+        jwt: &JwtVerifier,
+        token: &str,
+        credentials: Credentials<'_>,
+    ) -> Result<Scope, AuthError> {
+        if credentials.acting_for.is_some() {
+            return Err(only_service_keys_act_for_users());
+        }
+        let user = jwt.verify(token).await.map_err(|e| match e {
+            JwtError::Invalid(reason) => {
+                // The reason helps whoever set up the provider; the client hears only "not valid".
+                tracing::info!(%reason, "a JWT was refused");
+                AuthError::InvalidCredentials
+            }
+            JwtError::KeysUnavailable(reason) => {
+                tracing::warn!(%reason, "JWT sign-in unavailable");
+                AuthError::IdentityProviderUnavailable(
+                    "the identity provider's signing keys cannot be fetched; retry later".into(),
+                )
+            }
+        })?;
+        let tenant = user.tenant.clone().unwrap_or_else(TenantName::default_tenant);
+        if !tenant.is_default() && self.catalog.get_tenant(&tenant).await?.is_none() {
+            tracing::info!(%tenant, "a JWT names a tenant that does not exist");
+            return Err(AuthError::InvalidCredentials);
+        }
+        Ok(Scope::of_user(user, tenant))
     }
 }
 

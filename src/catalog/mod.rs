@@ -17,7 +17,7 @@ pub use sql::SqlCatalog;
 
 use crate::domain::{
     ApiKey, AuditEntry, AuditQuery, Chunk, Collection, CollectionName, Document, DocumentId, DocumentStatus,
-    EmbeddingModel, Job, JobId, JobProgress, KeyId, Metadata, NewApiKey, NewDocument, Tenant, TenantName,
+    EmbeddingModel, Job, JobId, JobProgress, KeyId, Metadata, NewApiKey, NewDocument, Tenant, TenantName, TenantUsage,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -228,6 +228,8 @@ pub trait Catalog: Send + Sync {
     async fn retry_job(&self, id: JobId) -> Result<Option<Job>, CatalogError>;
     /// How many jobs wait in the queue (for back-pressure on uploads).
     async fn queued_jobs(&self) -> Result<u64, CatalogError>;
+    /// The documents a tenant stores and their bytes (for its quota).
+    async fn tenant_usage(&self, tenant: &TenantName) -> Result<TenantUsage, CatalogError>;
 
     /// Stores a new API key (the hash of its secret, never the secret).
     async fn create_key(&self, new: &NewApiKey) -> Result<ApiKey, CatalogError>;

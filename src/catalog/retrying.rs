@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{
     ApiKey, AuditEntry, AuditQuery, Chunk, Collection, CollectionName, Document, DocumentId, Job, JobId, JobProgress,
-    KeyId, Metadata, NewApiKey, NewDocument, Tenant, TenantName,
+    KeyId, Metadata, NewApiKey, NewDocument, Tenant, TenantName, TenantUsage,
 };
 
 /// Attempts in all, the first included.
@@ -151,6 +151,10 @@ impl Catalog for Retrying {
 
     async fn queued_jobs(&self) -> Result<u64, CatalogError> {
         self.0.queued_jobs().await
+    }
+
+    async fn tenant_usage(&self, tenant: &TenantName) -> Result<TenantUsage, CatalogError> {
+        self.0.tenant_usage(tenant).await
     }
 
     async fn create_key(&self, new: &NewApiKey) -> Result<ApiKey, CatalogError> {

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::{
     ApiKey, AuditEntry, AuditQuery, Chunk, Collection, CollectionName, Document, DocumentId, DocumentStatus,
     EmbeddingModel, Job, JobId, JobKind, JobProgress, JobStatus, KeyId, Metadata, NewApiKey, NewDocument, Role, Tenant,
-    TenantName,
+    TenantName, TenantUsage,
 };
 
 const COLLECTION_COLUMNS: &str = "name, description, embed_model, embed_variant, embed_dim, created_at";
@@ -24,8 +24,11 @@ const JOB_COLUMNS: &str =
     "id, kind, collection, document_id, status, progress, error, attempts, created_at, updated_at";
 const KEY_COLUMNS: &str =
     "id, tenant, role, rights, collections, principals, name, expires_at, created_at, last_used_at, revoked_at";
-const AUDIT_COLUMNS: &str = "id, at, request_id, tenant, key_id, acting_for, action, collection, document_id, status";
-/// Audit entries written per INSERT (10 arguments each).
+const AUDIT_COLUMNS: &str = "id, at, request_id, tenant, key_id, acting_for, action, collection, document_id, status, \
+     signed_in_user, query_text";
+/// Arguments of one audit entry.
+const AUDIT_ARGUMENTS: usize = 12;
+/// Audit entries written per INSERT (12 arguments each).
 const AUDIT_PER_INSERT: usize = 200;
 const CHUNK_COLUMNS: &str = "document_id, idx, page_start, page_end, char_start, char_end, text, page_breaks";
 
@@ -161,6 +164,8 @@ fn audit_from_row(row: &Row) -> Result<AuditEntry, CatalogError> {
         collection: row.opt_text("collection")?,
         document_id: row.opt_text("document_id")?,
         status: row.count("status")?,
+        user: row.opt_text("signed_in_user")?,
+        query: row.opt_text("query_text")?,
     })
 }
 
@@ -669,6 +674,23 @@ impl Catalog for SqlCatalog {
         Ok(rows.first().map(|row| row.int("n")).transpose()?.unwrap_or(0).max(0) as u64)
     }
 
+    async fn tenant_usage(&self, tenant: &TenantName) -> Result<TenantUsage, CatalogError> {
+        // Postgres sums BIGINTs into NUMERIC: cast back.
+        let statement = Statement::new(
+            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(d.bytes), 0) AS BIGINT) AS bytes \
+             FROM documents d JOIN collections c ON c.name = d.collection WHERE c.tenant = $1",
+        )
+        .text(tenant.as_str());
+        let rows = self.db.fetch_all(&statement).await?;
+        let Some(row) = rows.first() else {
+            return Ok(TenantUsage::default());
+        };
+        Ok(TenantUsage {
+            documents: row.int("n")?.max(0) as u64,
+            bytes: row.int("bytes")?.max(0) as u64,
+        })
+    }
+
     async fn create_key(&self, new: &NewApiKey) -> Result<ApiKey, CatalogError> {
         let statement = Statement::new(format!(
             "INSERT INTO api_keys (id, tenant, hash, role, rights, collections, principals, name, expires_at, created_at) \
@@ -738,7 +760,7 @@ impl Catalog for SqlCatalog {
         for batch in entries.chunks(AUDIT_PER_INSERT) {
             let mut statement = Statement::new(format!(
                 "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES {}",
-                value_rows(batch.len(), 10)
+                value_rows(batch.len(), AUDIT_ARGUMENTS)
             ));
             for entry in batch {
                 statement = statement
@@ -751,7 +773,9 @@ impl Catalog for SqlCatalog {
                     .text(entry.action.as_str())
                     .opt_text(entry.collection.as_deref())
                     .opt_text(entry.document_id.as_deref())
-                    .int(i64::from(entry.status));
+                    .int(i64::from(entry.status))
+                    .opt_text(entry.user.as_deref())
+                    .opt_text(entry.query.as_deref());
             }
             tx.execute(&statement).await?;
         }

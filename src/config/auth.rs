@@ -27,6 +27,117 @@ pub struct RateLimit {
     pub burst: NonZeroU32,
 }
 
+/// Bearer JWTs from the company's identity provider (`AUTH_JWT_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtSettings {
+    /// Where the provider publishes its signing keys.
+    pub jwks_url: String,
+    /// `iss` a token must carry.
+    pub issuer: String,
+    /// `aud` a token must carry (this server).
+    pub audience: String,
+    /// The claim listing the user's groups (`group:<g>` principals).
+    pub groups_claim: String,
+    /// The claim naming the user's tenant; `None`: every user is in `default`.
+    pub tenant_claim: Option<String>,
+    /// The claim naming the user's role (`reader`, `writer`, `admin`); `None`
+    /// or absent: `reader`.
+    pub role_claim: Option<String>,
+    /// How long fetched keys are trusted before they are fetched again.
+    pub jwks_refresh: std::time::Duration,
+    /// A token with an unknown `kid` fetches the keys again, at most this often.
+    pub jwks_min_refetch: std::time::Duration,
+}
+
+impl JwtSettings {
+    fn parse(vars: &Vars) -> Result<Option<Self>, ConfigError> {
+        const NEEDED: [&str; 3] = ["AUTH_JWT_JWKS_URL", "AUTH_JWT_ISSUER", "AUTH_JWT_AUDIENCE"];
+        let given: Vec<Option<&str>> = NEEDED.iter().map(|var| vars.get(var)).collect();
+        let [Some(url), Some(issuer), Some(audience)] = given[..] else {
+            if let Some(missing) = given.iter().zip(NEEDED).find(|(v, _)| v.is_none()).map(|(_, var)| var)
+                && given.iter().any(Option::is_some)
+            {
+                return Err(ConfigError::Unsupported {
+                    var: missing,
+                    message: "JWT sign-in needs AUTH_JWT_JWKS_URL, AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE together"
+                        .into(),
+                });
+            }
+            return Ok(None);
+        };
+        let claim = |var: &'static str| {
+            vars.get(var)
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+        };
+        Ok(Some(Self {
+            jwks_url: vars.http_url("AUTH_JWT_JWKS_URL", url, " (the provider's JWKS document)")?,
+            issuer: issuer.to_string(),
+            audience: audience.to_string(),
+            groups_claim: claim("AUTH_JWT_GROUPS_CLAIM").unwrap_or_else(|| "groups".into()),
+            tenant_claim: claim("AUTH_JWT_TENANT_CLAIM"),
+            role_claim: claim("AUTH_JWT_ROLE_CLAIM"),
+            jwks_refresh: std::time::Duration::from_secs(vars.range(
+                "AUTH_JWT_JWKS_REFRESH_SECS",
+                600u64,
+                10,
+                86_400,
+            )?),
+            jwks_min_refetch: std::time::Duration::from_secs(vars.range(
+                "AUTH_JWT_JWKS_MIN_REFETCH_SECS",
+                30u64,
+                1,
+                3600,
+            )?),
+        }))
+    }
+}
+
+/// `CORS_ALLOWED_ORIGINS`: the browser origins that may call the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    None,
+    /// `*`
+    Any,
+    /// `https://kb.corp.example, http://localhost:5173`
+    List(Vec<String>),
+}
+
+impl CorsOrigins {
+    fn parse(vars: &Vars) -> Result<Self, ConfigError> {
+        let Some(raw) = vars.get("CORS_ALLOWED_ORIGINS") else {
+            return Ok(Self::None);
+        };
+        let origins: Vec<&str> = raw.split(',').map(str::trim).filter(|o| !o.is_empty()).collect();
+        if origins == ["*"] {
+            return Ok(Self::Any);
+        }
+        let invalid = |origin: &str, why: &str| ConfigError::Invalid {
+            var: "CORS_ALLOWED_ORIGINS",
+            value: origin.chars().take(120).collect(),
+            message: format!("{why}; give origins as scheme://host[:port], comma-separated, or *"),
+        };
+        let mut list = Vec::with_capacity(origins.len());
+        for origin in origins {
+            let Some((scheme, host)) = origin.split_once("://") else {
+                return Err(invalid(origin, "no scheme"));
+            };
+            if !matches!(scheme, "http" | "https") {
+                return Err(invalid(origin, "the scheme must be http or https"));
+            }
+            if host.is_empty() || host.contains(['/', '?', '#', ' ', '*']) {
+                return Err(invalid(origin, "an origin has no path, query or wildcard"));
+            }
+            list.push(origin.to_string());
+        }
+        Ok(match list.is_empty() {
+            true => Self::None,
+            false => Self::List(list),
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
     pub mode: AuthMode,
@@ -40,6 +151,11 @@ pub struct AuthSettings {
     pub rate_limit: Option<RateLimit>,
     /// How long audit entries are kept (`AUDIT_RETENTION_DAYS`); `None`: for ever.
     pub audit_retention: Option<std::time::Duration>,
+    /// Sign-in with the identity provider's JWTs, when configured.
+    pub jwt: Option<JwtSettings>,
+    /// `AUDIT_QUERY_TEXT`: the text of searches and questions goes into the audit log.
+    pub audit_query_text: bool,
+    pub cors_origins: CorsOrigins,
 }
 
 impl AuthSettings {
@@ -85,6 +201,9 @@ impl AuthSettings {
                 0 => None,
                 days => Some(std::time::Duration::from_secs(days * 86_400)),
             },
+            jwt: JwtSettings::parse(vars)?,
+            audit_query_text: vars.flag("AUDIT_QUERY_TEXT", false)?,
+            cors_origins: CorsOrigins::parse(vars)?,
         })
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::ConfigError;
 use super::vars::Vars;
+use crate::domain::TenantQuota;
 
 #[derive(Debug, Clone)]
 pub struct IngestSettings {
@@ -16,6 +17,8 @@ pub struct IngestSettings {
     pub max_upload_bytes: u64,
     /// How long `?wait=true` waits for the documents of an upload.
     pub wait_timeout: Duration,
+    /// `TENANT_MAX_BYTES`, `TENANT_MAX_DOCUMENTS` (0 or unset: unlimited).
+    pub tenant_quota: TenantQuota,
 }
 
 impl IngestSettings {
@@ -25,6 +28,10 @@ impl IngestSettings {
             queue_max: vars.range("INGEST_QUEUE_MAX", 10_000, 1, 10_000_000)?,
             max_upload_bytes: vars.range("MAX_UPLOAD_BYTES", 100 * 1024 * 1024, 1, u64::MAX / 2)?,
             wait_timeout: Duration::from_secs(vars.range("DOCQA_WAIT_TIMEOUT_SECS", 600, 1, 86_400)?),
+            tenant_quota: TenantQuota {
+                max_bytes: Some(vars.range("TENANT_MAX_BYTES", 0, 0, u64::MAX / 2)?).filter(|&n| n > 0),
+                max_documents: Some(vars.range("TENANT_MAX_DOCUMENTS", 0, 0, u64::MAX / 2)?).filter(|&n| n > 0),
+            },
         })
     }
 }

@@ -22,6 +22,15 @@ pub struct LlmSettings {
     pub breaker_cooldown: Duration,
 }
 
+/// LLM calls in flight at once, at most, unless `LLM_MAX_CONCURRENCY` says otherwise.
+pub const DEFAULT_LLM_MAX_CONCURRENCY: usize = 16;
+
+/// `LLM_MAX_CONCURRENCY`: read whether or not an LLM is configured (one may be
+/// injected).
+pub fn max_concurrency(vars: &Vars) -> Result<usize, ConfigError> {
+    vars.range("LLM_MAX_CONCURRENCY", DEFAULT_LLM_MAX_CONCURRENCY, 1, 100_000)
+}
+
 impl LlmSettings {
     /// `None` when neither an endpoint nor a key is set: answers are extractive.
     pub fn parse(vars: &Vars) -> Result<Option<Self>, ConfigError> {

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use auth::{AuthMode, AuthSettings, RateLimit};
+pub use auth::{AuthMode, AuthSettings, CorsOrigins, JwtSettings, RateLimit};
 pub use embed::{DEFAULT_EMBED_MODEL, EmbedBackend, EmbedderChoice, EmbedderSettings, HubSettings};
 pub use ingest::{ChunkSettings, ExtractIsolation, ExtractSettings, IngestSettings};
 pub use llm::LlmSettings;
@@ -59,6 +59,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "LLM_MAX_RETRIES",
     "LLM_BREAKER_FAILURES",
     "LLM_BREAKER_COOLDOWN_SECS",
+    "LLM_MAX_CONCURRENCY",
     "MAX_UPLOAD_BYTES",
     "CHUNK_TOKENS",
     "CHUNK_OVERLAP",
@@ -79,6 +80,18 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "RATE_LIMIT_RPS",
     "RATE_LIMIT_BURST",
     "AUDIT_RETENTION_DAYS",
+    "AUDIT_QUERY_TEXT",
+    "TENANT_MAX_BYTES",
+    "TENANT_MAX_DOCUMENTS",
+    "CORS_ALLOWED_ORIGINS",
+    "AUTH_JWT_JWKS_URL",
+    "AUTH_JWT_ISSUER",
+    "AUTH_JWT_AUDIENCE",
+    "AUTH_JWT_GROUPS_CLAIM",
+    "AUTH_JWT_TENANT_CLAIM",
+    "AUTH_JWT_ROLE_CLAIM",
+    "AUTH_JWT_JWKS_REFRESH_SECS",
+    "AUTH_JWT_JWKS_MIN_REFETCH_SECS",
 ];
 
 /// `DOCQA_` variables of the scripts and tests, not of the server: set in a
@@ -114,6 +127,8 @@ pub struct Config {
     pub embedder: EmbedderSettings,
     /// `None`: no LLM, answers are extractive.
     pub llm: Option<LlmSettings>,
+    /// `LLM_MAX_CONCURRENCY`: LLM calls in flight at once, at most.
+    pub llm_max_concurrency: usize,
     pub ingest: IngestSettings,
     pub chunk: ChunkSettings,
     pub extract: ExtractSettings,
@@ -157,6 +172,7 @@ impl Config {
             index: IndexSettings::parse(&vars, &data_dir, startup_timeout)?,
             embedder,
             llm,
+            llm_max_concurrency: llm::max_concurrency(&vars)?,
             ingest: IngestSettings::parse(&vars)?,
             chunk: ChunkSettings::parse(&vars)?,
             extract: ExtractSettings::parse(&vars)?,

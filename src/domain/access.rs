@@ -129,6 +129,50 @@ impl Readers {
     }
 }
 
+/// Per-tenant limits on what is stored (`TENANT_MAX_BYTES`,
+/// `TENANT_MAX_DOCUMENTS`); `None`: unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TenantQuota {
+    pub max_bytes: Option<u64>,
+    pub max_documents: Option<u64>,
+}
+
+impl TenantQuota {
+    pub fn is_unlimited(&self) -> bool {
+        self.max_bytes.is_none() && self.max_documents.is_none()
+    }
+
+    /// What `usage` plus `incoming` would break, if anything.
+    pub fn exceeded(&self, usage: TenantUsage, incoming: TenantUsage) -> Option<QuotaExceeded> {
+        let over = |limit: Option<u64>, used: u64, more: u64| limit.filter(|&max| used.saturating_add(more) > max);
+        if let Some(limit) = over(self.max_documents, usage.documents, incoming.documents) {
+            return Some(QuotaExceeded::Documents {
+                limit,
+                stored: usage.documents,
+            });
+        }
+        over(self.max_bytes, usage.bytes, incoming.bytes).map(|limit| QuotaExceeded::Bytes {
+            limit,
+            stored: usage.bytes,
+        })
+    }
+}
+
+/// What a tenant stores: its documents and their bytes as uploaded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TenantUsage {
+    pub documents: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum QuotaExceeded {
+    #[error("the tenant's document quota is reached: {stored} of TENANT_MAX_DOCUMENTS {limit} stored")]
+    Documents { limit: u64, stored: u64 },
+    #[error("the upload would exceed the tenant's storage quota: {stored} of TENANT_MAX_BYTES {limit} bytes stored")]
+    Bytes { limit: u64, stored: u64 },
+}
+
 /// An API key as stored: never its secret, which only its hash stands for.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ApiKey {
@@ -235,6 +279,30 @@ mod tests {
         let mut revoked = key(Role::Reader, None);
         revoked.revoked_at = Some(now);
         assert!(!revoked.is_live(now));
+    }
+
+    #[test]
+    fn a_quota_refuses_what_would_pass_it() {
+        let quota = TenantQuota {
+            max_bytes: Some(100),
+            max_documents: Some(2),
+        };
+        let usage = TenantUsage {
+            documents: 1,
+            bytes: 60,
+        };
+        let one = |bytes| TenantUsage { documents: 1, bytes };
+        assert_eq!(quota.exceeded(usage, one(40)), None, "exactly at the limit is allowed");
+        assert_eq!(
+            quota.exceeded(usage, one(41)),
+            Some(QuotaExceeded::Bytes { limit: 100, stored: 60 })
+        );
+        assert_eq!(
+            quota.exceeded(usage, TenantUsage { documents: 2, bytes: 1 }),
+            Some(QuotaExceeded::Documents { limit: 2, stored: 1 })
+        );
+        assert_eq!(TenantQuota::default().exceeded(usage, one(u64::MAX)), None);
+        assert!(TenantQuota::default().is_unlimited());
     }
 
     #[test]

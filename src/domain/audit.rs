@@ -23,6 +23,9 @@ pub struct AuditEntry {
     /// The end users a service key acted for (`X-Acting-For`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub acting_for: Vec<String>,
+    /// The user of a sign-in with the identity provider (`user:<sub>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// `upload`, `delete_document`, `search`, `query`, `create_collection`,
     /// `delete_collection`, `reindex`, `retry_job`, `create_key`, `revoke_key`, …
     pub action: String,
@@ -32,6 +35,9 @@ pub struct AuditEntry {
     pub document_id: Option<String>,
     /// The HTTP status the request was answered with.
     pub status: u16,
+    /// What a search or query asked, kept only with `AUDIT_QUERY_TEXT=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
 }
 
 /// Which entries to read, oldest first.

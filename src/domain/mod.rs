@@ -36,7 +36,10 @@ mod fusion;
 mod ids;
 mod job;
 
-pub use access::{Access, ApiKey, DEFAULT_TENANT, InvalidTenantName, NewApiKey, Readers, Role, Tenant, TenantName};
+pub use access::{
+    Access, ApiKey, DEFAULT_TENANT, InvalidTenantName, NewApiKey, QuotaExceeded, Readers, Role, Tenant, TenantName,
+    TenantQuota, TenantUsage,
+};
 pub use answer::{Answer, AnswerMode, Citation, SearchHit, Timings};
 pub use audit::{AuditEntry, AuditQuery};
 pub use chunk::{Chunk, PageBreak, page_at};

@@ -59,28 +59,40 @@ pub async fn middleware(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let route = route_action(req.method().as_str(), req.path());
     let audit = req.app_data::<Data<AuditLog>>().cloned();
-    let record = async |scope: Option<&Scope>, status: u16| {
+    let record = async |scope: Option<&Scope>, status: u16, query_text: Option<&str>| {
         let refused = matches!(status, 401 | 403 | 429);
         if let Some(audit) = &audit
             && (route.always || refused)
         {
-            audit.record(super::request_id::current(), scope, &route, status).await;
+            audit
+                .record(super::request_id::current(), scope, &route, status, query_text)
+                .await;
         }
     };
     match authenticate(req.app_data::<Data<Authenticator>>(), req.headers()).await {
         Ok(scope) => {
             req.extensions_mut().insert(scope.clone());
             let response = next.call(req).await?;
-            record(Some(&scope), response.status().as_u16()).await;
+            let query_text = response.request().extensions().get::<QueryText>().map(|q| q.0.clone());
+            record(Some(&scope), response.status().as_u16(), query_text.as_deref()).await;
             Ok(response.map_into_left_body())
         }
         // Answered here, inside the request's id scope, so that the problem carries the id.
         Err(refused) => {
             let response = req.error_response(refused);
-            record(None, response.status().as_u16()).await;
+            record(None, response.status().as_u16(), None).await;
             Ok(response.map_into_right_body())
         }
     }
+}
+
+/// What a search or query asked, left on the request for the audit log.
+struct QueryText(String);
+
+/// Leaves a search's or question's text for the audit log (which keeps it only
+/// with `AUDIT_QUERY_TEXT`).
+pub fn note_query_text(req: &HttpRequest, text: &str) {
+    req.extensions_mut().insert(QueryText(text.to_string()));
 }
 
 /// The scope of a request with these headers.

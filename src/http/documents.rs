@@ -72,7 +72,8 @@ pub struct DocumentList {
         (status = 200, description = "With `wait=true`: the final status of every document", body = UploadResponse),
         (status = 400, description = "No file, an empty file, a bad multipart body", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such collection", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "A file is over MAX_UPLOAD_BYTES", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The role may not upload, or the tenant's document quota is reached (`/problems/quota-exceeded`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "A file is over MAX_UPLOAD_BYTES, or the upload would pass the tenant's storage quota", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not a supported type", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad metadata; or with `wait=true`, every file failed", body = Problem, content_type = "application/problem+json"),
     )
@@ -83,6 +84,7 @@ pub async fn upload(
     payload: Multipart,
     ingestor: web::Data<Ingestor>,
 ) -> Result<HttpResponse, AppError> {
+    ingestor.check_room(&target.scope.tenant).await?;
     let upload = super::upload::read(payload, ingestor.files().staging_dir(), ingestor.max_upload_bytes()).await?;
     let documents = ingestor
         .accept(&target.collection, upload.files, upload.metadata, upload.access)

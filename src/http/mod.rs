@@ -4,6 +4,7 @@
 mod audit;
 pub mod auth;
 mod collections;
+pub mod cors;
 mod documents;
 pub mod extract;
 mod health;

@@ -15,7 +15,7 @@ use crate::auth::AuthError;
 use crate::auth::audit::AuditError;
 use crate::auth::keys::KeysError;
 use crate::catalog::CatalogError;
-use crate::domain::ContentType;
+use crate::domain::{ContentType, QuotaExceeded};
 use crate::embed::EmbedError;
 use crate::index::IndexError;
 use crate::ingest::{AcceptError, UploadedDocument};
@@ -88,6 +88,8 @@ const fn class(status: StatusCode, problem_type: &'static str, title: &'static s
     }
 }
 
+const QUOTA_EXCEEDED: &str = "/problems/quota-exceeded";
+
 const INTERNAL: Class = class(
     StatusCode::INTERNAL_SERVER_ERROR,
     "/problems/internal",
@@ -148,6 +150,7 @@ fn auth(error: &AuthError) -> Class {
         AuthError::Forbidden(_) => class(StatusCode::FORBIDDEN, "/problems/forbidden", "Forbidden"),
         AuthError::InvalidActingFor(_) => INVALID,
         AuthError::RateLimited(_) => class(StatusCode::TOO_MANY_REQUESTS, "/problems/rate-limited", "Rate limited"),
+        AuthError::IdentityProviderUnavailable(_) => UNAVAILABLE,
         AuthError::Catalog(e) => catalog(e),
     }
 }
@@ -218,6 +221,10 @@ impl AppError {
                 AcceptError::QueueFull { .. } => {
                     class(S::TOO_MANY_REQUESTS, "/problems/queue-full", "Ingestion queue full")
                 }
+                AcceptError::QuotaExceeded(exceeded) => match exceeded {
+                    QuotaExceeded::Documents { .. } => class(S::FORBIDDEN, QUOTA_EXCEEDED, "Quota exceeded"),
+                    QuotaExceeded::Bytes { .. } => class(S::PAYLOAD_TOO_LARGE, QUOTA_EXCEEDED, "Quota exceeded"),
+                },
                 AcceptError::JobNotFound(_) => class(S::NOT_FOUND, "/problems/job-not-found", "Job not found"),
                 AcceptError::JobNotRetryable(_) => class(S::CONFLICT, "/problems/job-not-failed", "Job has not failed"),
                 AcceptError::Storage(_) => INTERNAL,
@@ -235,6 +242,7 @@ impl AppError {
                     class(S::BAD_GATEWAY, "/problems/llm-invalid-output", "LLM answer unusable")
                 }
                 AnswerError::LlmUnavailable(_) => class(S::BAD_GATEWAY, "/problems/llm-unavailable", "LLM unavailable"),
+                AnswerError::LlmOverloaded { .. } => class(S::SERVICE_UNAVAILABLE, "/problems/overloaded", "LLM busy"),
             },
             Self::Auth(e) => auth(e),
             Self::Tenants(e) => match e {
@@ -356,6 +364,7 @@ impl ResponseError for AppError {
         ));
         let retry_after = match (self, problem.status) {
             (Self::Auth(AuthError::RateLimited(wait)), _) => Some(crate::auth::retry_after_secs(wait)),
+            (Self::Answer(AnswerError::LlmOverloaded { .. }), _) => Some(1),
             (_, 503) => Some(5),
             (_, 429) => Some(30),
             _ => None,

@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::auth::{InCollection, Read};
+use super::auth::{InCollection, Read, note_query_text};
 use super::problem::{AppError, Problem};
 use super::sse::EventStream;
 use crate::answer::{Answerer, QueryRequest};
@@ -43,9 +43,11 @@ pub struct SearchResponse {
 )]
 pub async fn search(
     target: InCollection<Read>,
+    http: HttpRequest,
     body: web::Json<SearchRequest>,
     retriever: web::Data<Retriever>,
 ) -> Result<HttpResponse, AppError> {
+    note_query_text(&http, &body.query);
     let retrieved = retriever
         .search(&target.collection, body.into_inner(), &target.scope.readers())
         .await?;
@@ -83,6 +85,7 @@ pub async fn query(
     answerer: web::Data<Answerer>,
 ) -> Result<HttpResponse, AppError> {
     let request = body.into_inner();
+    note_query_text(&http, &request.question);
     if request.stream || wants_event_stream(&http) {
         let events = answerer
             .into_inner()

@@ -16,9 +16,9 @@ use crate::auth::Scope;
 use crate::catalog::{Catalog, CatalogError, InsertOutcome};
 use crate::domain::{
     CollectionName, ContentType, Document, DocumentId, DocumentStatus, EmbeddingModel, JobId, Metadata, ModelMismatch,
-    NewDocument,
+    NewDocument, QuotaExceeded, TenantName, TenantQuota, TenantUsage,
 };
-use crate::store::{StoreError, errors_through_store, find_collection};
+use crate::store::{StoreError, errors_through_store, find_collection, find_job};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AcceptError {
@@ -32,6 +32,8 @@ pub enum AcceptError {
     UnsupportedMediaType { filename: String, detected: String },
     #[error("the ingestion queue is full ({queued} jobs waiting, INGEST_QUEUE_MAX {limit}); retry later")]
     QueueFull { queued: u64, limit: u64 },
+    #[error(transparent)]
+    QuotaExceeded(#[from] QuotaExceeded),
     #[error("no job {0}")]
     JobNotFound(String),
     #[error("job {0} has not failed; only a failed job can be retried")]
@@ -110,6 +112,11 @@ pub struct Ingestor {
     pub max_queued_jobs: u64,
     /// How long `?wait=true` waits.
     pub wait_timeout: Duration,
+    /// What each tenant may store.
+    pub quota: TenantQuota,
+    /// Held from a quota check to the upload's last insert, so that two uploads
+    /// cannot both pass it. Only taken when a quota is set.
+    pub quota_lock: tokio::sync::Mutex<()>,
 }
 
 impl Ingestor {
@@ -119,6 +126,20 @@ impl Ingestor {
 
     pub fn files(&self) -> &FileStore {
         &self.files
+    }
+
+    /// Refuses an upload to a tenant already at its quota, before its body is
+    /// read; `accept` checks again with the files' sizes.
+    pub async fn check_room(&self, tenant: &TenantName) -> Result<(), AcceptError> {
+        if self.quota.is_unlimited() {
+            return Ok(());
+        }
+        let usage = self.catalog.tenant_usage(tenant).await?;
+        let smallest = TenantUsage { documents: 1, bytes: 1 };
+        match self.quota.exceeded(usage, smallest) {
+            Some(exceeded) => Err(exceeded.into()),
+            None => Ok(()),
+        }
     }
 
     /// Accepts every file or none: a file that can be judged bad now (empty, of an
@@ -133,6 +154,10 @@ impl Ingestor {
         // A collection being deleted takes no files; one that is not waits for
         // them to be stored, so its delete sees every document.
         let entered = self.in_flight.enter(collection);
+        let _quota = match self.quota.is_unlimited() {
+            true => None,
+            false => Some(self.quota_lock.lock().await),
+        };
         let verdict = match entered {
             Some(_) => self.judge(collection, &staged).await,
             None => Err(StoreError::CollectionNotFound(collection.to_string()).into()),
@@ -174,6 +199,16 @@ impl Ingestor {
         }
         if staged.is_empty() {
             return Err(AcceptError::NoFile);
+        }
+        if !self.quota.is_unlimited() {
+            let usage = self.catalog.tenant_usage(&collection.name.tenant()).await?;
+            let incoming = TenantUsage {
+                documents: staged.len() as u64,
+                bytes: staged.iter().map(|file| file.bytes).sum(),
+            };
+            if let Some(exceeded) = self.quota.exceeded(usage, incoming) {
+                return Err(exceeded.into());
+            }
         }
         let queued = self.catalog.queued_jobs().await?;
         if queued + staged.len() as u64 > self.max_queued_jobs {
@@ -252,15 +287,9 @@ impl Ingestor {
         })
     }
 
-    /// Queues a failed job again: its document is processed anew.
-    /// Queues a failed job of a collection the scope may use again.
+    /// Queues a failed job the scope may see again: its document is processed anew.
     pub async fn retry(&self, scope: &Scope, id: JobId) -> Result<crate::domain::Job, AcceptError> {
-        let visible = self
-            .catalog
-            .get_job(id)
-            .await?
-            .is_some_and(|job| scope.allows(&job.collection));
-        if !visible {
+        if find_job(self.catalog.as_ref(), scope, id).await?.is_none() {
             return Err(AcceptError::JobNotFound(id.to_string()));
         }
         match self.catalog.retry_job(id).await? {

@@ -11,7 +11,7 @@ use crate::catalog::{Catalog, DocumentCursor, DocumentQuery};
 use crate::domain::{CollectionName, Document, DocumentId, DocumentStatus, Job, JobId, Metadata, Readers};
 use crate::index::VectorIndex;
 use crate::ingest::{FileStore, HoldTarget, InFlight};
-use crate::store::{StoreError, errors_through_store, find_collection};
+use crate::store::{StoreError, errors_through_store, find_collection, find_job};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DocumentsError {
@@ -217,12 +217,10 @@ impl Documents {
         Ok(())
     }
 
-    /// A job of a collection the scope may use.
+    /// A job the scope may see (`store::find_job`).
     pub async fn job(&self, scope: &Scope, id: JobId) -> Result<Job, DocumentsError> {
-        self.catalog
-            .get_job(id)
+        find_job(self.catalog.as_ref(), scope, id)
             .await?
-            .filter(|job| scope.allows(&job.collection))
             .ok_or_else(|| DocumentsError::JobNotFound(id.to_string()))
     }
 }

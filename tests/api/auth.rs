@@ -19,7 +19,7 @@ async fn secured(backend: Backend, test: &str) -> Option<TestApp> {
     secured_with(backend, test, &[]).await
 }
 
-async fn secured_with(backend: Backend, test: &str, extra: &[(&'static str, &str)]) -> Option<TestApp> {
+pub(crate) async fn secured_with(backend: Backend, test: &str, extra: &[(&'static str, &str)]) -> Option<TestApp> {
     let mut vars = vec![
         ("DOCQA_AUTH", "required".to_string()),
         ("DOCQA_ADMIN_KEY", OPERATOR_KEY.to_string()),
@@ -41,7 +41,13 @@ async fn secured_with(backend: Backend, test: &str, extra: &[(&'static str, &str
 }
 
 /// A request as someone: `None` sends no Authorization header.
-async fn send(app: &TestApp, key: Option<&str>, method: Method, path: &str, body: Option<&Value>) -> reqwest::Response {
+pub(crate) async fn send(
+    app: &TestApp,
+    key: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> reqwest::Response {
     let mut request = http_client().request(method, app.url(path));
     if let Some(key) = key {
         request = request.header(AUTHORIZATION, format!("Bearer {key}"));
@@ -52,8 +58,19 @@ async fn send(app: &TestApp, key: Option<&str>, method: Method, path: &str, body
     request.send().await.expect("request")
 }
 
+/// Uploads one text file to `path` as someone (`None`: no key).
+pub(crate) async fn upload_as(app: &TestApp, key: Option<&str>, path: &str, text: String) -> reqwest::Response {
+    let form =
+        reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::text(text).file_name("upload.txt"));
+    let mut request = http_client().post(app.url(path)).multipart(form);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    request.send().await.expect("request")
+}
+
 /// Creates a key as the operator; returns (id, secret).
-async fn make_key(app: &TestApp, spec: Value) -> (String, String) {
+pub(crate) async fn make_key(app: &TestApp, spec: Value) -> (String, String) {
     let response = app.post_json("/v1/keys", &spec).await;
     let status = response.status();
     assert_eq!(
@@ -69,7 +86,7 @@ async fn make_key(app: &TestApp, spec: Value) -> (String, String) {
     )
 }
 
-async fn unauthorized(response: reqwest::Response) -> Value {
+pub(crate) async fn unauthorized(response: reqwest::Response) -> Value {
     assert_eq!(
         response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()),
         Some("Bearer"),
@@ -135,23 +152,11 @@ async fn keys_have_roles_and_revoking_one_takes_effect_at_once(backend: Backend)
         "/problems/forbidden",
     )
     .await;
-    let form = || {
-        reqwest::multipart::Form::new().part(
-            "file",
-            reqwest::multipart::Part::text(unique_text("roles")).file_name("a.txt"),
-        )
-    };
-    let upload = |key: &str| {
-        http_client()
-            .post(app.url("/v1/documents?wait=true"))
-            .bearer_auth(key)
-            .multipart(form())
-            .send()
-    };
-    assert_problem(upload(&reader).await.unwrap(), 403, "/problems/forbidden").await;
+    let upload = async |key: &str| upload_as(&app, Some(key), "/v1/documents?wait=true", unique_text("roles")).await;
+    assert_problem(upload(&reader).await, 403, "/problems/forbidden").await;
 
     // A writer uploads and deletes documents, but makes no collections or keys.
-    let uploaded = upload(&writer).await.unwrap();
+    let uploaded = upload(&writer).await;
     assert_eq!(uploaded.status(), 200);
     let uploaded: Value = uploaded.json().await.unwrap();
     let document = uploaded["documents"][0]["id"].as_str().unwrap().to_string();
@@ -300,16 +305,7 @@ async fn acting_for_end_users_is_for_service_keys_only(backend: Backend) {
     )
     .await;
     // A service key with reader rights does not write.
-    let upload = http_client()
-        .post(app.url("/v1/documents"))
-        .bearer_auth(&service)
-        .multipart(reqwest::multipart::Form::new().part(
-            "file",
-            reqwest::multipart::Part::text(unique_text("svc")).file_name("s.txt"),
-        ))
-        .send()
-        .await
-        .unwrap();
+    let upload = upload_as(&app, Some(&service), "/v1/documents", unique_text("svc")).await;
     assert_problem(upload, 403, "/problems/forbidden").await;
 }
 
@@ -455,15 +451,7 @@ async fn every_route_refuses_every_identity_that_may_not_use_it(backend: Backend
                     }
                     let response = if id == "upload_documents" {
                         // A real upload, so that only the identity can refuse it.
-                        let form = reqwest::multipart::Form::new().part(
-                            "file",
-                            reqwest::multipart::Part::text(unique_text("matrix")).file_name("m.txt"),
-                        );
-                        let mut request = http_client().post(app.url(path)).multipart(form);
-                        if let Some(key) = key {
-                            request = request.bearer_auth(key);
-                        }
-                        request.send().await.unwrap()
+                        upload_as(&app, *key, path, unique_text("matrix")).await
                     } else {
                         send(&app, *key, method.clone(), path, body.as_ref()).await
                     };
@@ -672,16 +660,8 @@ async fn the_audit_log_records_a_session_in_order(backend: Backend) {
             .status(),
         201
     );
-    let uploaded = http_client()
-        .post(app.url("/v1/collections/team/documents?wait=true"))
-        .bearer_auth(&writer)
-        .multipart(reqwest::multipart::Form::new().part(
-            "file",
-            reqwest::multipart::Part::text(unique_text("audit")).file_name("a.txt"),
-        ))
-        .send()
-        .await
-        .unwrap();
+    let path = "/v1/collections/team/documents?wait=true";
+    let uploaded = upload_as(&app, Some(&writer), path, unique_text("audit")).await;
     assert_eq!(uploaded.status(), 200);
     let uploaded: Value = uploaded.json().await.unwrap();
     let document = uploaded["documents"][0]["id"].as_str().unwrap().to_string();
@@ -769,6 +749,11 @@ async fn the_audit_log_records_a_session_in_order(backend: Backend) {
     // Filtered and paged.
     let searches = audit_entries(&app, "?action=search", 1).await;
     assert_eq!(searches.len(), 1);
+    assert!(
+        searches[0].get("query").is_none() && !searches[0].to_string().contains("what is audited"),
+        "the question is not kept without AUDIT_QUERY_TEXT: {}",
+        searches[0]
+    );
     let first: Value = app.get("/v1/audit?limit=2").await.json().await.unwrap();
     assert_eq!(first["entries"].as_array().unwrap().len(), 2);
     let cursor = first["next_cursor"].as_str().unwrap();
@@ -943,6 +928,22 @@ async fn documents_are_seen_only_by_their_principals(backend: Backend) {
     assert_eq!(listed["documents"].as_array().unwrap().len(), 2, "{listed}");
     let shown: Value = app.get(&path).await.json().await.unwrap();
     assert_eq!(shown["access"], json!(["group:legal"]));
+    // Nor is its job (whose error would tell what the document held).
+    let job = format!("/v1/jobs/{}", shown["job_id"].as_str().unwrap());
+    assert_problem(
+        send(&app, Some(&plain), Method::GET, &job, None).await,
+        404,
+        "/problems/job-not-found",
+    )
+    .await;
+    assert_eq!(send(&app, Some(&lawyer), Method::GET, &job, None).await.status(), 200);
+    let (_, outside_writer) = make_key(&app, json!({"role": "writer"})).await;
+    assert_problem(
+        send(&app, Some(&outside_writer), Method::POST, &format!("{job}/retry"), None).await,
+        404,
+        "/problems/job-not-found",
+    )
+    .await;
 
     // A PATCH of `access` (no re-embedding) is in effect for the next search; a
     // writer changes only what it may read.
@@ -1100,15 +1101,8 @@ async fn tenants_see_nothing_of_each_other(backend: Backend) {
             .status(),
         201
     );
-    let upload = |key: &str, text: String| {
-        http_client()
-            .post(app.url("/v1/collections/docs/documents?wait=true"))
-            .bearer_auth(key)
-            .multipart(
-                reqwest::multipart::Form::new()
-                    .part("file", reqwest::multipart::Part::text(text).file_name("plans.txt")),
-            )
-            .send()
+    let upload = async |key: &str, text: String| {
+        upload_as(&app, Some(key), "/v1/collections/docs/documents?wait=true", text).await
     };
     let our_text = format!(
         "The launch plan names Falcon as the codename.\n\n{}",
@@ -1118,8 +1112,8 @@ async fn tenants_see_nothing_of_each_other(backend: Backend) {
         "The launch plan names Osprey as the codename.\n\n{}",
         unique_text("theirs")
     );
-    let ours_up: Value = upload(&ours, our_text.clone()).await.unwrap().json().await.unwrap();
-    let theirs_up: Value = upload(&theirs, their_text.clone()).await.unwrap().json().await.unwrap();
+    let ours_up: Value = upload(&ours, our_text.clone()).await.json().await.unwrap();
+    let theirs_up: Value = upload(&theirs, their_text.clone()).await.json().await.unwrap();
     assert_eq!(ours_up["documents"][0]["status"], "ready", "{ours_up}");
     assert_eq!(theirs_up["documents"][0]["status"], "ready", "{theirs_up}");
     let our_doc = ours_up["documents"][0]["id"].as_str().unwrap().to_string();
@@ -1241,9 +1235,193 @@ fn auth_settings_are_checked_at_start() {
         docqa::Config::from_vars(&vars(&[("DOCQA_ADMIN_KEY", OPERATOR_KEY)])).unwrap()
     );
     assert!(!debug.contains(OPERATOR_KEY), "{debug}");
+
+    // Quotas, CORS origins and JWT sign-in.
+    let quota = docqa::Config::from_vars(&vars(&[("TENANT_MAX_BYTES", "5000")])).unwrap();
+    assert_eq!(quota.ingest.tenant_quota.max_bytes, Some(5000));
+    assert_eq!(quota.ingest.tenant_quota.max_documents, None, "0 or unset: unlimited");
+    let any = docqa::Config::from_vars(&vars(&[("CORS_ALLOWED_ORIGINS", "*")])).unwrap();
+    assert_eq!(any.auth.cors_origins, docqa::config::CorsOrigins::Any);
+    for bad in [
+        "ftp://kb.example",
+        "https://kb.example/app",
+        "kb.example",
+        "https://*.example",
+    ] {
+        let err = docqa::Config::from_vars(&vars(&[("CORS_ALLOWED_ORIGINS", bad)])).unwrap_err();
+        assert!(err.to_string().starts_with("CORS_ALLOWED_ORIGINS"), "{bad}: {err}");
+    }
+    let err = docqa::Config::from_vars(&vars(&[("AUTH_JWT_ISSUER", "https://idp/")])).unwrap_err();
+    assert!(err.to_string().starts_with("AUTH_JWT_JWKS_URL"), "{err}");
+    let jwt = docqa::Config::from_vars(&vars(&[
+        ("AUTH_JWT_JWKS_URL", "https://idp/jwks"),
+        ("AUTH_JWT_ISSUER", "https://idp/"),
+        ("AUTH_JWT_AUDIENCE", "docqa"),
+    ]))
+    .unwrap();
+    let jwt = jwt.auth.jwt.expect("JWT settings");
+    assert_eq!(
+        (jwt.groups_claim.as_str(), jwt.tenant_claim, jwt.role_claim),
+        ("groups", None, None)
+    );
+}
+
+/// Uploads `bytes` bytes of fresh text to the caller's `default` collection.
+async fn upload_sized(app: &TestApp, key: &str, bytes: usize) -> reqwest::Response {
+    let mut text = unique_text(&format!("quota {}", uuid_like()));
+    text.push_str(&"q".repeat(bytes.saturating_sub(text.len())));
+    upload_as(app, Some(key), "/v1/documents", text).await
+}
+
+/// A marker no other upload of the test has.
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("n{}", NEXT.fetch_add(1, Ordering::SeqCst))
+}
+
+async fn a_tenant_stores_no_more_than_its_quota(backend: Backend) {
+    let quota = [("TENANT_MAX_DOCUMENTS", "2"), ("TENANT_MAX_BYTES", "3000")];
+    let Some(app) = secured_with(backend, "a_tenant_stores_no_more_than_its_quota", &quota).await else {
+        return;
+    };
+    for tenant in ["acme", "beta"] {
+        assert_eq!(
+            app.post_json("/v1/tenants", &json!({"name": tenant})).await.status(),
+            201
+        );
+    }
+    let (_, acme) = make_key(&app, json!({"role": "writer", "tenant": "acme"})).await;
+    let (_, beta) = make_key(&app, json!({"role": "writer", "tenant": "beta"})).await;
+
+    let first = upload_sized(&app, &acme, 1000).await;
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    // Past the bytes: judged once the files are in, and nothing is kept.
+    let body = assert_problem(upload_sized(&app, &acme, 2500).await, 413, "/problems/quota-exceeded").await;
+    assert!(body["detail"].as_str().unwrap().contains("TENANT_MAX_BYTES"), "{body}");
+    assert!(app.staging_is_empty());
+    assert_eq!(upload_sized(&app, &acme, 1000).await.status(), 202);
+    // Past the documents: refused before the body is read.
+    let body = assert_problem(upload_sized(&app, &acme, 10).await, 403, "/problems/quota-exceeded").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("TENANT_MAX_DOCUMENTS"),
+        "{body}"
+    );
+    // Another tenant's quota is its own.
+    assert_eq!(upload_sized(&app, &beta, 1000).await.status(), 202);
+    // Room comes back with a delete; two files for one free place are refused whole.
+    let id = first["documents"][0]["id"].as_str().unwrap();
+    assert_eq!(
+        send(&app, Some(&acme), Method::DELETE, &format!("/v1/documents/{id}"), None)
+            .await
+            .status(),
+        204
+    );
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::text(unique_text("two-a")).file_name("a.txt"),
+        )
+        .part(
+            "file",
+            reqwest::multipart::Part::text(unique_text("two-b")).file_name("b.txt"),
+        );
+    let both = http_client()
+        .post(app.url("/v1/documents"))
+        .bearer_auth(&acme)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(both, 403, "/problems/quota-exceeded").await;
+    assert!(app.staging_is_empty());
+    let listed: Value = send(&app, Some(&acme), Method::GET, "/v1/documents", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["documents"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(upload_sized(&app, &acme, 10).await.status(), 202);
+}
+
+/// CORS needs no storage backend: one server, with and without origins.
+#[tokio::test(flavor = "multi_thread")]
+async fn browsers_call_from_the_allowed_origins_only() {
+    let allowed = "https://kb.example.test";
+    let origins = [("CORS_ALLOWED_ORIGINS", "https://kb.example.test, http://localhost:5173")];
+    let app = secured_with(Backend::SqliteEdge, "cors", &origins)
+        .await
+        .expect("sqlite");
+    let preflight = |origin: &'static str| {
+        http_client()
+            .request(Method::OPTIONS, app.url("/v1/collections/kb/search"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization, content-type")
+            .send()
+    };
+    let header = |response: &reqwest::Response, name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_lowercase)
+    };
+    // A preflight carries no key and is answered before the request scope.
+    let ok = preflight(allowed).await.unwrap();
+    assert!(ok.status().is_success(), "{}", ok.status());
+    assert_eq!(header(&ok, "access-control-allow-origin").as_deref(), Some(allowed));
+    let allowed_headers = header(&ok, "access-control-allow-headers").unwrap_or_default();
+    assert!(allowed_headers.contains("authorization"), "{allowed_headers}");
+    assert!(header(&ok, "access-control-allow-credentials").is_none());
+    let evil = preflight("https://evil.example.test").await.unwrap();
+    assert!(header(&evil, "access-control-allow-origin").is_none());
+
+    let call = http_client()
+        .get(app.url("/v1/collections"))
+        .header("origin", allowed)
+        .bearer_auth(OPERATOR_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(call.status(), 200);
+    assert_eq!(header(&call, "access-control-allow-origin").as_deref(), Some(allowed));
+    let exposed = header(&call, "access-control-expose-headers").unwrap_or_default();
+    assert!(
+        exposed.contains("x-request-id") && exposed.contains("retry-after"),
+        "{exposed}"
+    );
+    // Still a key is needed: CORS lets the browser read the answer, nothing more.
+    let anonymous = http_client()
+        .get(app.url("/v1/collections"))
+        .header("origin", allowed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(
+        header(&anonymous, "access-control-allow-origin").as_deref(),
+        Some(allowed)
+    );
+
+    // Without CORS_ALLOWED_ORIGINS no origin is allowed.
+    let closed = secured_with(Backend::SqliteEdge, "cors_closed", &[])
+        .await
+        .expect("sqlite");
+    let response = http_client()
+        .get(closed.url("/v1/collections"))
+        .header("origin", allowed)
+        .bearer_auth(OPERATOR_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(header(&response, "access-control-allow-origin").is_none());
 }
 
 on_every_backend!(
+    a_tenant_stores_no_more_than_its_quota,
     keys_have_roles_and_revoking_one_takes_effect_at_once,
     acting_for_end_users_is_for_service_keys_only,
     every_route_refuses_every_identity_that_may_not_use_it,

@@ -16,6 +16,9 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use futures_util::Stream;
 use serde_json::{Value, json};
 
+/// The key a failing provider echoes in its error (`Behaviour::ServerError`).
+pub const LEAKED_KEY: &str = "sk-proj-leaked0123456789abcdef";
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Behaviour {
     /// Cites the first source with a verbatim quote.
@@ -249,7 +252,8 @@ async fn chat(state: web::Data<State>, body: web::Json<Value>) -> HttpResponse {
         }
         Behaviour::ServerError => {
             return HttpResponse::InternalServerError().json(json!({
-                "error": {"message": "the model crashed", "type": "server_error", "param": null, "code": null}
+                // As providers do, it echoes the key it was sent.
+                "error": {"message": format!("the model crashed; key {LEAKED_KEY}"), "type": "server_error", "param": null, "code": null}
             }));
         }
         Behaviour::ServerErrorOnce if call == 1 => {

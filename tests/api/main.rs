@@ -17,6 +17,7 @@ mod health;
 mod helpers;
 mod hostile;
 mod index;
+mod jwt;
 mod lifecycle;
 mod llm;
 mod model_download;

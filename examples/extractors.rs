@@ -24,7 +24,7 @@ fn main() {
     let result = match parser.as_str() {
         "pdf-oxide" => pdf::extract_with(Parser::PdfOxide, &bytes),
         "pdf-extract" => pdf::extract_with(Parser::PdfExtract, &bytes),
-        "chain" => pdf::extract(&bytes),
+        "chain" => pdf::extract(&bytes, usize::MAX),
         other => {
             eprintln!("unknown parser {other}");
             std::process::exit(2);

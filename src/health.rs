@@ -15,10 +15,17 @@ use crate::index::VectorIndex;
 /// A check that takes longer than this counts as down.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-#[derive(Debug, Serialize, ToSchema)]
+/// How long a good embedder check is reused: `/readyz` is open to everyone
+/// and polled often, and each check is a model inference.
+const EMBEDDER_CHECK_REUSE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ComponentStatus {
     pub ok: bool,
     pub detail: String,
+    /// When the check ran, for a check whose good result is reused a few seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checked_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -37,6 +44,9 @@ pub struct HealthChecks {
     index: Arc<dyn VectorIndex>,
     embedder: Option<Arc<dyn Embedder>>,
     bm25_only_reason: Option<String>,
+    /// The last good embedder check, and when it ran. Callers that arrive while
+    /// a check runs wait for it instead of starting their own.
+    embedder_checked: tokio::sync::Mutex<Option<(Instant, ComponentStatus)>>,
 }
 
 impl HealthChecks {
@@ -51,6 +61,7 @@ impl HealthChecks {
             index,
             embedder,
             bm25_only_reason,
+            embedder_checked: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -63,21 +74,12 @@ impl HealthChecks {
         let catalog = status(CHECK_TIMEOUT, async { self.catalog.ping().await.map(ok) }).await;
         let index = status(CHECK_TIMEOUT, async { self.index.ping().await.map(ok) }).await;
         let embedder = match (&self.embedder, &self.bm25_only_reason) {
-            (Some(embedder), _) => {
-                let model = embedder.model();
-                let embedded = async {
-                    let vector = embedder.embed_query("ping").await.map_err(|e| e.to_string())?;
-                    match vector.len() == model.dimension {
-                        true => Ok(format!("{} ({}, {} dims)", model.name, model.variant, model.dimension)),
-                        false => Err(format!("returned {} dims, expected {}", vector.len(), model.dimension)),
-                    }
-                };
-                status(CHECK_TIMEOUT * 5, embedded).await
-            }
+            (Some(embedder), _) => self.embedder_status(embedder.as_ref()).await,
             // Running without a model was chosen or allowed: not down, but said.
             (None, reason) => ComponentStatus {
                 ok: true,
                 detail: reason.clone().unwrap_or_else(|| "no dense embedder".into()),
+                checked_at: None,
             },
         };
         let ready = catalog.ok && index.ok && embedder.ok;
@@ -91,6 +93,31 @@ impl HealthChecks {
     }
 }
 
+impl HealthChecks {
+    /// One inference, unless a good one ran in the last [`EMBEDDER_CHECK_REUSE`];
+    /// a failed check is never reused, so recovery shows at the next call.
+    async fn embedder_status(&self, embedder: &dyn Embedder) -> ComponentStatus {
+        let mut checked = self.embedder_checked.lock().await;
+        if let Some((at, status)) = checked.as_ref()
+            && at.elapsed() < EMBEDDER_CHECK_REUSE
+        {
+            return status.clone();
+        }
+        let model = embedder.model();
+        let embedded = async {
+            let vector = embedder.embed_query("ping").await.map_err(|e| e.to_string())?;
+            match vector.len() == model.dimension {
+                true => Ok(format!("{} ({}, {} dims)", model.name, model.variant, model.dimension)),
+                false => Err(format!("returned {} dims, expected {}", vector.len(), model.dimension)),
+            }
+        };
+        let mut status = status(CHECK_TIMEOUT * 5, embedded).await;
+        status.checked_at = Some(chrono::Utc::now());
+        *checked = status.ok.then(|| (Instant::now(), status.clone()));
+        status
+    }
+}
+
 /// A component's check within `limit`: its detail, or why it failed.
 async fn status<E: std::fmt::Display>(
     limit: Duration,
@@ -101,7 +128,11 @@ async fn status<E: std::fmt::Display>(
         Ok(Err(e)) => (false, e.to_string()),
         Err(_) => (false, "timed out".to_string()),
     };
-    ComponentStatus { ok, detail }
+    ComponentStatus {
+        ok,
+        detail,
+        checked_at: None,
+    }
 }
 
 /// Request counters, rendered in the Prometheus text format.

@@ -121,6 +121,11 @@ impl App {
             path: data_dir.display().to_string(),
             source,
         })?;
+        match files.remove_orphans(catalog.as_ref()).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "stored files without a document removed"),
+            Err(e) => tracing::warn!(error = %e, "stored files were not checked for orphans; next start will"),
+        }
 
         let embedding = embed::from_settings(&config.embedder, config.llm.as_ref()).await?;
         if let Some(reason) = &embedding.bm25_only_reason {
@@ -152,6 +157,8 @@ impl App {
             signals: signals.clone(),
             in_flight: in_flight.clone(),
             embedding_model: embedding_model.clone(),
+            max_collections: config.ingest.max_collections,
+            creating: tokio::sync::Mutex::new(()),
         });
         let tenants = Tenants::new(catalog.clone(), collections.clone());
         tenants
@@ -232,11 +239,12 @@ impl App {
                 signals,
                 in_flight,
                 embedding_model,
-                max_upload_bytes: config.ingest.max_upload_bytes,
                 max_queued_jobs: config.ingest.queue_max,
                 wait_timeout: config.ingest.wait_timeout,
                 quota: config.ingest.tenant_quota,
                 quota_lock: Default::default(),
+                upload_limits: config.ingest.uploads,
+                upload_permits: Arc::new(tokio::sync::Semaphore::new(config.ingest.uploads.max_concurrent)),
             }),
             retriever: Data::from(retriever.clone()),
             answerer: Data::new(Answerer::new(retriever, llm, bm25, config.llm_max_concurrency)),
@@ -266,8 +274,14 @@ impl App {
             public: self.config.auth.metrics_public,
         });
         let cors_origins = self.config.auth.cors_origins.clone();
+        let origin_policy = Data::new(http::origin::OriginPolicy {
+            hosts: self.config.auth.allowed_hosts.clone(),
+            cors: cors_origins.clone(),
+        });
+        let http_threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let server = actix_web::HttpServer::new(move || {
             actix_web::App::new()
+                .wrap(from_fn(http::origin::middleware))
                 .wrap(from_fn(http::request_id::middleware))
                 // Outside the request scope: a preflight carries no key.
                 .wrap(http::cors::middleware(&cors_origins))
@@ -283,8 +297,16 @@ impl App {
                 .app_data(audit.clone())
                 .app_data(tenants.clone())
                 .app_data(metrics_access.clone())
+                .app_data(origin_policy.clone())
                 .configure(http::routes)
         })
+        .on_connect(http::peer::on_connect)
+        // actix counts connections per server thread: the total is shared out.
+        .workers(http_threads)
+        .max_connections(self.config.http_max_connections.div_ceil(http_threads))
+        // A client has this long to send its request head, and to close.
+        .client_request_timeout(std::time::Duration::from_secs(10))
+        .client_disconnect_timeout(std::time::Duration::from_secs(5))
         .listen(listener)?
         .shutdown_timeout(10)
         .run();

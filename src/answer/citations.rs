@@ -18,8 +18,8 @@ struct Folded {
     origin: Vec<(usize, usize)>,
 }
 
-/// Lowercase, whitespace runs as one space, typographic quotes and dashes and
-/// common ligatures as their plain forms.
+/// Lowercase, whitespace runs as one space, typographic quotes, angle quotes,
+/// dashes and common ligatures as their plain forms.
 fn fold(original: &str) -> Folded {
     let mut text = String::with_capacity(original.len());
     let mut origin = Vec::with_capacity(original.len());
@@ -46,6 +46,9 @@ fn fold(original: &str) -> Folded {
             '\u{FB03}' => "ffi",
             '\u{FB04}' => "ffl",
             '\u{00A0}' => " ",
+            // What the prompt shows for an angle bracket that looked like its delimiter.
+            '\u{2039}' => "<",
+            '\u{203A}' => ">",
             _ => "",
         };
         if plain.is_empty() {

@@ -38,6 +38,11 @@ pub enum CatalogError {
     /// this transaction back: running it again is safe.
     #[error("transaction conflict: {0}")]
     Conflict(String),
+    /// The database refused the statement for what it holds (a constraint, a
+    /// value it cannot store): running it again fails the same way, so this is
+    /// neither an outage nor worth a retry.
+    #[error("the database refused the write: {0}")]
+    Rejected(String),
 }
 
 impl From<sqlx::Error> for CatalogError {
@@ -52,10 +57,29 @@ impl From<sqlx::Error> for CatalogError {
             {
                 Self::Conflict(db.message().to_string())
             }
+            sqlx::Error::Database(db) if is_permanent(db.code().as_deref()) => Self::Rejected(db.message().to_string()),
             sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => Self::Corrupt(err.to_string()),
+            // Connection, pool, timeout, I/O, and any database error not known to
+            // be permanent: an outage, retried later.
             _ => Self::Unavailable(err.to_string()),
         }
     }
+}
+
+/// Whether a database error code means the statement can never succeed as it
+/// is. Only codes known to be about the data are listed; anything else (a lock,
+/// a full disk, I/O) stays an outage so that its job is retried, not lost.
+fn is_permanent(code: Option<&str>) -> bool {
+    let Some(code) = code else { return false };
+    // Postgres SQLSTATEs are five characters, whose class is the first two: 22
+    // data exception (NUL in text, out of range), 23 integrity constraint, 54
+    // program limit exceeded (a row too large).
+    if code.len() == 5 {
+        return matches!(code.get(..2), Some("22" | "23" | "54"));
+    }
+    // SQLite result codes (below 10,000), extended ones carrying the primary in
+    // their low byte: 18 TOOBIG, 19 CONSTRAINT, 20 MISMATCH, 25 RANGE.
+    code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 18 | 19 | 20 | 25))
 }
 
 #[derive(Debug, Clone)]
@@ -191,6 +215,8 @@ pub trait Catalog: Send + Sync {
         query: &DocumentQuery,
     ) -> Result<DocumentPage, CatalogError>;
     async fn document_ids(&self, collection: &CollectionName) -> Result<Vec<DocumentId>, CatalogError>;
+    /// Whether a document of this id exists, in any collection of any tenant.
+    async fn has_document(&self, id: DocumentId) -> Result<bool, CatalogError>;
     async fn delete_document(&self, collection: &CollectionName, id: DocumentId) -> Result<bool, CatalogError>;
     /// Changes a document's `access` and/or `metadata` (what is `None` stays).
     async fn update_document(

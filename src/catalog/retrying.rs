@@ -92,6 +92,10 @@ impl Catalog for Retrying {
         self.0.document_ids(collection).await
     }
 
+    async fn has_document(&self, id: DocumentId) -> Result<bool, CatalogError> {
+        self.0.has_document(id).await
+    }
+
     async fn delete_document(&self, collection: &CollectionName, id: DocumentId) -> Result<bool, CatalogError> {
         retrying("delete document", || self.0.delete_document(collection, id)).await
     }

@@ -433,6 +433,11 @@ impl Catalog for SqlCatalog {
             .collect()
     }
 
+    async fn has_document(&self, id: DocumentId) -> Result<bool, CatalogError> {
+        let statement = Statement::new("SELECT id FROM documents WHERE id = $1").id(id);
+        Ok(!self.db.fetch_all(&statement).await?.is_empty())
+    }
+
     async fn delete_document(&self, collection: &CollectionName, id: DocumentId) -> Result<bool, CatalogError> {
         let statement = Statement::new("DELETE FROM documents WHERE collection = $1 AND id = $2")
             .text(collection.as_str())

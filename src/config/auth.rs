@@ -138,6 +138,68 @@ impl CorsOrigins {
     }
 }
 
+/// The names a request's `Host` may carry. A page of another site that points
+/// its own name at 127.0.0.1 (DNS rebinding) sends that name, and is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedHosts {
+    /// `*`: any name (the default on a non-loopback address, whose public
+    /// names the server cannot know).
+    Any,
+    /// Lower-case host names or IP literals (IPv6 in brackets), without ports.
+    List(Vec<String>),
+}
+
+impl AllowedHosts {
+    /// The names of a loopback address: what a browser on this machine sends.
+    const LOOPBACK: [&'static str; 3] = ["localhost", "127.0.0.1", "[::1]"];
+
+    fn parse(vars: &Vars, loopback: bool) -> Result<Self, ConfigError> {
+        let Some(raw) = vars.get("ALLOWED_HOSTS") else {
+            return Ok(match loopback {
+                true => Self::List(Self::LOOPBACK.map(String::from).to_vec()),
+                false => Self::Any,
+            });
+        };
+        let names: Vec<String> = raw
+            .split(',')
+            .map(|n| n.trim().trim_end_matches('.').to_ascii_lowercase())
+            .filter(|n| !n.is_empty())
+            .collect();
+        if names.iter().any(|n| n == "*") {
+            return Ok(Self::Any);
+        }
+        if let Some(bad) = names
+            .iter()
+            .find(|n| n.contains(['/', ' ', '@', '*']) || (n.contains(':') && !n.starts_with('[')))
+        {
+            return Err(ConfigError::Invalid {
+                var: "ALLOWED_HOSTS",
+                value: bad.chars().take(120).collect(),
+                message: "give host names without scheme or port (IPv6 in brackets), comma-separated, or *".into(),
+            });
+        }
+        if names.is_empty() {
+            return Err(ConfigError::Invalid {
+                var: "ALLOWED_HOSTS",
+                value: raw.chars().take(120).collect(),
+                message: "names no host; use * to allow any".into(),
+            });
+        }
+        Ok(Self::List(names))
+    }
+
+    /// Whether `host` (a `Host` header's name, port already removed) is allowed.
+    pub fn allows(&self, host: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::List(names) => {
+                let host = host.trim_end_matches('.');
+                names.iter().any(|n| n.eq_ignore_ascii_case(host))
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
     pub mode: AuthMode,
@@ -156,6 +218,8 @@ pub struct AuthSettings {
     /// `AUDIT_QUERY_TEXT`: the text of searches and questions goes into the audit log.
     pub audit_query_text: bool,
     pub cors_origins: CorsOrigins,
+    /// `ALLOWED_HOSTS`: the `Host` names requests may carry.
+    pub allowed_hosts: AllowedHosts,
 }
 
 impl AuthSettings {
@@ -204,6 +268,7 @@ impl AuthSettings {
             jwt: JwtSettings::parse(vars)?,
             audit_query_text: vars.flag("AUDIT_QUERY_TEXT", false)?,
             cors_origins: CorsOrigins::parse(vars)?,
+            allowed_hosts: AllowedHosts::parse(vars, loopback)?,
         })
     }
 }

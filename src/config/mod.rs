@@ -19,9 +19,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use auth::{AuthMode, AuthSettings, CorsOrigins, JwtSettings, RateLimit};
+pub use auth::{AllowedHosts, AuthMode, AuthSettings, CorsOrigins, JwtSettings, RateLimit};
 pub use embed::{DEFAULT_EMBED_MODEL, EmbedBackend, EmbedderChoice, EmbedderSettings, HubSettings};
-pub use ingest::{ChunkSettings, ExtractIsolation, ExtractSettings, IngestSettings};
+pub use ingest::{ChunkSettings, ExtractIsolation, ExtractSettings, IngestSettings, UploadLimits};
 pub use llm::LlmSettings;
 pub use retrieval::{HybridSettings, MAX_TOP_K, RetrievalSettings};
 pub use storage::{DatabaseSettings, IndexSettings, QdrantSettings};
@@ -61,6 +61,11 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "LLM_BREAKER_COOLDOWN_SECS",
     "LLM_MAX_CONCURRENCY",
     "MAX_UPLOAD_BYTES",
+    "MAX_REQUEST_BYTES",
+    "MAX_CONCURRENT_UPLOADS",
+    "UPLOAD_IDLE_TIMEOUT_SECS",
+    "UPLOAD_MIN_BYTES_PER_SEC",
+    "HTTP_MAX_CONNECTIONS",
     "CHUNK_TOKENS",
     "CHUNK_OVERLAP",
     "TOP_K",
@@ -84,6 +89,10 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "TENANT_MAX_BYTES",
     "TENANT_MAX_DOCUMENTS",
     "CORS_ALLOWED_ORIGINS",
+    "ALLOWED_HOSTS",
+    "MAX_COLLECTIONS",
+    "MAX_PAGES",
+    "MAX_DOCUMENT_CHARS",
     "AUTH_JWT_JWKS_URL",
     "AUTH_JWT_ISSUER",
     "AUTH_JWT_AUDIENCE",
@@ -129,6 +138,9 @@ pub struct Config {
     pub llm: Option<LlmSettings>,
     /// `LLM_MAX_CONCURRENCY`: LLM calls in flight at once, at most.
     pub llm_max_concurrency: usize,
+    /// `HTTP_MAX_CONNECTIONS`: open client connections, at most (over all
+    /// server threads); past it new connections wait in the accept backlog.
+    pub http_max_connections: usize,
     pub ingest: IngestSettings,
     pub chunk: ChunkSettings,
     pub extract: ExtractSettings,
@@ -173,6 +185,7 @@ impl Config {
             embedder,
             llm,
             llm_max_concurrency: llm::max_concurrency(&vars)?,
+            http_max_connections: vars.range("HTTP_MAX_CONNECTIONS", 1024, 1, 1_000_000)?,
             ingest: IngestSettings::parse(&vars)?,
             chunk: ChunkSettings::parse(&vars)?,
             extract: ExtractSettings::parse(&vars)?,
@@ -210,7 +223,7 @@ mod tests {
         assert!(matches!(config.index, IndexSettings::Edge { .. }));
         assert!(config.llm.is_none());
         assert_eq!(config.embedder.choice, EmbedderChoice::Auto);
-        assert_eq!(config.ingest.max_upload_bytes, 100 * 1024 * 1024);
+        assert_eq!(config.ingest.uploads.max_file_bytes, 100 * 1024 * 1024);
     }
 
     #[test]

@@ -90,6 +90,9 @@ pub enum InvalidMetadata {
     BadKey(String),
     #[error("metadata is limited to {MAX_METADATA_BYTES} bytes")]
     TooLarge,
+    /// A database text column (Postgres) cannot hold U+0000, and no reader needs it.
+    #[error("metadata values must not contain the NUL character (\\u0000)")]
+    Nul,
 }
 
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
@@ -107,7 +110,19 @@ impl Metadata {
         if let Some(bad) = map.keys().find(|k| !is_metadata_key(k)) {
             return Err(InvalidMetadata::BadKey(bad.chars().take(80).collect()));
         }
+        if map.values().any(holds_nul) {
+            return Err(InvalidMetadata::Nul);
+        }
         Ok(Self(map))
+    }
+}
+
+fn holds_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
     }
 }
 
@@ -178,5 +193,9 @@ mod tests {
             Metadata::parse(br#"{"a.b":1}"#),
             Err(InvalidMetadata::BadKey(_))
         ));
+        assert_eq!(
+            Metadata::parse(br#"{"team":{"tags":["ok","a\u0000b"]}}"#),
+            Err(InvalidMetadata::Nul)
+        );
     }
 }

@@ -264,7 +264,7 @@ async fn read_pages(files: &[PathBuf]) -> Result<HashMap<PathBuf, DocumentPages>
             .into_iter()
             .map(|path| {
                 let bytes = std::fs::read(&path).map_err(|e| EvalError::Read(path.clone(), e))?;
-                let pages = crate::ingest::extract::pdf::extract(&bytes)
+                let pages = crate::ingest::extract::pdf::extract(&bytes, usize::MAX)
                     .map(|t| t.pages)
                     .unwrap_or_default();
                 Ok((path, DocumentPages::new(&pages)))

@@ -1,7 +1,7 @@
 //! `/v1/collections/{collection}/documents` (and `/v1/documents` on `default`).
 
 use actix_multipart::Multipart;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -73,22 +73,36 @@ pub struct DocumentList {
         (status = 400, description = "No file, an empty file, a bad multipart body", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such collection", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The role may not upload, or the tenant's document quota is reached (`/problems/quota-exceeded`)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "A file is over MAX_UPLOAD_BYTES, or the upload would pass the tenant's storage quota", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not a supported type", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body stalled or arrived slower than UPLOAD_MIN_BYTES_PER_SEC", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "A file is over MAX_UPLOAD_BYTES, the body over MAX_REQUEST_BYTES, or the upload would pass the tenant's storage quota", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not a supported type (judged from a file's first 64 KiB, before the rest is read)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad metadata; or with `wait=true`, every file failed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "MAX_CONCURRENT_UPLOADS bodies are being received; retry after Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn upload(
     target: InCollection<Write>,
+    request: HttpRequest,
     params: web::Query<UploadParams>,
     payload: Multipart,
     ingestor: web::Data<Ingestor>,
 ) -> Result<HttpResponse, AppError> {
-    ingestor.check_room(&target.scope.tenant).await?;
-    let upload = super::upload::read(payload, ingestor.files().staging_dir(), ingestor.max_upload_bytes()).await?;
+    // Judged before a byte of the body is read.
+    let receiving = ingestor.upload_permit().await?;
+    let limits = ingestor.upload_limits;
+    if let Some(declared) = declared_length(&request)
+        && declared > limits.max_request_bytes
+    {
+        return Err(AppError::BodyTooLarge {
+            limit: limits.max_request_bytes,
+        });
+    }
+    ingestor.check_before_reading(&target.collection).await?;
+    let upload = super::upload::read(payload, ingestor.files().staging_dir(), limits).await?;
     let documents = ingestor
         .accept(&target.collection, upload.files, upload.metadata, upload.access)
         .await?;
+    drop(receiving);
     if !params.wait {
         return Ok(HttpResponse::Accepted().json(UploadResponse { documents }));
     }
@@ -97,6 +111,17 @@ pub async fn upload(
         return Err(AppError::IngestionFailed { documents });
     }
     Ok(HttpResponse::Ok().json(UploadResponse { documents }))
+}
+
+/// The body's size as its `Content-Length` declares it (chunked bodies have none).
+fn declared_length(request: &HttpRequest) -> Option<u64> {
+    request
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// List documents, oldest first.

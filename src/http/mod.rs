@@ -5,12 +5,15 @@ mod audit;
 pub mod auth;
 mod collections;
 pub mod cors;
+mod docs;
 mod documents;
 pub mod extract;
 mod health;
 mod jobs;
 mod keys;
 pub mod openapi;
+pub mod origin;
+pub mod peer;
 pub mod problem;
 pub mod request_id;
 mod search;
@@ -21,7 +24,6 @@ mod upload;
 use actix_web::middleware::from_fn;
 use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
-use utoipa_scalar::{Scalar, Servable};
 
 use problem::AppError;
 
@@ -47,7 +49,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     .route("/readyz", web::get().to(health::readyz))
     .route("/metrics", web::get().to(health::metrics))
     .route("/openapi.json", web::get().to(openapi::openapi_json))
-    .service(Scalar::with_url("/docs", openapi::document().clone()))
+    .configure(docs::routes)
     .service(
         web::scope("/v1")
             .wrap(from_fn(auth::middleware))

@@ -49,6 +49,16 @@ pub enum AppError {
     IngestionFailed { documents: Vec<UploadedDocument> },
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("the client closed the connection before the answer was ready")]
+    ClientGone,
+    #[error("the body arrived too slowly: {0}")]
+    BodyTooSlow(String),
+    #[error("this server does not answer to the host name {0:?} (ALLOWED_HOSTS)")]
+    HostNotAllowed(String),
+    #[error(
+        "a request from the web page of {0:?} may not change anything here (same origin or CORS_ALLOWED_ORIGINS only)"
+    )]
+    CrossOrigin(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -129,7 +139,11 @@ fn catalog(error: &CatalogError) -> Class {
         CatalogError::Unavailable(_) | CatalogError::Conflict(_) => UNAVAILABLE,
         // What it referred to was deleted meanwhile.
         CatalogError::MissingParent(_) => class(StatusCode::NOT_FOUND, "/problems/not-found", "Not found"),
-        CatalogError::AlreadyExists | CatalogError::Corrupt(_) | CatalogError::Migration(_) => INTERNAL,
+        // Not an outage: a retry would fail the same way.
+        CatalogError::AlreadyExists
+        | CatalogError::Corrupt(_)
+        | CatalogError::Migration(_)
+        | CatalogError::Rejected(_) => INTERNAL,
     }
 }
 
@@ -198,6 +212,15 @@ impl AppError {
                 "Ingestion failed",
             ),
             Self::Internal(_) => INTERNAL,
+            // nginx's "client closed request": logged, never received.
+            Self::ClientGone => class(
+                StatusCode::from_u16(499).unwrap_or(S::BAD_REQUEST),
+                "/problems/client-closed-request",
+                "Client closed request",
+            ),
+            Self::BodyTooSlow(_) => class(S::REQUEST_TIMEOUT, "/problems/request-timeout", "Request timeout"),
+            Self::HostNotAllowed(_) => class(S::MISDIRECTED_REQUEST, "/problems/host-not-allowed", "Host not allowed"),
+            Self::CrossOrigin(_) => class(S::FORBIDDEN, "/problems/cross-origin", "Cross-origin request refused"),
             Self::Store(e) => store(e),
             Self::Collections(e) => Self::collections(e),
             Self::Documents(e) => match e {
@@ -221,6 +244,11 @@ impl AppError {
                 AcceptError::QueueFull { .. } => {
                     class(S::TOO_MANY_REQUESTS, "/problems/queue-full", "Ingestion queue full")
                 }
+                AcceptError::TooManyUploads { .. } => class(
+                    S::SERVICE_UNAVAILABLE,
+                    "/problems/overloaded",
+                    "Too many uploads at once",
+                ),
                 AcceptError::QuotaExceeded(exceeded) => match exceeded {
                     QuotaExceeded::Documents { .. } => class(S::FORBIDDEN, QUOTA_EXCEEDED, "Quota exceeded"),
                     QuotaExceeded::Bytes { .. } => class(S::PAYLOAD_TOO_LARGE, QUOTA_EXCEEDED, "Quota exceeded"),
@@ -276,6 +304,7 @@ impl AppError {
             }
             CollectionsError::Invalid(_) => INVALID,
             CollectionsError::Forbidden(_) => class(S::FORBIDDEN, "/problems/forbidden", "Forbidden"),
+            CollectionsError::TooMany { .. } => class(S::FORBIDDEN, QUOTA_EXCEEDED, "Quota exceeded"),
             CollectionsError::ReindexNeedsModel => {
                 class(S::CONFLICT, "/problems/reindex-needs-model", "No embedding model")
             }
@@ -300,10 +329,12 @@ impl AppError {
         } else {
             self.to_string()
         };
+        // Its text quotes what the client sent (an id, a field name).
+        let error = crate::telemetry::Sanitized(self);
         if status.is_server_error() {
-            tracing::error!(%request_id, problem = problem_type, error = %self, "request failed");
+            tracing::error!(%request_id, problem = problem_type, %error, "request failed");
         } else {
-            tracing::info!(%request_id, problem = problem_type, error = %self, "request refused");
+            tracing::info!(%request_id, problem = problem_type, %error, "request refused");
         }
         Problem {
             problem_type: problem_type.to_string(),
@@ -365,6 +396,7 @@ impl ResponseError for AppError {
         let retry_after = match (self, problem.status) {
             (Self::Auth(AuthError::RateLimited(wait)), _) => Some(crate::auth::retry_after_secs(wait)),
             (Self::Answer(AnswerError::LlmOverloaded { .. }), _) => Some(1),
+            (Self::Accept(AcceptError::TooManyUploads { .. }), _) => Some(1),
             (_, 503) => Some(5),
             (_, 429) => Some(30),
             _ => None,

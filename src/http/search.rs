@@ -99,11 +99,9 @@ pub async fn query(
             .insert_header(("x-accel-buffering", "no"))
             .streaming(events));
     }
-    Ok(HttpResponse::Ok().json(
-        answerer
-            .answer(&target.collection, request, &target.scope.readers())
-            .await?,
-    ))
+    let readers = target.scope.readers();
+    let answer = answerer.answer(&target.collection, request, &readers);
+    Ok(HttpResponse::Ok().json(super::peer::unless_client_leaves(&http, async { Ok(answer.await?) }).await?))
 }
 
 fn wants_event_stream(http: &HttpRequest) -> bool {

@@ -14,11 +14,16 @@ use super::staging::StagedFile;
 use super::{FileStore, InFlight, JobSignals};
 use crate::auth::Scope;
 use crate::catalog::{Catalog, CatalogError, InsertOutcome};
+use crate::config::UploadLimits;
 use crate::domain::{
     CollectionName, ContentType, Document, DocumentId, DocumentStatus, EmbeddingModel, JobId, Metadata, ModelMismatch,
-    NewDocument, QuotaExceeded, TenantName, TenantQuota, TenantUsage,
+    NewDocument, QuotaExceeded, TenantQuota, TenantUsage,
 };
 use crate::store::{StoreError, errors_through_store, find_collection, find_job};
+
+/// How long an upload waits for a place when `MAX_CONCURRENT_UPLOADS` are
+/// being received.
+const UPLOAD_PLACE_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AcceptError {
@@ -32,6 +37,8 @@ pub enum AcceptError {
     UnsupportedMediaType { filename: String, detected: String },
     #[error("the ingestion queue is full ({queued} jobs waiting, INGEST_QUEUE_MAX {limit}); retry later")]
     QueueFull { queued: u64, limit: u64 },
+    #[error("{limit} uploads are being received (MAX_CONCURRENT_UPLOADS); retry in a moment")]
+    TooManyUploads { limit: usize },
     #[error(transparent)]
     QuotaExceeded(#[from] QuotaExceeded),
     #[error("no job {0}")]
@@ -107,7 +114,6 @@ pub struct Ingestor {
     pub in_flight: Arc<InFlight>,
     /// The server's model: a collection filled by another takes no uploads.
     pub embedding_model: Option<EmbeddingModel>,
-    pub max_upload_bytes: u64,
     /// More queued jobs than this and uploads are refused with 429.
     pub max_queued_jobs: u64,
     /// How long `?wait=true` waits.
@@ -117,29 +123,55 @@ pub struct Ingestor {
     /// Held from a quota check to the upload's last insert, so that two uploads
     /// cannot both pass it. Only taken when a quota is set.
     pub quota_lock: tokio::sync::Mutex<()>,
+    /// How upload bodies are received.
+    pub upload_limits: UploadLimits,
+    /// One per upload being received (`MAX_CONCURRENT_UPLOADS`).
+    pub upload_permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Ingestor {
-    pub fn max_upload_bytes(&self) -> u64 {
-        self.max_upload_bytes
-    }
-
     pub fn files(&self) -> &FileStore {
         &self.files
     }
 
     /// Refuses an upload to a tenant already at its quota, before its body is
     /// read; `accept` checks again with the files' sizes.
-    pub async fn check_room(&self, tenant: &TenantName) -> Result<(), AcceptError> {
-        if self.quota.is_unlimited() {
-            return Ok(());
+    /// A place among the uploads being received (each holds a staging file and
+    /// its descriptor): a burst waits a moment for one, and if all stay taken
+    /// the upload is refused with 503 rather than queued without bound.
+    pub async fn upload_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AcceptError> {
+        let place = Arc::clone(&self.upload_permits).acquire_owned();
+        match tokio::time::timeout(UPLOAD_PLACE_WAIT, place).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(AcceptError::TooManyUploads {
+                limit: self.upload_limits.max_concurrent,
+            }),
         }
-        let usage = self.catalog.tenant_usage(tenant).await?;
-        let smallest = TenantUsage { documents: 1, bytes: 1 };
-        match self.quota.exceeded(usage, smallest) {
-            Some(exceeded) => Err(exceeded.into()),
-            None => Ok(()),
+    }
+
+    /// What can be judged before an upload's body is read: the collection
+    /// exists and takes this server's model, the tenant has room for one more
+    /// file, the queue has room for one more job.
+    pub async fn check_before_reading(&self, collection: &CollectionName) -> Result<(), AcceptError> {
+        let found = find_collection(self.catalog.as_ref(), collection).await?;
+        if let Some(mismatch) = found.model_mismatch(self.embedding_model.as_ref()) {
+            return Err(mismatch.into());
         }
+        if !self.quota.is_unlimited() {
+            let usage = self.catalog.tenant_usage(&collection.tenant()).await?;
+            let smallest = TenantUsage { documents: 1, bytes: 1 };
+            if let Some(exceeded) = self.quota.exceeded(usage, smallest) {
+                return Err(exceeded.into());
+            }
+        }
+        let queued = self.catalog.queued_jobs().await?;
+        if queued >= self.max_queued_jobs {
+            return Err(AcceptError::QueueFull {
+                queued,
+                limit: self.max_queued_jobs,
+            });
+        }
+        Ok(())
     }
 
     /// Accepts every file or none: a file that can be judged bad now (empty, of an

@@ -12,6 +12,11 @@ use crate::domain::{Chunk, DocumentId, PageBreak};
 /// splitter prefers to cut at.
 pub const PAGE_SEPARATOR: &str = "\n\n";
 
+/// The most text tokenized at once. Larger texts are chunked in sections cut at
+/// paragraph breaks (else line breaks, else spaces); chunks do not overlap
+/// across a cut. Most documents are one section.
+const SECTION_BYTES: usize = 256 * 1024;
+
 /// Without a tokenizer, a token is taken to be about four characters.
 const CHARS_PER_TOKEN: usize = 4;
 
@@ -79,28 +84,39 @@ impl Chunker {
         mut emit: impl FnMut(Vec<Chunk>) -> bool,
     ) {
         let (text, page_starts) = join_pages(pages);
-        let document_splitter;
-        let pieces: Box<dyn Iterator<Item = ChunkCharIndex<'_>>> = match &self.splitter {
-            Splitter::Tokens(splitter) => match self.document_splitter(&splitter.1, &text) {
-                Some(splitter) => {
-                    document_splitter = splitter;
-                    Box::new(document_splitter.chunk_char_indices(&text))
-                }
-                None => Box::new(splitter.0.chunk_char_indices(&text)),
-            },
-            Splitter::Characters(s) => Box::new(s.chunk_char_indices(&text)),
-        };
         let step = step.max(1);
         let mut pending = Vec::new();
-        let chunks = pieces
-            .filter(|piece| piece.chunk.chars().any(char::is_alphanumeric))
-            .enumerate()
-            .map(|(index, piece)| to_chunk(document_id, index as u32, &piece, &page_starts));
-        for chunk in chunks {
-            pending.push(chunk);
-            if pending.len() == step && !emit(std::mem::take(&mut pending)) {
-                return;
+        let mut index = 0u32;
+        let mut char_base = 0usize;
+        // A section at a time: the tokenizer's working set grows with what it is
+        // given (about 100 bytes per character), so it is never given more than
+        // a section, whatever the document's size.
+        for (start, end) in sections(&text, SECTION_BYTES) {
+            let section = &text[start..end];
+            let document_splitter;
+            let pieces: Box<dyn Iterator<Item = ChunkCharIndex<'_>>> = match &self.splitter {
+                Splitter::Tokens(splitter) => match self.document_splitter(&splitter.1, section) {
+                    Some(splitter) => {
+                        document_splitter = splitter;
+                        Box::new(document_splitter.chunk_char_indices(section))
+                    }
+                    None => Box::new(splitter.0.chunk_char_indices(section)),
+                },
+                Splitter::Characters(s) => Box::new(s.chunk_char_indices(section)),
+            };
+            for piece in pieces.filter(|piece| piece.chunk.chars().any(char::is_alphanumeric)) {
+                let in_document = ChunkCharIndex {
+                    chunk: piece.chunk,
+                    byte_offset: start + piece.byte_offset,
+                    char_offset: char_base + piece.char_offset,
+                };
+                pending.push(to_chunk(document_id, index, &in_document, &page_starts));
+                index += 1;
+                if pending.len() == step && !emit(std::mem::take(&mut pending)) {
+                    return;
+                }
             }
+            char_base += section.chars().count();
         }
         if !pending.is_empty() {
             emit(pending);
@@ -181,6 +197,38 @@ impl ChunkSizer for DocumentTokens<'_> {
         let end = start + chunk.len();
         self.token_starts.partition_point(|&s| s < end) - self.token_starts.partition_point(|&s| s < start)
     }
+}
+
+/// Byte ranges of `text`, each at most `limit` bytes (more only for a run
+/// without any space), ending after a paragraph break where there is one.
+fn sections(text: &str, limit: usize) -> Vec<(usize, usize)> {
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    while text.len() - start > limit {
+        let mut cap = start + limit;
+        while !text.is_char_boundary(cap) {
+            cap -= 1;
+        }
+        let window = &text[start..cap];
+        // Past the middle of the window, so that sections stay large.
+        let half = window.len() / 2;
+        let cut = ["\n\n", "\n", " "]
+            .iter()
+            .find_map(|sep| window.rfind(sep).filter(|&at| at > half).map(|at| at + sep.len()))
+            .or_else(|| {
+                text[cap..]
+                    .char_indices()
+                    .find(|(_, c)| c.is_whitespace())
+                    .map(|(at, c)| cap - start + at + c.len_utf8())
+            })
+            .unwrap_or(text.len() - start);
+        ranges.push((start, start + cut));
+        start += cut;
+    }
+    if start < text.len() || ranges.is_empty() {
+        ranges.push((start, text.len()));
+    }
+    ranges
 }
 
 /// The document's text and the byte offset at which each page starts.
@@ -283,6 +331,33 @@ mod tests {
             false
         });
         assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn a_long_text_is_chunked_in_sections_with_the_same_offsets() {
+        let pages: Vec<String> = (0..40)
+            .map(|p| format!("Page {p} paragraph about the ferry timetable. ").repeat(30) + "\n\nNext paragraph.")
+            .collect();
+        let (text, _) = join_pages(&pages);
+        let ranges = sections(&text, 4096);
+        assert!(ranges.len() > 5, "{}", ranges.len());
+        assert_eq!(ranges.first().unwrap().0, 0);
+        assert_eq!(ranges.last().unwrap().1, text.len());
+        assert!(ranges.windows(2).all(|w| w[0].1 == w[1].0));
+        assert!(ranges.iter().all(|(s, e)| e - s <= 4096 && e > s));
+        // Chunks from sections still name their place in the whole text.
+        let chars: Vec<char> = text.chars().collect();
+        let chunks = chunker(50, 5).chunk(DocumentId::new(), &pages);
+        for chunk in &chunks {
+            let span: String = chars[chunk.char_start as usize..chunk.char_end as usize]
+                .iter()
+                .collect();
+            assert_eq!(span, chunk.text);
+        }
+        assert!(chunks.windows(2).all(|w| w[0].index + 1 == w[1].index));
+        let unspaced = "x".repeat(10_000);
+        assert_eq!(sections(&unspaced, 4096), vec![(0, 10_000)]);
+        assert_eq!(sections("", 4096), vec![(0, 0)]);
     }
 
     #[test]

@@ -133,6 +133,11 @@ impl Utf8Validator {
     pub fn is_valid(&self) -> bool {
         !self.invalid && self.carry.is_empty()
     }
+
+    /// No invalid sequence so far (one may still be cut at the end).
+    pub fn is_valid_so_far(&self) -> bool {
+        !self.invalid
+    }
 }
 
 #[cfg(test)]

@@ -38,6 +38,35 @@ impl FileStore {
         tokio::fs::rename(staged, self.path(document)).await
     }
 
+    /// Removes stored files that no document row names: a crash between
+    /// storing a file and inserting its row leaves one. Runs at start, before
+    /// any upload, so no file is on its way to a row. Other names are left alone.
+    pub async fn remove_orphans(
+        &self,
+        catalog: &dyn crate::catalog::Catalog,
+    ) -> Result<u64, crate::catalog::CatalogError> {
+        let mut removed = 0;
+        let entries = match std::fs::read_dir(&self.files) {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::warn!(dir = %self.files.display(), error = %e, "could not list stored files");
+                return Ok(0);
+            }
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.parse::<uuid::Uuid>().ok()).map(DocumentId) else {
+                continue;
+            };
+            if !catalog.has_document(id).await? {
+                tracing::info!(document = %id, "removing a stored file that no document names (left by a crash)");
+                self.remove(id).await;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     pub async fn remove(&self, document: DocumentId) {
         if let Err(e) = tokio::fs::remove_file(self.path(document)).await
             && e.kind() != std::io::ErrorKind::NotFound

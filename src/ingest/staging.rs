@@ -26,6 +26,8 @@ pub struct FileStager {
     utf8: Utf8Validator,
     bytes: u64,
     limit: u64,
+    /// The head was judged once it was complete.
+    judged_early: bool,
 }
 
 /// A file fully received: on disk, hashed and judged, not yet a document.
@@ -51,7 +53,23 @@ impl FileStager {
             utf8: Utf8Validator::default(),
             bytes: 0,
             limit,
+            judged_early: false,
         })
+    }
+
+    /// What the file is, once its first [`HEAD_BYTES`] are in, when that is
+    /// unsupported whatever follows (a binary format, bytes that are not UTF-8
+    /// text): the upload is refused before the rest is read. Asked after each
+    /// write; answers at most once.
+    pub fn refused_early(&mut self) -> Option<&'static str> {
+        if self.judged_early || self.head.len() < HEAD_BYTES {
+            return None;
+        }
+        self.judged_early = true;
+        match detect::detect(&self.head, self.utf8.is_valid_so_far()) {
+            Detected::Unsupported(name) => Some(name),
+            Detected::Supported(_) => None,
+        }
     }
 
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), StagingError> {
@@ -95,16 +113,30 @@ impl StagedFile {
     }
 }
 
-/// A file name fit to store and show: no directories, no control characters.
+/// A file name fit to store and show: no directories, no control characters,
+/// and none of the invisible format characters that make a name display as
+/// another (U+202E turns `txt.exe` around; zero-width ones hide in look-alikes).
 pub fn clean_filename(raw: Option<&str>) -> String {
     let base = raw.unwrap_or_default().rsplit(['/', '\\']).next().unwrap_or_default();
-    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
+    let cleaned: String = base
+        .chars()
+        .filter(|&c| !c.is_control() && !is_invisible_format(c))
+        .take(255)
+        .collect();
     let cleaned = cleaned.trim();
     if cleaned.is_empty() || cleaned == "." || cleaned == ".." {
         "upload".to_string()
     } else {
         cleaned.to_string()
     }
+}
+
+/// Bidirectional overrides, isolates and marks, zero-width characters and the
+/// byte order mark (Unicode's "Cf" characters that change how text displays).
+fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{00ad}' | '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{2069}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
 }
 
 #[cfg(test)]
@@ -118,6 +150,30 @@ mod tests {
         assert_eq!(clean_filename(Some("")), "upload");
         assert_eq!(clean_filename(None), "upload");
         assert_eq!(clean_filename(Some("a\u{0}b.txt")), "ab.txt");
+        assert_eq!(clean_filename(Some("invoice\u{202e}fdp.exe")), "invoicefdp.exe");
+        assert_eq!(
+            clean_filename(Some("pay\u{200b}roll\u{2066}.pdf\u{feff}")),
+            "payroll.pdf"
+        );
+        assert_eq!(clean_filename(Some("\u{202e}")), "upload");
+    }
+
+    #[tokio::test]
+    async fn an_unsupported_file_is_known_by_its_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut zip = FileStager::create(dir.path(), u64::MAX).await.unwrap();
+        zip.write(b"PK\x03\x04").await.unwrap();
+        assert_eq!(zip.refused_early(), None, "judged once the head is complete");
+        zip.write(&vec![0u8; HEAD_BYTES]).await.unwrap();
+        assert!(zip.refused_early().unwrap().starts_with("application/zip"));
+        assert_eq!(zip.refused_early(), None, "answers once");
+        zip.abort().await;
+        let mut text = FileStager::create(dir.path(), u64::MAX).await.unwrap();
+        text.write("Grüße aus dem Büro. ".repeat(5_000).as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(text.refused_early(), None);
+        text.abort().await;
     }
 
     #[tokio::test]

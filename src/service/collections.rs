@@ -28,6 +28,8 @@ pub enum CollectionsError {
     ReindexNeedsModel,
     #[error("{0}")]
     Forbidden(String),
+    #[error("the tenant has {limit} collections, as many as it may have (MAX_COLLECTIONS)")]
+    TooMany { limit: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -74,6 +76,12 @@ pub struct Collections {
     pub in_flight: Arc<InFlight>,
     /// The model new collections are filled with; `None` means BM25 alone.
     pub embedding_model: Option<EmbeddingModel>,
+    /// `MAX_COLLECTIONS`: how many collections a tenant may have (each is an
+    /// index of its own, with open files).
+    pub max_collections: u64,
+    /// Counting and creating are one step, so that two creates at once cannot
+    /// both take the last place.
+    pub creating: tokio::sync::Mutex<()>,
 }
 
 impl Collections {
@@ -137,7 +145,15 @@ impl Collections {
                 "description is longer than {MAX_DESCRIPTION_CHARS} characters"
             )));
         }
+        let creating = self.creating.lock().await;
+        let existing = self.catalog.list_collections(&scope.tenant).await?.len() as u64;
+        if existing >= self.max_collections {
+            return Err(CollectionsError::TooMany {
+                limit: self.max_collections,
+            });
+        }
         let collection = self.create_named(name, request.description).await?;
+        drop(creating);
         self.view(collection).await
     }
 

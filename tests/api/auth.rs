@@ -1251,6 +1251,20 @@ fn auth_settings_are_checked_at_start() {
         let err = docqa::Config::from_vars(&vars(&[("CORS_ALLOWED_ORIGINS", bad)])).unwrap_err();
         assert!(err.to_string().starts_with("CORS_ALLOWED_ORIGINS"), "{bad}: {err}");
     }
+    use docqa::config::AllowedHosts;
+    let hosts = docqa::Config::from_vars(&vars(&[("ALLOWED_HOSTS", "KB.example.com., [::1]")])).unwrap();
+    assert_eq!(
+        hosts.auth.allowed_hosts,
+        AllowedHosts::List(vec!["kb.example.com".into(), "[::1]".into()])
+    );
+    let local = docqa::Config::from_vars(&vars(&[])).unwrap();
+    assert!(local.auth.allowed_hosts.allows("localhost") && !local.auth.allowed_hosts.allows("evil.example"));
+    let public = docqa::Config::from_vars(&vars(&[("DOCQA_ADDR", "0.0.0.0:8080")])).unwrap();
+    assert_eq!(public.auth.allowed_hosts, AllowedHosts::Any);
+    for bad in ["http://kb.example", "kb.example:8080", "::1", ","] {
+        let err = docqa::Config::from_vars(&vars(&[("ALLOWED_HOSTS", bad)])).unwrap_err();
+        assert!(err.to_string().starts_with("ALLOWED_HOSTS"), "{bad}: {err}");
+    }
     let err = docqa::Config::from_vars(&vars(&[("AUTH_JWT_ISSUER", "https://idp/")])).unwrap_err();
     assert!(err.to_string().starts_with("AUTH_JWT_JWKS_URL"), "{err}");
     let jwt = docqa::Config::from_vars(&vars(&[
@@ -1418,6 +1432,104 @@ async fn browsers_call_from_the_allowed_origins_only() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert!(header(&response, "access-control-allow-origin").is_none());
+}
+
+/// A web page of another site cannot use a server on this machine: not by
+/// pointing its own name at 127.0.0.1 (DNS rebinding: the `Host` is its name),
+/// nor by posting a form or a `fetch` to it (its `Origin` is another site).
+/// Clients that are not browsers send no `Origin` and are not affected.
+#[tokio::test(flavor = "multi_thread")]
+async fn web_pages_of_other_sites_cannot_use_a_local_instance() {
+    let app = TestApp::spawn().await;
+    let port = app.address.rsplit(':').next().unwrap().to_string();
+    let client = http_client();
+    let rebound = client
+        .get(app.url("/v1/collections"))
+        .header("host", format!("evil.example:{port}"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(rebound, 421, "/problems/host-not-allowed").await;
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("LOCALHOST.:{port}"),
+    ] {
+        let response = client
+            .get(app.url("/v1/collections"))
+            .header("host", &host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{host}");
+    }
+
+    let create = |origin: Option<String>, name: &'static str| {
+        let mut request = client.post(app.url("/v1/collections")).json(&json!({"name": name}));
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    let forged = create(Some("https://evil.example".into()), "from-evil").await.unwrap();
+    assert_problem(forged, 403, "/problems/cross-origin").await;
+    let sandboxed = create(Some("null".into()), "from-null").await.unwrap();
+    assert_problem(sandboxed, 403, "/problems/cross-origin").await;
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(crate::fixtures::WARRANTY_TXT.as_bytes().to_vec()).file_name("csrf.txt"),
+    );
+    let upload = client
+        .post(app.url("/v1/documents"))
+        .header("origin", "https://evil.example")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(upload, 403, "/problems/cross-origin").await;
+    let same_site = create(Some(format!("http://127.0.0.1:{port}")), "from-itself")
+        .await
+        .unwrap();
+    assert_eq!(same_site.status(), 201);
+    let no_browser = create(None, "from-curl").await.unwrap();
+    assert_eq!(no_browser.status(), 201);
+    let listed: Value = app.get("/v1/collections").await.json().await.unwrap();
+    let names: Vec<&str> = listed["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("from-evil") || n.starts_with("from-null")),
+        "{listed}"
+    );
+    let documents: Value = app.get("/v1/documents").await.json().await.unwrap();
+    assert_eq!(documents["documents"], json!([]), "the forged upload stored nothing");
+    assert!(app.staging_is_empty());
+
+    // Named hosts and the browser apps of CORS_ALLOWED_ORIGINS.
+    let named = TestApp::spawn_with(TestOptions {
+        vars: vec![
+            ("ALLOWED_HOSTS", "kb.example.test".into()),
+            ("CORS_ALLOWED_ORIGINS", "https://app.example.test".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let by_name = client
+        .post(named.url("/v1/collections"))
+        .header("host", "kb.example.test")
+        .header("origin", "https://app.example.test")
+        .json(&json!({"name": "from-app"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_name.status(), 201);
+    let local = client.get(named.url("/healthz")).send().await.unwrap();
+    assert_problem(local, 421, "/problems/host-not-allowed").await;
 }
 
 on_every_backend!(

@@ -16,6 +16,7 @@ use crate::backends::Backend;
 
 struct TestCatalog {
     catalog: Arc<dyn Catalog>,
+    config: Config,
     _dir: tempfile::TempDir,
     _backend: crate::backends::Provisioned,
 }
@@ -29,6 +30,7 @@ async fn open(backend: Backend, test: &str) -> Option<TestCatalog> {
     let catalog = docqa::catalog::connect(&config.database).await.expect("catalog opens");
     Some(TestCatalog {
         catalog,
+        config,
         _dir: dir,
         _backend: provisioned,
     })
@@ -42,18 +44,37 @@ fn model(name: &str, dimension: usize) -> EmbeddingModel {
     }
 }
 
-async fn upload(catalog: &dyn Catalog, collection: &CollectionName, content: &str) -> (DocumentId, JobId) {
-    let new = NewDocument {
+/// Creates a collection without a model, named `name`.
+async fn collection(catalog: &dyn Catalog, name: &str) -> CollectionName {
+    let name = CollectionName::parse(name).unwrap();
+    catalog
+        .create_collection(&NewCollection {
+            name: name.clone(),
+            description: None,
+            embedding_model: None,
+        })
+        .await
+        .unwrap();
+    name
+}
+
+/// A plain-text document named `filename` whose hash is `sha256`.
+fn new_document(collection: &CollectionName, filename: String, sha256: &str) -> NewDocument {
+    NewDocument {
         id: DocumentId::new(),
         job_id: JobId::new(),
         collection: collection.clone(),
-        filename: format!("{content}.txt"),
+        filename,
         content_type: ContentType::PlainText,
-        bytes: content.len() as u64,
-        sha256: content.to_string(),
+        bytes: sha256.len() as u64,
+        sha256: sha256.to_string(),
         metadata: Metadata::default(),
         access: Vec::new(),
-    };
+    }
+}
+
+async fn upload(catalog: &dyn Catalog, collection: &CollectionName, content: &str) -> (DocumentId, JobId) {
+    let new = new_document(collection, format!("{content}.txt"), content);
     match catalog.insert_document(&new).await.unwrap() {
         InsertOutcome::Created(document) => (document.id, document.job_id),
         InsertOutcome::Duplicate(_) => panic!("{content} was new"),
@@ -152,15 +173,7 @@ async fn a_job_that_meets_a_backend_down_waits_and_keeps_its_reason(backend: Bac
         return;
     };
     let catalog = t.catalog.as_ref();
-    let docs = CollectionName::parse("docs").unwrap();
-    catalog
-        .create_collection(&NewCollection {
-            name: docs.clone(),
-            description: None,
-            embedding_model: None,
-        })
-        .await
-        .unwrap();
+    let docs = collection(catalog, "docs").await;
     let (document, job) = upload(catalog, &docs, "waiting").await;
     assert_eq!(claimed_id(catalog.claim_next_job().await.unwrap()), Some(job));
     let retry = JobOutcome::Retry {
@@ -220,30 +233,12 @@ async fn concurrent_inserts_of_the_same_bytes_make_one_document(backend: Backend
     let Some(t) = open(backend, "concurrent_inserts_of_the_same_bytes_make_one_document").await else {
         return;
     };
-    let docs = CollectionName::parse("docs").unwrap();
-    t.catalog
-        .create_collection(&NewCollection {
-            name: docs.clone(),
-            description: None,
-            embedding_model: None,
-        })
-        .await
-        .unwrap();
+    let docs = collection(t.catalog.as_ref(), "docs").await;
     let attempts = (0..8).map(|_| {
         let catalog = Arc::clone(&t.catalog);
         let docs = docs.clone();
         tokio::spawn(async move {
-            let new = NewDocument {
-                id: DocumentId::new(),
-                job_id: JobId::new(),
-                collection: docs,
-                filename: "same.txt".into(),
-                content_type: ContentType::PlainText,
-                bytes: 4,
-                sha256: "same-bytes".into(),
-                metadata: Metadata::default(),
-                access: Vec::new(),
-            };
+            let new = new_document(&docs, "same.txt".into(), "same-bytes");
             catalog.insert_document(&new).await.unwrap()
         })
     });
@@ -349,6 +344,72 @@ async fn a_catalog_from_before_tenants_opens_as_tenant_default(backend: Backend)
     catalog.close().await;
 }
 
+/// A statement the database refuses for its data (a NOT NULL column left empty,
+/// NUL in a Postgres text) is `Rejected`: a job fails on it at once instead of
+/// being retried 20 times as if the database were down; a database that cannot
+/// be reached is still `Unavailable`.
+async fn a_refused_statement_is_not_reported_as_an_outage(backend: Backend) {
+    use docqa::catalog::CatalogError;
+    let Some(t) = open(backend, "a_refused_statement_is_not_reported_as_an_outage").await else {
+        return;
+    };
+    let url = secrecy::ExposeSecret::expose_secret(&t.config.database.url).to_string();
+    let refused: Vec<sqlx::Error> = match backend {
+        Backend::PostgresEdge => {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            let errors = vec![
+                sqlx::query("INSERT INTO jobs (id) VALUES (NULL)")
+                    .execute(&pool)
+                    .await
+                    .unwrap_err(),
+                sqlx::query("SELECT $1::text")
+                    .bind("a\0b")
+                    .execute(&pool)
+                    .await
+                    .unwrap_err(),
+            ];
+            pool.close().await;
+            errors
+        }
+        _ => {
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            let errors = vec![
+                sqlx::query("INSERT INTO jobs (id) VALUES (NULL)")
+                    .execute(&pool)
+                    .await
+                    .unwrap_err(),
+            ];
+            pool.close().await;
+            errors
+        }
+    };
+    for error in refused {
+        let shown = error.to_string();
+        let classified = CatalogError::from(error);
+        assert!(
+            matches!(classified, CatalogError::Rejected(_)),
+            "{shown}: {classified:?}"
+        );
+    }
+    // Through the catalog itself: Postgres cannot store NUL in a text column.
+    if backend == Backend::PostgresEdge {
+        let docs = collection(t.catalog.as_ref(), "refused").await;
+        let new = new_document(&docs, "a\0b.txt".into(), "nul");
+        let error = t.catalog.insert_document(&new).await.unwrap_err();
+        assert!(matches!(error, CatalogError::Rejected(_)), "{error:?}");
+    }
+    // Nothing listens on port 1: that is an outage, worth a retry.
+    let down = match backend {
+        Backend::PostgresEdge => sqlx::PgPool::connect("postgres://nobody@127.0.0.1:1/none")
+            .await
+            .unwrap_err(),
+        _ => sqlx::SqlitePool::connect("sqlite:///nonexistent-dir/docqa/none.db")
+            .await
+            .unwrap_err(),
+    };
+    assert!(matches!(CatalogError::from(down), CatalogError::Unavailable(_)));
+}
+
 macro_rules! on_every_catalog {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -362,6 +423,7 @@ macro_rules! on_every_catalog {
 
 on_every_catalog!(
     a_catalog_from_before_tenants_opens_as_tenant_default,
+    a_refused_statement_is_not_reported_as_an_outage,
     a_reindex_runs_alone_in_its_collection,
     a_job_that_meets_a_backend_down_waits_and_keeps_its_reason,
     concurrent_inserts_of_the_same_bytes_make_one_document,

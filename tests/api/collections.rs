@@ -169,3 +169,29 @@ on_every_backend!(
     collections_are_created_listed_shown_and_deleted,
     collections_keep_their_documents_apart,
 );
+
+/// Each collection is an index with open files: a tenant has at most
+/// `MAX_COLLECTIONS` (its `default` counted), and a delete makes room again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_has_no_more_collections_than_max_collections() {
+    let app = TestApp::spawn_with(crate::helpers::TestOptions {
+        vars: vec![("MAX_COLLECTIONS", "3".into())],
+        ..Default::default()
+    })
+    .await;
+    for name in ["one", "two"] {
+        let created = app.post_json("/v1/collections", &json!({"name": name})).await;
+        assert_eq!(created.status(), 201, "{name}");
+    }
+    let refused = app.post_json("/v1/collections", &json!({"name": "three"})).await;
+    let problem = assert_problem(refused, 403, "/problems/quota-exceeded").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("MAX_COLLECTIONS"),
+        "{problem}"
+    );
+    let listed: Value = app.get("/v1/collections").await.json().await.unwrap();
+    assert_eq!(listed["collections"].as_array().unwrap().len(), 3, "{listed}");
+    assert_eq!(app.delete("/v1/collections/one").await.status(), 204);
+    let created = app.post_json("/v1/collections", &json!({"name": "three"})).await;
+    assert_eq!(created.status(), 201);
+}

@@ -46,6 +46,10 @@ pub enum Behaviour {
     /// Streams the first piece of a good answer, then nothing, ever (streaming
     /// requests; notes when the caller hangs up).
     StallAfterFirstDelta,
+    /// Never finishes a non-streaming answer: sends a space (leading
+    /// whitespace of the JSON to come) every 200 ms, and notes when the caller
+    /// hangs up.
+    StallBeforeAnswering,
     /// Does what a source tells it to: a source that says "ignore previous
     /// instructions" gets an uncited "PWNED".
     ObeysInjections,
@@ -272,6 +276,16 @@ async fn chat(state: web::Data<State>, body: web::Json<Value>) -> HttpResponse {
         }
         Behaviour::ObeysInjections => good.to_string(),
         Behaviour::StallAfterFirstDelta => good.to_string(),
+        Behaviour::StallBeforeAnswering => {
+            return HttpResponse::Ok().content_type("application/json").streaming(Chunks {
+                events: Vec::new().into_iter(),
+                stall: true,
+                filler: Bytes::from_static(b" "),
+                keep_alive: tokio::time::interval(Duration::from_millis(200)),
+                finished: false,
+                hung_up: state.hung_up.clone(),
+            });
+        }
     };
     if body["stream"] == true {
         state.streamed.fetch_add(1, Ordering::SeqCst);
@@ -304,6 +318,7 @@ fn streamed(content: &str, stall: bool, hung_up: Arc<AtomicBool>) -> HttpRespons
     HttpResponse::Ok().content_type("text/event-stream").streaming(Chunks {
         events: events.into_iter(),
         stall,
+        filler: Bytes::from_static(b": thinking\n\n"),
         keep_alive,
         finished: false,
         hung_up,
@@ -313,7 +328,9 @@ fn streamed(content: &str, stall: bool, hung_up: Arc<AtomicBool>) -> HttpRespons
 struct Chunks {
     events: std::vec::IntoIter<Bytes>,
     stall: bool,
-    /// While stalled: SSE comments, as providers send, so a caller that left is noticed.
+    /// Sent while stalled (SSE comments, as providers send, or spaces), so that
+    /// a caller that left is noticed.
+    filler: Bytes,
     keep_alive: tokio::time::Interval,
     finished: bool,
     hung_up: Arc<AtomicBool>,
@@ -327,7 +344,7 @@ impl Stream for Chunks {
             Some(event) => Poll::Ready(Some(Ok(event))),
             // The reply stalls until the caller gives up.
             None if self.stall => match self.keep_alive.poll_tick(cx) {
-                Poll::Ready(_) => Poll::Ready(Some(Ok(Bytes::from_static(b": thinking\n\n")))),
+                Poll::Ready(_) => Poll::Ready(Some(Ok(self.filler.clone()))),
                 Poll::Pending => Poll::Pending,
             },
             None => {

@@ -31,6 +31,27 @@ async fn readyz_reports_every_component() {
     );
 }
 
+/// `/readyz` is open and polled: a good embedder check (one model inference)
+/// is reused for a few seconds, and concurrent calls share one check.
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_does_not_embed_at_every_call() {
+    let app = TestApp::spawn().await;
+    let first: Value = app.get("/readyz").await.json().await.unwrap();
+    let checked_at = first["embedder"]["checked_at"]
+        .as_str()
+        .expect("when the check ran")
+        .to_string();
+    let calls = (0..20).map(|_| async { app.get("/readyz").await.json::<Value>().await.unwrap() });
+    for body in futures_util::future::join_all(calls).await {
+        assert_eq!(body["status"], "ready", "{body}");
+        assert_eq!(
+            body["embedder"]["checked_at"],
+            checked_at.as_str(),
+            "checked again: {body}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_openapi_document_describes_the_api() {
     let app = TestApp::spawn().await;
@@ -75,6 +96,37 @@ async fn the_openapi_document_describes_the_api() {
             .unwrap()
             .starts_with("text/html")
     );
+    // Everything it loads comes from this server, under a strict policy.
+    let policy = docs.headers()["content-security-policy"].to_str().unwrap().to_string();
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(policy.contains(directive), "{directive}: {policy}");
+    }
+    let page = docs.text().await.unwrap();
+    assert!(!page.contains("http://") && !page.contains("https://"), "{page}");
+    assert!(!page.contains("<script>"), "no inline script: {page}");
+    let mut sources = Vec::new();
+    for attribute in ["src=\"", "href=\""] {
+        for (at, _) in page.match_indices(attribute) {
+            let rest = &page[at + attribute.len()..];
+            sources.push(rest[..rest.find('"').unwrap()].to_string());
+        }
+    }
+    assert_eq!(sources.len(), 3, "{sources:?}");
+    for source in sources {
+        let asset = app.get(&source).await;
+        assert_eq!(asset.status(), 200, "{source}");
+        let kind = asset.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(
+            kind.starts_with("text/javascript") || kind.starts_with("text/css"),
+            "{source}: {kind}"
+        );
+        assert!(asset.bytes().await.unwrap().len() > 100, "{source}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

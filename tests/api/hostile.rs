@@ -95,6 +95,61 @@ async fn hostile_pdfs_fail_with_their_reason_and_the_server_stays_healthy() {
     assert_eq!(text["status"], "ready");
 }
 
+/// What a document may hold is a setting: a PDF over `MAX_PAGES` fails before
+/// its pages are read, a text over `MAX_DOCUMENT_CHARS` fails (by its size,
+/// before it is read, when it is that large), and HTML nested too deep fails
+/// before it is parsed; each says which limit, and the server goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn documents_over_the_limits_fail_at_once_with_the_limit_named() {
+    let app = TestApp::spawn_with(TestOptions {
+        vars: vec![
+            ("MAX_PAGES", "3".to_string()),
+            ("MAX_DOCUMENT_CHARS", "10000".to_string()),
+        ],
+        llm: None,
+    })
+    .await;
+    let deep_html = format!(
+        "<html><body>{}Deep text.{}</body></html>",
+        "<div>".repeat(1_500),
+        "</div>".repeat(1_500)
+    );
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "long.pdf",
+            crate::fixtures::pdf_with_pages(&["one", "two", "three", "four", "five"]),
+            "too many pages: 5, more than MAX_PAGES (3)",
+        ),
+        (
+            "long.txt",
+            "A sentence of the long text file. ".repeat(400).into_bytes(),
+            "too much text: more than MAX_DOCUMENT_CHARS (10000)",
+        ),
+        (
+            "huge.txt",
+            "x ".repeat(20_001).into_bytes(),
+            "too much text: more than MAX_DOCUMENT_CHARS (10000)",
+        ),
+        (
+            "deep.html",
+            deep_html.into_bytes(),
+            "corrupt: HTML nested more than 1000",
+        ),
+    ];
+    for (name, bytes, reason) in cases {
+        let response = app.upload(None, &[(name, bytes)], None, true).await;
+        let body = assert_problem(response, 422, "/problems/ingestion-failed").await;
+        let error = body["documents"][0]["error"].as_str().unwrap_or_default();
+        assert!(error.starts_with(reason), "{name}: {error}");
+    }
+    let within = app
+        .ingest("short.pdf", crate::fixtures::pdf_with_pages(&["one", "two", "three"]))
+        .await;
+    assert_eq!(within["status"], "ready", "{within}");
+    let text = app.ingest("terms.txt", WARRANTY_TXT.into()).await;
+    assert_eq!(text["status"], "ready");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_job_can_be_retried_and_a_full_queue_says_when_to_come_back() {
     let app = TestApp::spawn_with(TestOptions {

@@ -29,3 +29,4 @@ mod reindex;
 mod retrieval;
 mod server;
 mod stream;
+mod uploads;

@@ -40,29 +40,14 @@ async fn a_server_killed_mid_ingestion_loses_nothing_and_leaves_nothing_half_don
         } else {
             (format!("memo-{i}.txt"), unique_text(&format!("crash{i}")).into_bytes())
         };
-        let answer: Value = client
-            .post(format!("{}/v1/documents", server.url))
-            .multipart(upload_form(&name, bytes))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let answer = server.upload(&client, &name, bytes, false).await;
         assert_eq!(answer["documents"][0]["status"], "queued", "{answer}");
         accepted.push(answer["documents"][0]["id"].as_str().unwrap().to_string());
     }
     // Kill once some, not all, are done.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let ready: Value = client
-            .get(format!("{}/v1/documents?status=ready&limit=500", server.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let ready = server.get_json(&client, "/v1/documents?status=ready&limit=500").await;
         if !ready["documents"].as_array().unwrap().is_empty() || Instant::now() > deadline {
             break;
         }
@@ -80,14 +65,7 @@ async fn a_server_killed_mid_ingestion_loses_nothing_and_leaves_nothing_half_don
     );
     let mut documents: HashMap<String, Value> = HashMap::new();
     for _ in 0..2400 {
-        let listed: Value = client
-            .get(format!("{}/v1/documents?limit=500", server.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let listed = server.get_json(&client, "/v1/documents?limit=500").await;
         documents = listed["documents"]
             .as_array()
             .unwrap()
@@ -145,18 +123,14 @@ async fn a_200_mib_upload_over_the_limit_is_413_and_memory_stays_flat() {
     let server = Server::start(data.path(), &[]);
     server.ready(&client).await;
     // Let the model's first passes settle the baseline.
-    let warm: Value = client
-        .post(format!("{}/v1/documents?wait=true", server.url))
-        .multipart(upload_form(
+    let warm = server
+        .upload(
+            &client,
             "warm.pdf",
             pdf_saying("Warming up the embedding model before measuring."),
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+            true,
+        )
+        .await;
     assert_eq!(warm["documents"][0]["status"], "ready", "{warm}");
     let before = server.peak_rss_mib();
 
@@ -296,4 +270,127 @@ async fn docqa_ingest_walks_folders_and_reports_what_failed() {
     let again = run();
     let out = String::from_utf8_lossy(&again.stdout);
     assert!(out.contains("0 ready, 3 duplicate, 1 failed"), "{out}");
+}
+
+/// Text a client chooses reaches the log only escaped: a newline in a document
+/// id, a job id, a query string or an unknown JSON field cannot start a forged
+/// line, and no escape sequence reaches the log raw.
+#[tokio::test(flavor = "multi_thread")]
+async fn client_text_cannot_forge_log_lines() {
+    let data = tempfile::tempdir().unwrap();
+    let client = crate::helpers::http_client();
+    let server = Server::start(data.path(), &[("RUST_LOG", "info")]);
+    server.ready(&client).await;
+    let forged = "%0AFORGED%20level=ERROR%20admin%20key%20leaked%1B%5B2J";
+    for path in [
+        format!("/v1/documents/x{forged}"),
+        format!("/v1/jobs/x{forged}"),
+        format!("/v1/documents?status=x{forged}"),
+        format!("/v1/collections/x{forged}/documents"),
+    ] {
+        let response = client.get(server.url(&path)).send().await.unwrap();
+        assert!(response.status().is_client_error(), "{path}: {}", response.status());
+    }
+    let response = client
+        .post(server.url("/v1/search"))
+        .header("content-type", "application/json")
+        .body("{\"query\": \"x\", \"\\nFORGED level=ERROR\\u001b[2J\": 1}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422, "an unknown field is refused");
+    // The refusals are logged (the test would pass on an empty log otherwise).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.log_text().matches("request refused").count() < 5 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = server.log_text();
+    assert!(log.matches("request refused").count() >= 5, "{log}");
+    assert!(log.contains("FORGED"), "the client's text is logged, escaped: {log}");
+    for line in log.lines() {
+        assert!(!line.trim_start().starts_with("FORGED"), "a forged line: {line:?}");
+    }
+    assert!(!log.contains('\u{1b}'), "a raw escape sequence reached the log");
+    server.stop();
+}
+
+/// A crash between storing an upload's file and inserting its row leaves a
+/// file no document names; the next start removes it (and half-received
+/// uploads), and keeps the files of real documents.
+#[tokio::test(flavor = "multi_thread")]
+async fn files_left_by_a_crash_are_removed_at_the_next_start() {
+    let mut app = TestApp::spawn().await;
+    let kept = app.ingest("terms.txt", crate::fixtures::WARRANTY_TXT.into()).await;
+    let kept_id = kept["id"].as_str().unwrap().to_string();
+    let files = app.data_dir.path().join("files");
+    let orphan = files.join(uuid::Uuid::new_v4().to_string());
+    std::fs::write(&orphan, b"stored, then the process died before its row").unwrap();
+    let stranger = files.join("README.operator");
+    std::fs::write(&stranger, b"not ours to remove").unwrap();
+    let half = app.data_dir.path().join("uploads").join("upload-half-received");
+    std::fs::write(&half, b"half").unwrap();
+    assert_eq!(app.stored_files(), 3);
+
+    app.restart().await;
+    assert!(!orphan.exists(), "the orphan is gone");
+    assert!(!half.exists(), "the half-received upload is gone");
+    assert!(stranger.exists(), "a file not named like a document is left alone");
+    assert!(files.join(&kept_id).exists(), "the document's file stays");
+    let document: Value = app.get(&format!("/v1/documents/{kept_id}")).await.json().await.unwrap();
+    assert_eq!(document["status"], "ready", "{document}");
+}
+
+/// A document deleted while its job embeds it stops being worked on at once:
+/// the delete cancels the job, the worker is free for the next upload, and the
+/// deleted document is never reported done.
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_a_document_stops_its_job() {
+    let data = tempfile::tempdir().unwrap();
+    let client = crate::helpers::http_client();
+    let server = Server::start(data.path(), &[("RUST_LOG", "info"), ("INGEST_WORKERS", "1")]);
+    server.ready(&client).await;
+    // Thousands of chunks of distinct sentences: long enough to embed that the
+    // delete comes in the middle.
+    let long: String = (0..60_000)
+        .map(|i| format!("Ledger entry {i} records shipment {}. ", i * 7919 % 100_003))
+        .collect();
+    let accepted = server.upload(&client, "ledger.txt", long.into_bytes(), false).await;
+    let id = accepted["documents"][0]["id"].as_str().expect("accepted").to_string();
+    let job = accepted["documents"][0]["job_id"].as_str().expect("a job").to_string();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let document = server.get_json(&client, &format!("/v1/documents/{id}")).await;
+        let progress = server.get_json(&client, &format!("/v1/jobs/{job}")).await;
+        let embedding = progress["progress"]["stage"] == "embed" && progress["progress"]["done"].as_u64() > Some(0);
+        if document["status"] == "processing" && embedding {
+            break;
+        }
+        assert_ne!(
+            document["status"], "ready",
+            "embedded before it could be deleted: {document}"
+        );
+        assert!(Instant::now() < deadline, "never started: {document} {progress}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deleted = client
+        .delete(server.url(&format!("/v1/documents/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    // The one worker takes the next upload.
+    let next = server
+        .upload(&client, "terms.txt", crate::fixtures::WARRANTY_TXT.into(), true)
+        .await;
+    assert_eq!(next["documents"][0]["status"], "ready", "{next}");
+    let log = server.log_text();
+    let stopped = log
+        .lines()
+        .any(|l| l.contains("job stopped by a delete") && l.contains(&job));
+    assert!(stopped, "{log}");
+    assert!(
+        !log.lines().any(|l| l.contains("job succeeded") && l.contains(&job)),
+        "{log}"
+    );
+    server.stop();
 }

@@ -80,6 +80,37 @@ impl Server {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
+    /// GET `path`: its JSON body.
+    pub async fn get_json(&self, client: &reqwest::Client, path: &str) -> serde_json::Value {
+        let response = client.get(self.url(path)).send().await.expect("request");
+        response.json().await.expect("a JSON body")
+    }
+
+    /// Uploads one file to `default` (waiting for it with `wait`): the answer.
+    pub async fn upload(&self, client: &reqwest::Client, name: &str, bytes: Vec<u8>, wait: bool) -> serde_json::Value {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
+        );
+        let path = if wait {
+            "/v1/documents?wait=true"
+        } else {
+            "/v1/documents"
+        };
+        let response = client
+            .post(self.url(path))
+            .multipart(form)
+            .send()
+            .await
+            .expect("request");
+        response.json().await.expect("a JSON body")
+    }
+
+    /// All the server logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
     /// Lines of the log that say something panicked.
     pub fn panics(&self) -> Vec<String> {
         std::fs::read_to_string(self.log.path())

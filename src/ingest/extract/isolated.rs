@@ -5,14 +5,17 @@
 //! allocation failure aborts the whole process.
 //!
 //! The child reads the stored file, extracts it with the same code as the
-//! in-thread path ([`super::extract_bytes`]) and writes the result as JSON on
-//! stdout; the parent maps a kill, a signal or a limit to a document reason.
+//! in-thread path ([`super::extract_within`]) and writes the result on stdout
+//! as JSON lines, a page each; the parent reads them one at a time within
+//! `MAX_DOCUMENT_CHARS`, and maps a kill, a signal or a limit to a document reason.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use super::{ExtractError, ExtractedText};
+use serde::{Deserialize, Serialize};
+
+use super::{ExtractError, ExtractLimits, ExtractedText};
 use crate::config::{ExtractIsolation, ExtractSettings};
 use crate::domain::ContentType;
 
@@ -26,6 +29,7 @@ pub struct Extractor {
     isolation: Isolation,
     timeout: Duration,
     memory_mb: u64,
+    limits: ExtractLimits,
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +73,10 @@ impl Extractor {
             isolation,
             timeout: settings.timeout,
             memory_mb: settings.memory_mb,
+            limits: ExtractLimits {
+                max_pages: settings.max_pages,
+                max_chars: settings.max_chars,
+            },
         })
     }
 
@@ -82,8 +90,10 @@ impl Extractor {
             // Plain text and Markdown are only decoded as UTF-8, no parser runs:
             // a child process per file would cost more than the work (SciFact's
             // 5,183 small abstracts).
-            _ if !content_type.needs_parser() => super::extract_in_thread(path, content_type, self.timeout).await,
-            Isolation::Thread => super::extract_in_thread(path, content_type, self.timeout).await,
+            _ if !content_type.needs_parser() => {
+                super::extract_in_thread(path, content_type, self.timeout, self.limits).await
+            }
+            Isolation::Thread => super::extract_in_thread(path, content_type, self.timeout, self.limits).await,
             Isolation::Process(exe) => self.extract_in_child(exe, path, content_type).await,
         }
     }
@@ -99,6 +109,8 @@ impl Extractor {
             .arg(CHILD_COMMAND)
             .arg(content_type.mime())
             .arg(path)
+            .arg(self.limits.max_pages.to_string())
+            .arg(self.limits.max_chars.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -115,21 +127,37 @@ impl Extractor {
                 Ok(())
             });
         }
-        let child = command
+        let mut child = command
             .spawn()
             .map_err(|e| ExtractError::Io(format!("starting the extraction process: {e}")))?;
-        let output = match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
-            // Dropping the future kills the child (kill_on_drop).
-            Err(_) => return Err(ExtractError::Timeout(self.timeout.as_secs())),
-            Ok(Err(e)) => return Err(ExtractError::Io(format!("waiting for the extraction process: {e}"))),
-            Ok(Ok(output)) => output,
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err(ExtractError::Io("the extraction process has no output".into()));
         };
-        if output.status.success() {
-            return serde_json::from_slice::<Result<ExtractedText, ExtractError>>(&output.stdout)
-                .map_err(|e| ExtractError::Io(format!("the extraction process answered nonsense: {e}")))?;
+        let stderr = tokio::spawn(tail_of(stderr));
+        let finished = tokio::time::timeout(self.timeout, async {
+            let pages = read_pages(stdout, self.limits).await;
+            // Over a limit: no need to hear the rest.
+            if matches!(pages, Err(ExtractError::TooMuchText { .. })) {
+                let _ = child.start_kill();
+            }
+            (pages, child.wait().await)
+        })
+        .await;
+        let (pages, status) = match finished {
+            // Dropping the child kills it (kill_on_drop).
+            Err(_) => return Err(ExtractError::Timeout(self.timeout.as_secs())),
+            Ok((_, Err(e))) => return Err(ExtractError::Io(format!("waiting for the extraction process: {e}"))),
+            Ok((pages, Ok(status))) => (pages, status),
+        };
+        match pages {
+            Err(too_much @ ExtractError::TooMuchText { .. }) => Err(too_much),
+            Ok(Some(result)) if status.success() => result,
+            _ if status.success() => Err(ExtractError::Io("the extraction process ended without a result".into())),
+            _ => {
+                let stderr = stderr.await.unwrap_or_default();
+                Err(self.failure(status, &String::from_utf8_lossy(&stderr)))
+            }
         }
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        Err(self.failure(output.status, &stderr))
     }
 
     /// Why a child that did not exit cleanly failed.
@@ -151,6 +179,87 @@ impl Extractor {
             None => ExtractError::Panicked(last_line(stderr)),
         }
     }
+}
+
+/// What the child writes on stdout, one JSON document a line: its pages as
+/// they come, then how it ended. The parent holds pages, never the raw output.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ChildLine {
+    Page(String),
+    Done { unreadable_pages: Vec<u32> },
+    Failed(ExtractError),
+}
+
+/// The child's pages, line by line, within the limits: a line longer than a
+/// page could be, or more text than `max_chars`, stops the reading. `None`
+/// when the output ended without a last line (the child died).
+async fn read_pages(
+    stdout: tokio::process::ChildStdout,
+    limits: ExtractLimits,
+) -> Result<Option<Result<ExtractedText, ExtractError>>, ExtractError> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let too_much = ExtractError::TooMuchText {
+        limit: limits.max_chars,
+    };
+    // JSON takes at most 6 bytes for a character (`\u00e9` style escapes).
+    let longest_line = (limits.max_chars as u64).saturating_mul(6).saturating_add(4096);
+    let mut reader = tokio::io::BufReader::new(stdout);
+    let mut pages = Vec::new();
+    let mut chars = 0usize;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = (&mut reader)
+            .take(longest_line)
+            .read_until(b'\n', &mut line)
+            .await
+            .map_err(|e| ExtractError::Io(format!("reading the extraction process: {e}")))?;
+        if read == 0 {
+            return Ok(None);
+        }
+        if !line.ends_with(b"\n") && read as u64 == longest_line {
+            return Err(too_much);
+        }
+        let parsed: ChildLine = serde_json::from_slice(&line)
+            .map_err(|e| ExtractError::Io(format!("the extraction process answered nonsense: {e}")))?;
+        match parsed {
+            ChildLine::Page(page) => {
+                chars += page.chars().count();
+                if chars > limits.max_chars {
+                    return Err(too_much);
+                }
+                pages.push(page);
+            }
+            ChildLine::Done { unreadable_pages } => {
+                return Ok(Some(Ok(ExtractedText {
+                    pages: std::mem::take(&mut pages),
+                    unreadable_pages,
+                })));
+            }
+            ChildLine::Failed(error) => return Ok(Some(Err(error))),
+        }
+    }
+}
+
+/// The last 64 KiB a child wrote on stderr (a panic message, an allocator's
+/// complaint), read as it comes so that the child never blocks on a full pipe.
+async fn tail_of(stderr: tokio::process::ChildStderr) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    const KEEP: usize = 64 * 1024;
+    let mut stderr = stderr;
+    let mut tail = Vec::new();
+    let mut buffer = [0u8; 8192];
+    while let Ok(n) = stderr.read(&mut buffer).await {
+        if n == 0 {
+            break;
+        }
+        tail.extend_from_slice(&buffer[..n]);
+        if tail.len() > 2 * KEEP {
+            tail.drain(..tail.len() - KEEP);
+        }
+    }
+    tail
 }
 
 fn last_line(stderr: &str) -> String {
@@ -205,7 +314,30 @@ fn probe(exe: &Path) -> Result<(), String> {
     }
 }
 
-/// The child's side: `docqa extract-child CONTENT_TYPE PATH` (or `--probe`).
+/// Writes the result as [`ChildLine`]s, a page at a time.
+fn write_lines(result: Result<ExtractedText, ExtractError>) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut line = |item: &ChildLine| -> std::io::Result<()> {
+        serde_json::to_writer(&mut out, item)?;
+        out.write_all(b"\n")
+    };
+    match result {
+        Ok(text) => {
+            for page in text.pages {
+                line(&ChildLine::Page(page))?;
+            }
+            line(&ChildLine::Done {
+                unreadable_pages: text.unreadable_pages,
+            })?;
+        }
+        Err(error) => line(&ChildLine::Failed(error))?,
+    }
+    out.flush()
+}
+
+/// The child's side: `docqa extract-child CONTENT_TYPE PATH MAX_PAGES
+/// MAX_DOCUMENT_CHARS` (or `--probe`).
 /// Writes the JSON result on stdout; returns the exit code.
 pub fn child_main(args: &[String]) -> i32 {
     match args {
@@ -213,14 +345,21 @@ pub fn child_main(args: &[String]) -> i32 {
             println!("{PROBE_ANSWER}");
             0
         }
-        [content_type, path] => {
+        [content_type, path, max_pages, max_chars] => {
+            let limits = match (max_pages.parse(), max_chars.parse()) {
+                (Ok(max_pages), Ok(max_chars)) => ExtractLimits { max_pages, max_chars },
+                _ => {
+                    eprintln!("the limits must be numbers: {max_pages} {max_chars}");
+                    return 2;
+                }
+            };
             let result = match content_type.parse::<ContentType>() {
                 Err(e) => Err(ExtractError::Io(e)),
                 Ok(content_type) => std::fs::read(path)
                     .map_err(|e| ExtractError::Io(e.to_string()))
-                    .and_then(|bytes| super::extract_bytes(content_type, &bytes)),
+                    .and_then(|bytes| super::extract_within(content_type, &bytes, limits)),
             };
-            match serde_json::to_writer(std::io::stdout().lock(), &result) {
+            match write_lines(result) {
                 Ok(()) => 0,
                 Err(e) => {
                     eprintln!("writing the result: {e}");
@@ -229,7 +368,7 @@ pub fn child_main(args: &[String]) -> i32 {
             }
         }
         _ => {
-            eprintln!("usage: docqa {CHILD_COMMAND} CONTENT_TYPE PATH");
+            eprintln!("usage: docqa {CHILD_COMMAND} CONTENT_TYPE PATH MAX_PAGES MAX_DOCUMENT_CHARS");
             2
         }
     }

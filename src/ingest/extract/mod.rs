@@ -49,6 +49,35 @@ pub enum ExtractError {
     OutOfMemory(u64),
     #[error("could not read the stored file: {0}")]
     Io(String),
+    #[error("too many pages: {pages}, more than MAX_PAGES ({limit})")]
+    TooManyPages { pages: usize, limit: usize },
+    #[error("too much text: more than MAX_DOCUMENT_CHARS ({limit}) characters")]
+    TooMuchText { limit: usize },
+}
+
+/// How much one document may hold, so that what a server keeps for it is
+/// bounded by settings, not by the document (`MAX_PAGES`, `MAX_DOCUMENT_CHARS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtractLimits {
+    pub max_pages: usize,
+    pub max_chars: usize,
+}
+
+impl Default for ExtractLimits {
+    fn default() -> Self {
+        Self {
+            max_pages: 5_000,
+            max_chars: 20_000_000,
+        }
+    }
+}
+
+impl ExtractLimits {
+    /// UTF-8 takes at most four bytes a character: a text file larger than
+    /// this has too many characters, and is refused before it is read.
+    fn max_text_bytes(&self) -> u64 {
+        (self.max_chars as u64).saturating_mul(4)
+    }
 }
 
 /// A typographic ligature (U+FB00..FB06, as PDF fonts often encode "fi") as
@@ -67,14 +96,64 @@ pub fn expand_ligature(c: char) -> std::borrow::Cow<'static, str> {
     std::borrow::Cow::Borrowed(letters)
 }
 
-/// Extracts on the calling thread, catching parser panics.
+/// Removes control characters but line breaks and tabs (a lone CR becomes a
+/// line break): NUL cannot be stored in a Postgres text column, and the others
+/// only garble what is shown and quoted. Allocates only when there is one.
+fn drop_control_characters(page: &mut String) {
+    let keep = |c: char| c == '\n' || c == '\t' || !c.is_control();
+    if page.chars().all(keep) {
+        return;
+    }
+    *page = page
+        .chars()
+        .filter_map(|c| match c {
+            '\r' => Some('\n'),
+            c if keep(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+}
+
+/// Formats whose text is about as long as the file (markup aside): judged by
+/// the file's size before anything parses them.
+fn is_text_format(content_type: ContentType) -> bool {
+    matches!(
+        content_type,
+        ContentType::PlainText | ContentType::Markdown | ContentType::Html
+    )
+}
+
+/// Extracts on the calling thread, catching parser panics, within the default limits.
 pub fn extract_bytes(content_type: ContentType, bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
+    extract_within(content_type, bytes, ExtractLimits::default())
+}
+
+/// Extracts on the calling thread, catching parser panics.
+pub fn extract_within(
+    content_type: ContentType,
+    bytes: &[u8],
+    limits: ExtractLimits,
+) -> Result<ExtractedText, ExtractError> {
+    let too_much_text = ExtractError::TooMuchText {
+        limit: limits.max_chars,
+    };
+    if is_text_format(content_type) && bytes.len() as u64 > limits.max_text_bytes() {
+        return Err(too_much_text);
+    }
     let result = catch_unwind(AssertUnwindSafe(|| match content_type {
-        ContentType::Pdf => pdf::extract(bytes),
+        ContentType::Pdf => pdf::extract(bytes, limits.max_pages),
         ContentType::PlainText | ContentType::Markdown => text::extract(bytes),
         ContentType::Html => html::extract(bytes),
     }));
-    let extracted = result.map_err(|panic| ExtractError::Panicked(panic_message(&*panic)))??;
+    let mut extracted = result.map_err(|panic| ExtractError::Panicked(panic_message(&*panic)))??;
+    let mut chars = 0usize;
+    for page in &mut extracted.pages {
+        drop_control_characters(page);
+        chars += page.chars().count();
+        if chars > limits.max_chars {
+            return Err(too_much_text);
+        }
+    }
     if !extracted.has_text() {
         return Err(ExtractError::NoText);
     }
@@ -89,11 +168,18 @@ pub(crate) async fn extract_in_thread(
     path: &Path,
     content_type: ContentType,
     timeout: Duration,
+    limits: ExtractLimits,
 ) -> Result<ExtractedText, ExtractError> {
-    let bytes = tokio::fs::read(path)
-        .await
-        .map_err(|e| ExtractError::Io(e.to_string()))?;
-    let task = crate::background::run("docqa-extract", move || extract_bytes(content_type, &bytes));
+    let io = |e: std::io::Error| ExtractError::Io(e.to_string());
+    // Judged by its size before it is read into the server's memory.
+    let size = tokio::fs::metadata(path).await.map_err(io)?.len();
+    if is_text_format(content_type) && size > limits.max_text_bytes() {
+        return Err(ExtractError::TooMuchText {
+            limit: limits.max_chars,
+        });
+    }
+    let bytes = tokio::fs::read(path).await.map_err(io)?;
+    let task = crate::background::run("docqa-extract", move || extract_within(content_type, &bytes, limits));
     match tokio::time::timeout(timeout, task).await {
         Err(_) => Err(ExtractError::Timeout(timeout.as_secs())),
         Ok(Err(thread)) => Err(ExtractError::Panicked(thread.to_string())),
@@ -106,6 +192,37 @@ pub(crate) use crate::background::panic_message;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_do_not_reach_the_text() {
+        let mut head = "x".repeat(70_000);
+        head.push_str("a\0b\x1b[31mc\rd\te\nf");
+        let extracted = extract_bytes(ContentType::PlainText, head.as_bytes()).unwrap();
+        assert!(
+            extracted.pages[0].ends_with("ab[31mc\nd\te\nf"),
+            "{:?}",
+            &extracted.pages[0][70_000..]
+        );
+    }
+
+    #[test]
+    fn a_document_over_the_limits_fails_with_their_names() {
+        let limits = ExtractLimits {
+            max_pages: 5_000,
+            max_chars: 1_000,
+        };
+        let text = "word ".repeat(300);
+        let err = extract_within(ContentType::PlainText, text.as_bytes(), limits).unwrap_err();
+        assert_eq!(err, ExtractError::TooMuchText { limit: 1_000 });
+        assert!(err.to_string().contains("MAX_DOCUMENT_CHARS"));
+        // Judged by its size alone: more bytes than four per allowed character.
+        let huge = "x".repeat(4_001);
+        assert!(matches!(
+            extract_within(ContentType::Markdown, huge.as_bytes(), limits),
+            Err(ExtractError::TooMuchText { .. })
+        ));
+        assert!(extract_within(ContentType::PlainText, "word ".repeat(100).as_bytes(), limits).is_ok());
+    }
 
     #[test]
     fn a_panic_becomes_an_error() {

@@ -20,19 +20,22 @@ pub enum Parser {
     PdfExtract,
 }
 
-/// Extraction as the server does it: the chain.
-pub fn extract(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
-    let first = extract_with(Parser::PdfOxide, bytes);
+/// Extraction as the server does it: the chain. A PDF of more than
+/// `max_pages` pages fails before any page is read.
+pub fn extract(bytes: &[u8], max_pages: usize) -> Result<ExtractedText, ExtractError> {
+    let first = catch_unwind(AssertUnwindSafe(|| with_pdf_oxide(bytes, max_pages)))
+        .unwrap_or_else(|panic| Err(ExtractError::Panicked(panic_message(&*panic))));
     if let Ok(text) = &first
         && TextQuality::of(text).is_good()
     {
         return first;
     }
-    // Encrypted is a verdict on the file, not on the parser.
-    if matches!(first, Err(ExtractError::Encrypted)) {
+    // Encrypted or too long is a verdict on the file, not on the parser.
+    if matches!(first, Err(ExtractError::Encrypted | ExtractError::TooManyPages { .. })) {
         return first;
     }
-    let second = extract_with(Parser::PdfExtract, bytes);
+    let second = catch_unwind(AssertUnwindSafe(|| with_pdf_extract(bytes, max_pages)))
+        .unwrap_or_else(|panic| Err(ExtractError::Panicked(panic_message(&*panic))));
     match (first, second) {
         (Ok(a), Ok(b)) => Ok(if TextQuality::of(&b).score() > TextQuality::of(&a).score() {
             b
@@ -50,8 +53,8 @@ pub fn extract(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
 /// One parser alone (for the chain and for measuring them).
 pub fn extract_with(parser: Parser, bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
     let result = catch_unwind(AssertUnwindSafe(|| match parser {
-        Parser::PdfOxide => with_pdf_oxide(bytes),
-        Parser::PdfExtract => with_pdf_extract(bytes),
+        Parser::PdfOxide => with_pdf_oxide(bytes, usize::MAX),
+        Parser::PdfExtract => with_pdf_extract(bytes, usize::MAX),
     }));
     result.unwrap_or_else(|panic| Err(ExtractError::Panicked(panic_message(&*panic))))
 }
@@ -105,7 +108,7 @@ impl TextQuality {
     }
 }
 
-fn with_pdf_oxide(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
+fn with_pdf_oxide(bytes: &[u8], max_pages: usize) -> Result<ExtractedText, ExtractError> {
     let document =
         pdf_oxide::PdfDocument::from_bytes(bytes.to_vec()).map_err(|e| ExtractError::Corrupt(e.to_string()))?;
     // pdf_oxide returns empty pages for a file it cannot decrypt: ask first.
@@ -118,6 +121,12 @@ fn with_pdf_oxide(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
         .map_err(|e| ExtractError::Corrupt(e.to_string()))?;
     if count == 0 {
         return Err(ExtractError::Corrupt("the PDF has no pages".into()));
+    }
+    if count > max_pages {
+        return Err(ExtractError::TooManyPages {
+            pages: count,
+            limit: max_pages,
+        });
     }
     // `extract_text` keeps the reading order of multi-column pages, where
     // `to_plain_text` joins the columns line by line (README "Extraction").
@@ -167,7 +176,7 @@ fn pages_of(
     Ok(text)
 }
 
-fn with_pdf_extract(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
+fn with_pdf_extract(bytes: &[u8], max_pages: usize) -> Result<ExtractedText, ExtractError> {
     let mut document = Document::load_mem(bytes).map_err(|e| match e {
         pdf_extract::Error::Decryption(_) => ExtractError::Encrypted,
         other => ExtractError::Corrupt(other.to_string()),
@@ -179,6 +188,12 @@ fn with_pdf_extract(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
     let page_numbers: Vec<u32> = document.get_pages().keys().copied().collect();
     if page_numbers.is_empty() {
         return Err(ExtractError::Corrupt("the PDF has no pages".into()));
+    }
+    if page_numbers.len() > max_pages {
+        return Err(ExtractError::TooManyPages {
+            pages: page_numbers.len(),
+            limit: max_pages,
+        });
     }
     pages_of(page_numbers.len(), |index| {
         page_text(&document, page_numbers[index]).map_err(|e| ExtractError::Corrupt(e.to_string()))

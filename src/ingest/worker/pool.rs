@@ -106,7 +106,7 @@ async fn run_claimed(worker: usize, pipeline: &Pipeline, claimed: &ClaimedJob) {
             "internal error: the job panicked ({})",
             crate::background::panic_message(&*panic)
         );
-        tracing::error!(job = %job.id, %reason, "job panicked");
+        tracing::error!(job = %job.id, reason = %crate::telemetry::Sanitized(&reason), "job panicked");
         JobOutcome::Failed { reason }
     });
     if cancel.is_cancelled() {
@@ -145,10 +145,12 @@ async fn run_claimed(worker: usize, pipeline: &Pipeline, claimed: &ClaimedJob) {
             tracing::info!(job = %job.id, collection = %job.collection, model = ?model.as_ref().map(|m| &m.name), ms, "job succeeded")
         }
         JobOutcome::Failed { reason } => {
+            // A parser's reason may quote the document.
+            let reason = crate::telemetry::Sanitized(reason);
             tracing::warn!(job = %job.id, document = ?job.document_id, %reason, "job failed")
         }
         JobOutcome::Retry { reason, after } => tracing::warn!(job = %job.id, document = ?job.document_id,
-            %reason, retry_in_s = after.as_secs(), "job postponed: a backend is down"),
+            reason = %crate::telemetry::Sanitized(reason), retry_in_s = after.as_secs(), "job postponed: a backend is down"),
     }
 }
 

@@ -9,6 +9,8 @@ the given docqa binary over a fresh data dir, then runs, one after another:
   slow      300 uploads that declare 10 MiB and trickle 1 byte every 5 s, for 30 s
   queries   150 concurrent non-streaming /v1/query calls
   big       one 100 MiB text upload (generated on the fly), ?wait=true, 180 s at most
+  text      one 10 MiB text upload that is within the limits and ingests, 900 s at most
+  pages     one 2,000-page PDF (a line of text a page), ?wait=true, 600 s at most
   hangups   50 /v1/query calls whose clients close the connection after 0.5 s
 
 and prints, per phase and overall: the server's resident memory peak (VmHWM and
@@ -16,7 +18,7 @@ the sampled maximum), the most open file descriptors seen, the most LLM calls in
 flight at once, LLM calls that went on after their client left, and answers by
 HTTP status (or by the client-side error).
 
-Usage: bench/stress.py BINARY [--llm-secs 5] [--big-mib 100] [--keep]
+Usage: bench/stress.py BINARY [--llm-secs 5] [--big-mib 100] [--text-mib 10] [--pdf-pages 2000] [--keep]
 """
 
 import argparse
@@ -177,26 +179,56 @@ async def slow_upload(port, seconds):
         writer.close()
 
 
-async def big_upload(port, mib):
-    """A `mib` MiB text file, generated as it is sent."""
+def text_blocks(mib):
+    """`mib` MiB of text, one MiB at a time."""
+    line = b"Ledger line about shipments, warranties and invoices of the quarter.\n"
+    block = (line * (1024 * 1024 // len(line) + 1))[: 1024 * 1024]
+    return [block] * mib
+
+
+def pdf_of_pages(pages):
+    """A PDF of `pages` pages, each with one line of its own text (Helvetica)."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", None,
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    kids = []
+    for n in range(pages):
+        text = f"Page {n + 1} of the ledger records shipment {n * 7919 % 100003} to depot {n % 97}.".encode()
+        stream = b"BT /F1 12 Tf 72 720 Td (" + text + b") Tj ET"
+        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+                       b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % len(objects))
+        kids.append(len(objects))
+    objects[1] = b"<< /Type /Pages /Count %d /Kids [" % pages + b" ".join(b"%d 0 R" % k for k in kids) + b"] >>"
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+async def upload_and_wait(port, filename, blocks, seconds):
+    """One upload of `blocks` (sent as they come), ?wait=true: (status, document status: error)."""
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
     except OSError as e:
         return f"connect: {e.__class__.__name__}", ""
-    head = multipart_head("big.txt")
+    head = multipart_head(filename)
     tail = f"\r\n--{BOUNDARY}--\r\n".encode()
-    line = b"Ledger line about shipments, warranties and invoices of the quarter.\n"
-    block = (line * (1024 * 1024 // len(line) + 1))[: 1024 * 1024]
     try:
         writer.write((f"POST /v1/documents?wait=true HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n"
                       f"content-type: multipart/form-data; boundary={BOUNDARY}\r\nconnection: close\r\n"
-                      f"content-length: {len(head) + mib * len(block) + len(tail)}\r\n\r\n").encode() + head)
-        for _ in range(mib):
+                      f"content-length: {len(head) + sum(map(len, blocks)) + len(tail)}\r\n\r\n").encode() + head)
+        for block in blocks:
             writer.write(block)
             await writer.drain()
         writer.write(tail)
         await writer.drain()
-        raw = await asyncio.wait_for(reader.read(), 180)
+        raw = await asyncio.wait_for(reader.read(), seconds)
         status = raw.split(b" ", 2)[1].decode() if raw.startswith(b"HTTP/") else "no answer"
         body = raw.split(b"\r\n\r\n", 1)[-1]
         try:
@@ -236,6 +268,8 @@ async def main():
     parser.add_argument("binary")
     parser.add_argument("--llm-secs", type=float, default=5)
     parser.add_argument("--big-mib", type=int, default=100)
+    parser.add_argument("--text-mib", type=int, default=10)
+    parser.add_argument("--pdf-pages", type=int, default=2000)
     parser.add_argument("--keep", action="store_true", help="keep the data dir")
     args = parser.parse_args()
 
@@ -292,10 +326,18 @@ async def main():
             return status
 
         await phase("queries", asyncio.gather(*(query_status() for _ in range(150))), 300)
-        big = await asyncio.wait_for(big_upload(port, args.big_mib), 240)
-        report["phases"]["big"] = {"answer": big[0], "document": big[1][:160],
-                                   "rss_peak_mib": round(watch.rss_mib), "fds_peak": watch.fds}
-        print("big", json.dumps(report["phases"]["big"]), file=sys.stderr, flush=True)
+        async def upload_phase(name, filename, blocks, seconds):
+            watch.rss_mib, watch.fds = 0.0, 0
+            started = time.monotonic()
+            status, detail = await upload_and_wait(port, filename, blocks, seconds)
+            report["phases"][name] = {"seconds": round(time.monotonic() - started, 1), "answer": status,
+                                      "document": detail[:160], "rss_peak_mib": round(watch.rss_mib),
+                                      "fds_peak": watch.fds}
+            print(name, json.dumps(report["phases"][name]), file=sys.stderr, flush=True)
+
+        await upload_phase("big", "big.txt", text_blocks(args.big_mib), 180)
+        await upload_phase("text", "ledger.txt", text_blocks(args.text_mib), 900)
+        await upload_phase("pages", "ledger.pdf", [pdf_of_pages(args.pdf_pages)], 600)
         before = (llm.cancelled, llm.calls)
         await phase("hangups", asyncio.gather(*(hangup_query(port) for _ in range(50))), 30)
         # Calls whose caller left: cancelled by docqa (their connection closed) or ran on.

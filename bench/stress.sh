@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Hostile clients and a heavy day against one docqa server on loopback (issue P8):
 # 300 slow uploads, 150 concurrent queries against a scripted slow LLM, a 100 MiB
-# text upload, 50 clients that hang up; prints RSS peak, open fds, LLM calls in
-# flight and answers by status (bench/stress.py says how).
+# text upload, a 10 MiB text and a 2,000-page PDF that should ingest, 50 clients
+# that hang up; prints RSS peak, open fds, LLM calls in flight and answers by
+# status (bench/stress.py says how).
 #
 # Usage: bench/stress.sh [BINARY] [stress.py options]   (default: the release build)
 set -euo pipefail

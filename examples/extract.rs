@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use docqa::domain::ContentType;
-use docqa::ingest::detect::{Detected, detect};
+use docqa::ingest::detect::{Detected, detect_bytes};
 use docqa::ingest::extract::extract_bytes;
 
 fn main() {
@@ -16,10 +16,14 @@ fn main() {
                 continue;
             }
         };
-        let content_type = match detect(&bytes[..bytes.len().min(65536)], std::str::from_utf8(&bytes).is_ok()) {
+        let content_type = match detect_bytes(&bytes) {
             Detected::Supported(t) => t,
             Detected::Unsupported(what) => {
                 println!("{path}: unsupported ({what})");
+                continue;
+            }
+            Detected::Container(_) => {
+                println!("{path}: a container that could not be opened");
                 continue;
             }
         };

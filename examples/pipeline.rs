@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use docqa::domain::DocumentId;
 use docqa::ingest::chunk::Chunker;
-use docqa::ingest::detect::{Detected, detect};
+use docqa::ingest::detect::{Detected, detect_bytes};
 use docqa::ingest::extract::extract_bytes;
 use docqa::{App, Config};
 use serde_json::{Value, json};
@@ -63,9 +63,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut pages = 0;
     for path in &paths {
         let bytes = std::fs::read(path)?;
-        let Detected::Supported(content_type) =
-            detect(&bytes[..bytes.len().min(65536)], std::str::from_utf8(&bytes).is_ok())
-        else {
+        let Detected::Supported(content_type) = detect_bytes(&bytes) else {
             continue;
         };
         let Ok(extracted) = extract_bytes(content_type, &bytes) else {

@@ -17,19 +17,54 @@ pub enum ContentType {
     Markdown,
     #[serde(rename = "text/html")]
     Html,
+    #[serde(rename = "text/csv")]
+    Csv,
+    #[serde(rename = "application/vnd.openxmlformats-officedocument.wordprocessingml.document")]
+    Docx,
+    #[serde(rename = "application/vnd.openxmlformats-officedocument.presentationml.presentation")]
+    Pptx,
+    #[serde(rename = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")]
+    Xlsx,
+    #[serde(rename = "application/msword")]
+    Doc,
+    #[serde(rename = "application/vnd.ms-powerpoint")]
+    Ppt,
+    #[serde(rename = "application/vnd.ms-excel")]
+    Xls,
+    #[serde(rename = "application/vnd.oasis.opendocument.text")]
+    Odt,
+    #[serde(rename = "application/vnd.oasis.opendocument.presentation")]
+    Odp,
+    #[serde(rename = "application/vnd.oasis.opendocument.spreadsheet")]
+    Ods,
 }
 
 impl ContentType {
-    pub const SUPPORTED: &'static [&'static str] = &["application/pdf", "text/plain", "text/markdown", "text/html"];
+    pub const SUPPORTED: &'static [&'static str] = &[
+        "application/pdf",
+        "text/plain",
+        "text/markdown",
+        "text/html",
+        "text/csv",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/msword",
+        "application/vnd.ms-powerpoint",
+        "application/vnd.ms-excel",
+        "application/vnd.oasis.opendocument.text",
+        "application/vnd.oasis.opendocument.presentation",
+        "application/vnd.oasis.opendocument.spreadsheet",
+    ];
 
     pub fn mime(self) -> &'static str {
         self.as_str()
     }
 
-    /// Whether reading it runs a parser (PDF, HTML), which may crash or hang on
-    /// hostile input, rather than a UTF-8 decode.
+    /// Whether reading it runs a parser (PDF, HTML, Office, OpenDocument), which
+    /// may crash or hang on hostile input, rather than a UTF-8 decode.
     pub fn needs_parser(self) -> bool {
-        matches!(self, Self::Pdf | Self::Html)
+        !matches!(self, Self::PlainText | Self::Markdown)
     }
 }
 
@@ -44,6 +79,16 @@ text_enum!(ContentType, "content type", {
     PlainText => "text/plain",
     Markdown => "text/markdown",
     Html => "text/html",
+    Csv => "text/csv",
+    Docx => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    Pptx => "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    Doc => "application/msword",
+    Ppt => "application/vnd.ms-powerpoint",
+    Xls => "application/vnd.ms-excel",
+    Odt => "application/vnd.oasis.opendocument.text",
+    Odp => "application/vnd.oasis.opendocument.presentation",
+    Ods => "application/vnd.oasis.opendocument.spreadsheet",
 });
 
 /// Where a document is in its life.

@@ -263,6 +263,11 @@ impl Ingestor {
                         filename: file.filename.clone(),
                         detected: detected.to_string(),
                     }),
+                    // Staging opens every container before it hands the file on.
+                    Detected::Container(_) => Err(AcceptError::UnsupportedMediaType {
+                        filename: file.filename.clone(),
+                        detected: "a container that was not opened".to_string(),
+                    }),
                 }
             })
             .collect()

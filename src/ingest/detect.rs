@@ -1,6 +1,9 @@
-//! What a file is, judged by its bytes: magic numbers first, then whether it is
-//! UTF-8 text, then whether that text reads as Markdown. The file name is never
-//! consulted.
+//! What a file is, judged by its bytes: magic numbers first (and, for a zip or
+//! an OLE2 compound file, what the container holds), then whether it is UTF-8
+//! text, then whether that text reads as HTML, Markdown or CSV. The file name
+//! is never consulted.
+
+use std::io::{Read, Seek};
 
 use crate::domain::ContentType;
 
@@ -13,16 +16,29 @@ pub enum Detected {
     Supported(ContentType),
     /// A format we recognise but do not read (named, for the error message).
     Unsupported(&'static str),
+    /// A container whose contents decide (see [`open_container`]): the head
+    /// alone cannot tell a Word file from any other zip.
+    Container(Container),
 }
+
+/// Containers that hold documents of several kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    /// OOXML (docx, pptx, xlsx), OpenDocument (odt, odp, ods), or another zip.
+    Zip,
+    /// OLE2 compound files: legacy .doc, .ppt, .xls, and encrypted OOXML.
+    Ole2,
+}
+
+const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
+const OLE2_MAGIC: &[u8] = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1";
 
 /// Binary formats people upload by mistake, so the 415 can say what was sent.
 const KNOWN_BINARY: &[(&[u8], &str)] = &[
-    (b"PK\x03\x04", "application/zip (also docx, xlsx, pptx, epub)"),
     (b"\x89PNG\r\n\x1a\n", "image/png"),
     (b"\xff\xd8\xff", "image/jpeg"),
     (b"GIF87a", "image/gif"),
     (b"GIF89a", "image/gif"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "application/msword (OLE2)"),
     (b"\x1f\x8b", "application/gzip"),
     (b"{\\rtf", "application/rtf"),
     (b"\x7fELF", "application/x-executable"),
@@ -34,6 +50,12 @@ pub fn detect(head: &[u8], whole_is_utf8: bool) -> Detected {
     // PDF readers accept the header anywhere in the first KiB.
     if head.len() >= 5 && head[..head.len().min(1024)].windows(5).any(|w| w == b"%PDF-") {
         return Detected::Supported(ContentType::Pdf);
+    }
+    if head.starts_with(ZIP_MAGIC) {
+        return Detected::Container(Container::Zip);
+    }
+    if head.starts_with(OLE2_MAGIC) {
+        return Detected::Container(Container::Ole2);
     }
     if let Some((_, name)) = KNOWN_BINARY.iter().find(|(magic, _)| head.starts_with(magic)) {
         return Detected::Unsupported(name);
@@ -50,8 +72,111 @@ pub fn detect(head: &[u8], whole_is_utf8: bool) -> Detected {
     }
     if looks_like_markdown(&String::from_utf8_lossy(text)) {
         Detected::Supported(ContentType::Markdown)
+    } else if super::extract::delimiter_of(text).is_some() {
+        Detected::Supported(ContentType::Csv)
     } else {
         Detected::Supported(ContentType::PlainText)
+    }
+}
+
+/// Judges a whole file held in memory, containers opened.
+pub fn detect_bytes(bytes: &[u8]) -> Detected {
+    let head = &bytes[..bytes.len().min(HEAD_BYTES)];
+    match detect(head, std::str::from_utf8(bytes).is_ok()) {
+        Detected::Container(container) => open_container(std::io::Cursor::new(bytes), container),
+        judged => judged,
+    }
+}
+
+/// What a zip or OLE2 container holds, read from its directory (a zip's central
+/// directory and `[Content_Types].xml` or `mimetype`; an OLE2 file's stream
+/// names). Blocking; reads a few KiB, never the documents themselves.
+pub fn open_container(mut file: impl Read + Seek, container: Container) -> Detected {
+    if file.rewind().is_err() {
+        return Detected::Unsupported("a zip or OLE2 container that could not be read");
+    }
+    // A directory a parser cannot make sense of is no document we can read;
+    // a panic in that parser must not take the request down.
+    let judged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || match container {
+        Container::Zip => zip_contents(file),
+        Container::Ole2 => ole2_contents(file),
+    }));
+    judged.unwrap_or(Detected::Unsupported("a corrupt zip or OLE2 container"))
+}
+
+fn zip_contents(file: impl Read + Seek) -> Detected {
+    const ZIP: Detected = Detected::Unsupported("application/zip (no Office or OpenDocument file inside)");
+    let Ok(mut archive) = zip::ZipArchive::new(file) else {
+        return Detected::Unsupported("a corrupt zip file");
+    };
+    // OpenDocument names its type in a `mimetype` entry.
+    if let Some(mimetype) = small_entry(&mut archive, "mimetype") {
+        return match mimetype.trim() {
+            "application/vnd.oasis.opendocument.text" | "application/vnd.oasis.opendocument.text-template" => {
+                Detected::Supported(ContentType::Odt)
+            }
+            "application/vnd.oasis.opendocument.presentation"
+            | "application/vnd.oasis.opendocument.presentation-template" => Detected::Supported(ContentType::Odp),
+            "application/vnd.oasis.opendocument.spreadsheet"
+            | "application/vnd.oasis.opendocument.spreadsheet-template" => Detected::Supported(ContentType::Ods),
+            "application/epub+zip" => Detected::Unsupported("application/epub+zip"),
+            _ => Detected::Unsupported("an OpenDocument file of a kind not read (drawing, formula, database…)"),
+        };
+    }
+    // OOXML names the content type of its main part in `[Content_Types].xml`.
+    let Some(types) = small_entry(&mut archive, "[Content_Types].xml") else {
+        return ZIP;
+    };
+    let main = |kinds: &[&str]| kinds.iter().any(|kind| types.contains(kind));
+    if main(&[
+        "wordprocessingml.document.main+xml",
+        "wordprocessingml.template.main+xml",
+        "ms-word.document.macroEnabled.main+xml",
+        "ms-word.template.macroEnabledTemplate.main+xml",
+    ]) {
+        Detected::Supported(ContentType::Docx)
+    } else if main(&[
+        "presentationml.presentation.main+xml",
+        "presentationml.slideshow.main+xml",
+        "presentationml.template.main+xml",
+        "ms-powerpoint.presentation.macroEnabled.main+xml",
+        "ms-powerpoint.slideshow.macroEnabled.main+xml",
+    ]) {
+        Detected::Supported(ContentType::Pptx)
+    } else if main(&[
+        "spreadsheetml.sheet.main+xml",
+        "spreadsheetml.template.main+xml",
+        "ms-excel.sheet.macroEnabled.main+xml",
+        "ms-excel.template.macroEnabled.main+xml",
+    ]) {
+        Detected::Supported(ContentType::Xlsx)
+    } else {
+        ZIP
+    }
+}
+
+/// A zip entry of at most 1 MiB, as text.
+fn small_entry<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, name: &str) -> Option<String> {
+    let entry = archive.by_name(name).ok()?;
+    let mut text = String::new();
+    entry.take(1 << 20).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+fn ole2_contents(file: impl Read + Seek) -> Detected {
+    let Ok(cfb) = office_oxide::cfb::CfbReader::new(file) else {
+        return Detected::Unsupported("a corrupt OLE2 compound file");
+    };
+    if cfb.has_stream("EncryptedPackage") {
+        Detected::Unsupported("a password-protected Office file (remove the password to upload it)")
+    } else if cfb.has_stream("WordDocument") {
+        Detected::Supported(ContentType::Doc)
+    } else if cfb.has_stream("Workbook") || cfb.has_stream("Book") {
+        Detected::Supported(ContentType::Xls)
+    } else if cfb.has_stream("PowerPoint Document") {
+        Detected::Supported(ContentType::Ppt)
+    } else {
+        Detected::Unsupported("application/x-ole-storage (no Word, Excel or PowerPoint document inside)")
     }
 }
 
@@ -168,7 +293,46 @@ mod tests {
             detect(b"\x89PNG\r\n\x1a\nxxxx", false),
             Detected::Unsupported("image/png")
         );
+        assert_eq!(detect(b"PK\x03\x04rest", false), Detected::Container(Container::Zip));
         assert!(matches!(detect(&[0, 159, 146, 150], false), Detected::Unsupported(_)));
+    }
+
+    #[test]
+    fn tables_of_values_are_csv_and_prose_is_not() {
+        assert_eq!(
+            detect(b"id,name,city\n1,Ana,Porto\n2,Li,Lyon\n", true),
+            Detected::Supported(ContentType::Csv)
+        );
+        assert_eq!(
+            detect(b"Dear team, hello.\nWe met, and agreed.\nThanks, all.\n", true),
+            Detected::Supported(ContentType::PlainText)
+        );
+    }
+
+    #[test]
+    fn a_zip_without_a_document_is_refused_by_name() {
+        use std::io::Write;
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut bytes);
+        zip.start_file("notes.txt", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(b"hello").unwrap();
+        zip.finish().unwrap();
+        bytes.set_position(0);
+        assert!(matches!(
+            open_container(bytes, Container::Zip),
+            Detected::Unsupported(name) if name.starts_with("application/zip")
+        ));
+        let garbage = std::io::Cursor::new(b"PK\x03\x04 not really a zip".to_vec());
+        assert!(matches!(
+            open_container(garbage, Container::Zip),
+            Detected::Unsupported(_)
+        ));
+        let garbage = std::io::Cursor::new([OLE2_MAGIC, &[0u8; 600][..]].concat());
+        assert!(matches!(
+            open_container(garbage, Container::Ole2),
+            Detected::Unsupported(_)
+        ));
     }
 
     #[test]

@@ -44,7 +44,13 @@ impl FileStager {
     pub async fn create(dir: &Path, limit: u64) -> Result<Self, StagingError> {
         tokio::fs::create_dir_all(dir).await?;
         let path = dir.join(format!("{}.part", uuid::Uuid::new_v4()));
-        let file = tokio::fs::File::create(&path).await?;
+        // Readable too: a zip is judged by its directory, read back once it is whole.
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await?;
         Ok(Self {
             path,
             file,
@@ -68,7 +74,7 @@ impl FileStager {
         self.judged_early = true;
         match detect::detect(&self.head, self.utf8.is_valid_so_far()) {
             Detected::Unsupported(name) => Some(name),
-            Detected::Supported(_) => None,
+            Detected::Supported(_) | Detected::Container(_) => None,
         }
     }
 
@@ -87,16 +93,25 @@ impl FileStager {
         Ok(())
     }
 
-    /// Syncs the file to disk: once the upload is acknowledged, the bytes must survive.
+    /// Syncs the file to disk: once the upload is acknowledged, the bytes must
+    /// survive. A zip or OLE2 file is judged by what its directory lists.
     pub async fn finish(mut self, filename: String) -> Result<StagedFile, StagingError> {
         self.file.flush().await?;
         self.file.sync_all().await?;
+        let mut detected = detect::detect(&self.head, self.utf8.is_valid());
+        if let Detected::Container(container) = detected {
+            let file = self.file.into_std().await;
+            detected =
+                tokio::task::spawn_blocking(move || detect::open_container(std::io::BufReader::new(file), container))
+                    .await
+                    .unwrap_or(Detected::Unsupported("a zip or OLE2 container that could not be read"));
+        }
         Ok(StagedFile {
             path: self.path,
             filename,
             bytes: self.bytes,
             sha256: hex::encode(self.hasher.finalize()),
-            detected: detect::detect(&self.head, self.utf8.is_valid()),
+            detected,
         })
     }
 
@@ -161,13 +176,21 @@ mod tests {
     #[tokio::test]
     async fn an_unsupported_file_is_known_by_its_head() {
         let dir = tempfile::tempdir().unwrap();
+        let mut png = FileStager::create(dir.path(), u64::MAX).await.unwrap();
+        png.write(b"\x89PNG\r\n\x1a\n").await.unwrap();
+        assert_eq!(png.refused_early(), None, "judged once the head is complete");
+        png.write(&vec![0u8; HEAD_BYTES]).await.unwrap();
+        assert_eq!(png.refused_early(), Some("image/png"));
+        assert_eq!(png.refused_early(), None, "answers once");
+        png.abort().await;
+        // A zip may hold a document: judged by its directory, once it is whole.
         let mut zip = FileStager::create(dir.path(), u64::MAX).await.unwrap();
         zip.write(b"PK\x03\x04").await.unwrap();
-        assert_eq!(zip.refused_early(), None, "judged once the head is complete");
         zip.write(&vec![0u8; HEAD_BYTES]).await.unwrap();
-        assert!(zip.refused_early().unwrap().starts_with("application/zip"));
-        assert_eq!(zip.refused_early(), None, "answers once");
-        zip.abort().await;
+        assert_eq!(zip.refused_early(), None);
+        let staged = zip.finish("a.zip".into()).await.unwrap();
+        assert!(matches!(staged.detected, Detected::Unsupported(name) if name.contains("zip")));
+        staged.discard().await;
         let mut text = FileStager::create(dir.path(), u64::MAX).await.unwrap();
         text.write("Grüße aus dem Büro. ".repeat(5_000).as_bytes())
             .await

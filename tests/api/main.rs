@@ -13,6 +13,7 @@ mod errors;
 mod eval;
 mod fake_llm;
 mod fixtures;
+mod formats;
 mod health;
 mod helpers;
 mod hostile;

@@ -187,7 +187,11 @@ impl Extractor {
 #[serde(rename_all = "snake_case")]
 enum ChildLine {
     Page(String),
-    Done { unreadable_pages: Vec<u32> },
+    Done {
+        unreadable_pages: Vec<u32>,
+        #[serde(default)]
+        notes: Vec<String>,
+    },
     Failed(ExtractError),
 }
 
@@ -231,10 +235,14 @@ async fn read_pages(
                 }
                 pages.push(page);
             }
-            ChildLine::Done { unreadable_pages } => {
+            ChildLine::Done {
+                unreadable_pages,
+                notes,
+            } => {
                 return Ok(Some(Ok(ExtractedText {
                     pages: std::mem::take(&mut pages),
                     unreadable_pages,
+                    notes,
                 })));
             }
             ChildLine::Failed(error) => return Ok(Some(Err(error))),
@@ -329,6 +337,7 @@ fn write_lines(result: Result<ExtractedText, ExtractError>) -> std::io::Result<(
             }
             line(&ChildLine::Done {
                 unreadable_pages: text.unreadable_pages,
+                notes: text.notes,
             })?;
         }
         Err(error) => line(&ChildLine::Failed(error))?,

@@ -2,10 +2,16 @@
 //! and memory limits ([`Extractor`]), or on a low-priority thread with a time
 //! limit; either way a parser failure becomes a failed document, not a dead server.
 
+mod delimited;
 mod html;
 mod isolated;
+mod layout;
+mod odf;
+mod office;
 pub mod pdf;
 mod text;
+
+pub use delimited::delimiter_of;
 
 pub use isolated::{CHILD_COMMAND, Extractor, IsolationUnavailable, child_main};
 
@@ -23,6 +29,9 @@ pub struct ExtractedText {
     pub pages: Vec<String>,
     /// Pages that could not be read while others could.
     pub unreadable_pages: Vec<u32>,
+    /// What was left out on purpose, for the record ("hidden sheet(s) skipped: …").
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 impl ExtractedText {
@@ -119,7 +128,7 @@ fn drop_control_characters(page: &mut String) {
 fn is_text_format(content_type: ContentType) -> bool {
     matches!(
         content_type,
-        ContentType::PlainText | ContentType::Markdown | ContentType::Html
+        ContentType::PlainText | ContentType::Markdown | ContentType::Html | ContentType::Csv
     )
 }
 
@@ -144,8 +153,22 @@ pub fn extract_within(
         ContentType::Pdf => pdf::extract(bytes, limits.max_pages),
         ContentType::PlainText | ContentType::Markdown => text::extract(bytes),
         ContentType::Html => html::extract(bytes),
+        ContentType::Csv => delimited::extract(bytes),
+        ContentType::Docx
+        | ContentType::Pptx
+        | ContentType::Xlsx
+        | ContentType::Doc
+        | ContentType::Ppt
+        | ContentType::Xls => office::extract(content_type, bytes),
+        ContentType::Odt | ContentType::Odp | ContentType::Ods => odf::extract(content_type, bytes),
     }));
     let mut extracted = result.map_err(|panic| ExtractError::Panicked(panic_message(&*panic)))??;
+    if extracted.pages.len() > limits.max_pages {
+        return Err(ExtractError::TooManyPages {
+            pages: extracted.pages.len(),
+            limit: limits.max_pages,
+        });
+    }
     let mut chars = 0usize;
     for page in &mut extracted.pages {
         drop_control_characters(page);

@@ -169,6 +169,7 @@ fn pages_of(
     let text = ExtractedText {
         pages,
         unreadable_pages,
+        notes: Vec::new(),
     };
     if !text.has_text() {
         return Err(ExtractError::NoText);
@@ -247,6 +248,7 @@ mod tests {
         ExtractedText {
             pages: pages.iter().map(|p| p.to_string()).collect(),
             unreadable_pages: Vec::new(),
+            notes: Vec::new(),
         }
     }
 

@@ -9,5 +9,6 @@ pub fn extract(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
     Ok(ExtractedText {
         pages: vec![text.replace("\r\n", "\n")],
         unreadable_pages: Vec::new(),
+        notes: Vec::new(),
     })
 }

@@ -31,6 +31,10 @@ impl Pipeline {
         let path = self.files.path(document.id);
         let extracted = unless_cancelled(cancel, self.extractor.extract_file(&path, document.content_type)).await?;
         let pages = extracted.pages.len() as u32;
+        if !extracted.notes.is_empty() {
+            // Hidden sheets and slides: left out on purpose, said once.
+            tracing::info!(document = %document.id, notes = ?extracted.notes, "parts of the document not indexed");
+        }
         self.progress(
             job,
             JobProgress::at(JobStage::Extract, u64::from(pages), u64::from(pages)),

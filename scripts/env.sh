@@ -52,6 +52,24 @@ ensure_onnx() {
     export ORT_DYLIB_PATH EMBED_ONNX_MODEL
 }
 
+# OCR for images and scanned pages: Tesseract's command-line program and its
+# English data (Debian's tesseract-ocr, Apache-2.0), installed with apt-get when
+# missing and this shell may (root, or sudo without a password). Without it the
+# server still runs and says `ocr: unavailable` at /readyz.
+ensure_ocr() {
+    command -v "${OCR_COMMAND:-tesseract}" >/dev/null 2>&1 && return 0
+    command -v apt-get >/dev/null 2>&1 || return 0
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then
+        sudo -n true 2>/dev/null || return 0
+        sudo="sudo -n"
+    fi
+    echo "installing tesseract-ocr (apt-get)…" >&2
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q tesseract-ocr >&2 \
+        || { $sudo apt-get update -q >&2 && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q tesseract-ocr >&2; } \
+        || true
+}
+
 # Postgres for the conformance tests: DOCQA_TEST_POSTGRES_URL (default the
 # machine's, postgres@127.0.0.1:5432). Starts the local cluster if it is down.
 ensure_postgres() {

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use crate::catalog::Catalog;
 use crate::embed::Embedder;
 use crate::index::VectorIndex;
+use crate::ingest::extract::Ocr;
 
 /// A check that takes longer than this counts as down.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -37,6 +38,11 @@ pub struct Readiness {
     pub embedder: ComponentStatus,
     /// `hybrid` (dense + BM25) or `bm25-only`.
     pub retrieval: String,
+    /// `available` or `unavailable`: images and scanned pages need it, the rest
+    /// of the server does not (it is ready without).
+    pub ocr: String,
+    /// The OCR engine and its languages, or why there is none.
+    pub ocr_detail: String,
 }
 
 pub struct HealthChecks {
@@ -44,6 +50,7 @@ pub struct HealthChecks {
     index: Arc<dyn VectorIndex>,
     embedder: Option<Arc<dyn Embedder>>,
     bm25_only_reason: Option<String>,
+    ocr: Arc<Ocr>,
     /// The last good embedder check, and when it ran. Callers that arrive while
     /// a check runs wait for it instead of starting their own.
     embedder_checked: tokio::sync::Mutex<Option<(Instant, ComponentStatus)>>,
@@ -55,12 +62,14 @@ impl HealthChecks {
         index: Arc<dyn VectorIndex>,
         embedder: Option<Arc<dyn Embedder>>,
         bm25_only_reason: Option<String>,
+        ocr: Arc<Ocr>,
     ) -> Self {
         Self {
             catalog,
             index,
             embedder,
             bm25_only_reason,
+            ocr,
             embedder_checked: tokio::sync::Mutex::new(None),
         }
     }
@@ -89,6 +98,15 @@ impl HealthChecks {
             index,
             embedder,
             retrieval: self.retrieval_mode().to_string(),
+            ocr: if self.ocr.status().is_ok() {
+                "available"
+            } else {
+                "unavailable"
+            }
+            .to_string(),
+            ocr_detail: match self.ocr.status() {
+                Ok(engine) | Err(engine) => engine.to_string(),
+            },
         }
     }
 }

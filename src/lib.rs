@@ -166,6 +166,11 @@ impl App {
             .await
             .map_err(|e| StartError::Setup(format!("creating the default collections: {e}")))?;
 
+        let ocr = Arc::new(ingest::extract::Ocr::probe(
+            &config.extract.ocr_command,
+            &config.extract.ocr_languages,
+            config.extract.ocr_max_pages,
+        ));
         let pipeline = Arc::new(Pipeline {
             catalog: catalog.clone(),
             index: index.clone(),
@@ -173,7 +178,7 @@ impl App {
             bm25: bm25.clone(),
             chunker,
             files: files.clone(),
-            extractor: ingest::extract::Extractor::from_settings(&config.extract)
+            extractor: ingest::extract::Extractor::from_settings(&config.extract, ocr.clone())
                 .map_err(|e| StartError::Setup(e.to_string()))?,
             in_flight: in_flight.clone(),
         });
@@ -253,6 +258,7 @@ impl App {
                 index,
                 embedding.embedder,
                 embedding.bm25_only_reason,
+                ocr,
             )),
             metrics: Data::new(Metrics::default()),
             catalog,

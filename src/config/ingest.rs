@@ -113,6 +113,26 @@ pub struct ExtractSettings {
     pub max_pages: usize,
     /// `MAX_DOCUMENT_CHARS`: a document whose text is longer fails.
     pub max_chars: usize,
+    /// `OCR_COMMAND`: Tesseract's command-line program.
+    pub ocr_command: PathBuf,
+    /// `OCR_LANGUAGES`: Tesseract language codes joined by `+` ("eng", "eng+deu").
+    pub ocr_languages: String,
+    /// `OCR_MAX_PAGES`: a document with more pages to OCR fails.
+    pub ocr_max_pages: usize,
+}
+
+/// Language codes as Tesseract names its data files, joined by `+`.
+fn ocr_languages(raw: &str) -> Result<String, ConfigError> {
+    let valid = |code: &str| !code.is_empty() && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if raw.split('+').all(valid) {
+        Ok(raw.to_string())
+    } else {
+        Err(ConfigError::Invalid {
+            var: "OCR_LANGUAGES",
+            value: raw.to_string(),
+            message: "expected Tesseract language codes joined by '+', e.g. eng or eng+deu".into(),
+        })
+    }
 }
 
 impl ExtractSettings {
@@ -131,6 +151,9 @@ impl ExtractSettings {
             exe: vars.get("DOCQA_EXE").map(PathBuf::from),
             max_pages: vars.range("MAX_PAGES", 5_000, 1, 10_000_000)?,
             max_chars: vars.range("MAX_DOCUMENT_CHARS", 20_000_000, 1_000, 1_000_000_000)?,
+            ocr_command: PathBuf::from(vars.get("OCR_COMMAND").unwrap_or("tesseract")),
+            ocr_languages: ocr_languages(vars.get("OCR_LANGUAGES").unwrap_or("eng"))?,
+            ocr_max_pages: vars.range("OCR_MAX_PAGES", 500, 1, 1_000_000)?,
         })
     }
 }

@@ -37,6 +37,14 @@ pub enum ContentType {
     Odp,
     #[serde(rename = "application/vnd.oasis.opendocument.spreadsheet")]
     Ods,
+    #[serde(rename = "image/png")]
+    Png,
+    #[serde(rename = "image/jpeg")]
+    Jpeg,
+    #[serde(rename = "image/tiff")]
+    Tiff,
+    #[serde(rename = "image/webp")]
+    Webp,
 }
 
 impl ContentType {
@@ -55,6 +63,10 @@ impl ContentType {
         "application/vnd.oasis.opendocument.text",
         "application/vnd.oasis.opendocument.presentation",
         "application/vnd.oasis.opendocument.spreadsheet",
+        "image/png",
+        "image/jpeg",
+        "image/tiff",
+        "image/webp",
     ];
 
     pub fn mime(self) -> &'static str {
@@ -65,6 +77,11 @@ impl ContentType {
     /// may crash or hang on hostile input, rather than a UTF-8 decode.
     pub fn needs_parser(self) -> bool {
         !matches!(self, Self::PlainText | Self::Markdown)
+    }
+
+    /// Images: their text is got by OCR.
+    pub fn is_image(self) -> bool {
+        matches!(self, Self::Png | Self::Jpeg | Self::Tiff | Self::Webp)
     }
 }
 
@@ -89,6 +106,10 @@ text_enum!(ContentType, "content type", {
     Odt => "application/vnd.oasis.opendocument.text",
     Odp => "application/vnd.oasis.opendocument.presentation",
     Ods => "application/vnd.oasis.opendocument.spreadsheet",
+    Png => "image/png",
+    Jpeg => "image/jpeg",
+    Tiff => "image/tiff",
+    Webp => "image/webp",
 });
 
 /// Where a document is in its life.

@@ -33,10 +33,16 @@ pub enum Container {
 const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 const OLE2_MAGIC: &[u8] = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1";
 
+/// Images, read by OCR.
+const IMAGES: &[(&[u8], ContentType)] = &[
+    (b"\x89PNG\r\n\x1a\n", ContentType::Png),
+    (b"\xff\xd8\xff", ContentType::Jpeg),
+    (b"II*\x00", ContentType::Tiff),
+    (b"MM\x00*", ContentType::Tiff),
+];
+
 /// Binary formats people upload by mistake, so the 415 can say what was sent.
 const KNOWN_BINARY: &[(&[u8], &str)] = &[
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
     (b"GIF87a", "image/gif"),
     (b"GIF89a", "image/gif"),
     (b"\x1f\x8b", "application/gzip"),
@@ -56,6 +62,12 @@ pub fn detect(head: &[u8], whole_is_utf8: bool) -> Detected {
     }
     if head.starts_with(OLE2_MAGIC) {
         return Detected::Container(Container::Ole2);
+    }
+    if let Some((_, image)) = IMAGES.iter().find(|(magic, _)| head.starts_with(magic)) {
+        return Detected::Supported(*image);
+    }
+    if head.len() >= 12 && head.starts_with(b"RIFF") && &head[8..12] == b"WEBP" {
+        return Detected::Supported(ContentType::Webp);
     }
     if let Some((_, name)) = KNOWN_BINARY.iter().find(|(magic, _)| head.starts_with(magic)) {
         return Detected::Unsupported(name);
@@ -289,9 +301,18 @@ mod tests {
 
     #[test]
     fn binaries_are_refused_with_a_name() {
+        assert_eq!(detect(b"GIF89a....", false), Detected::Unsupported("image/gif"));
         assert_eq!(
             detect(b"\x89PNG\r\n\x1a\nxxxx", false),
-            Detected::Unsupported("image/png")
+            Detected::Supported(ContentType::Png)
+        );
+        assert_eq!(
+            detect(b"RIFF\x10\x00\x00\x00WEBPVP8 ", false),
+            Detected::Supported(ContentType::Webp)
+        );
+        assert_eq!(
+            detect(b"MM\x00*\x00\x00\x00\x08", false),
+            Detected::Supported(ContentType::Tiff)
         );
         assert_eq!(detect(b"PK\x03\x04rest", false), Detected::Container(Container::Zip));
         assert!(matches!(detect(&[0, 159, 146, 150], false), Detected::Unsupported(_)));

@@ -22,6 +22,7 @@ mod jwt;
 mod lifecycle;
 mod llm;
 mod model_download;
+mod ocr;
 mod onnx;
 mod outages;
 mod pdf;

@@ -15,6 +15,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
+use super::ocr::Ocr;
 use super::{ExtractError, ExtractLimits, ExtractedText};
 use crate::config::{ExtractIsolation, ExtractSettings};
 use crate::domain::ContentType;
@@ -30,6 +33,8 @@ pub struct Extractor {
     timeout: Duration,
     memory_mb: u64,
     limits: ExtractLimits,
+    /// Images (and, later, scanned pages) are read by OCR, in a process of its own.
+    ocr: Arc<Ocr>,
 }
 
 #[derive(Debug, Clone)]
@@ -47,7 +52,7 @@ impl Extractor {
     /// Checks that the executable answers as a docqa extraction child. With
     /// `auto`, a missing one falls back to threads (said in the log); with
     /// `process`, it stops the start.
-    pub fn from_settings(settings: &ExtractSettings) -> Result<Self, IsolationUnavailable> {
+    pub fn from_settings(settings: &ExtractSettings, ocr: Arc<Ocr>) -> Result<Self, IsolationUnavailable> {
         let isolation = match settings.isolation {
             ExtractIsolation::Thread => Isolation::Thread,
             ExtractIsolation::Process | ExtractIsolation::Auto => {
@@ -77,6 +82,7 @@ impl Extractor {
                 max_pages: settings.max_pages,
                 max_chars: settings.max_chars,
             },
+            ocr,
         })
     }
 
@@ -87,6 +93,12 @@ impl Extractor {
     /// Reads and extracts a stored file, giving up after the timeout.
     pub async fn extract_file(&self, path: &Path, content_type: ContentType) -> Result<ExtractedText, ExtractError> {
         match &self.isolation {
+            // OCR is a process of its own already, under the same limits.
+            _ if content_type.is_image() => {
+                let memory = self.memory_mb.saturating_mul(1024 * 1024);
+                let text = self.ocr.recognize(path, self.timeout, memory, self.limits).await?;
+                super::checked(text, self.limits)
+            }
             // Plain text and Markdown are only decoded as UTF-8, no parser runs:
             // a child process per file would cost more than the work (SciFact's
             // 5,183 small abstracts).
@@ -281,13 +293,13 @@ fn last_line(stderr: &str) -> String {
 
 /// Resource limits of a child, applied between fork and exec.
 #[derive(Debug, Clone, Copy)]
-struct Limits {
-    memory_bytes: u64,
-    cpu_seconds: u64,
+pub(super) struct Limits {
+    pub memory_bytes: u64,
+    pub cpu_seconds: u64,
 }
 
 impl Limits {
-    fn apply(self) {
+    pub fn apply(self) {
         let set = |resource, value: u64| {
             let limit = libc::rlimit {
                 rlim_cur: value as libc::rlim_t,

@@ -6,12 +6,14 @@ mod delimited;
 mod html;
 mod isolated;
 mod layout;
+mod ocr;
 mod odf;
 mod office;
 pub mod pdf;
 mod text;
 
 pub use delimited::delimiter_of;
+pub use ocr::Ocr;
 
 pub use isolated::{CHILD_COMMAND, Extractor, IsolationUnavailable, child_main};
 
@@ -62,6 +64,10 @@ pub enum ExtractError {
     TooManyPages { pages: usize, limit: usize },
     #[error("too much text: more than MAX_DOCUMENT_CHARS ({limit}) characters")]
     TooMuchText { limit: usize },
+    #[error("ocr unavailable: {0}")]
+    OcrUnavailable(String),
+    #[error("too many pages to OCR: more than OCR_MAX_PAGES ({limit})")]
+    TooManyOcrPages { limit: usize },
 }
 
 /// How much one document may hold, so that what a server keeps for it is
@@ -161,8 +167,16 @@ pub fn extract_within(
         | ContentType::Ppt
         | ContentType::Xls => office::extract(content_type, bytes),
         ContentType::Odt | ContentType::Odp | ContentType::Ods => odf::extract(content_type, bytes),
+        ContentType::Png | ContentType::Jpeg | ContentType::Tiff | ContentType::Webp => Err(
+            ExtractError::OcrUnavailable("images are read by the OCR process (Extractor), not in-process".into()),
+        ),
     }));
-    let mut extracted = result.map_err(|panic| ExtractError::Panicked(panic_message(&*panic)))??;
+    let extracted = result.map_err(|panic| ExtractError::Panicked(panic_message(&*panic)))??;
+    checked(extracted, limits)
+}
+
+/// A document's pages within the limits, without control characters, and with text.
+fn checked(mut extracted: ExtractedText, limits: ExtractLimits) -> Result<ExtractedText, ExtractError> {
     if extracted.pages.len() > limits.max_pages {
         return Err(ExtractError::TooManyPages {
             pages: extracted.pages.len(),
@@ -174,7 +188,9 @@ pub fn extract_within(
         drop_control_characters(page);
         chars += page.chars().count();
         if chars > limits.max_chars {
-            return Err(too_much_text);
+            return Err(ExtractError::TooMuchText {
+                limit: limits.max_chars,
+            });
         }
     }
     if !extracted.has_text() {

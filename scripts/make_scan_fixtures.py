@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""Writes the image fixtures in tests/fixtures/scans/ (committed; rerun only to
+change them): pages of ../shared/corpus PDFs rasterised with poppler's pdftoppm,
+as a scan would give them.
+
+  crazyones.png  crazyones-pdfa.pdf page 1, 150 dpi, 8-bit grey
+  two-pages.tiff google-doc-document.pdf page 1 and pdflatex-4-pages.pdf page 1, 150 dpi,
+                 1-bit, CCITT G4, two frames
+
+Needs: pdftoppm (Debian poppler-utils), pip install pillow
+Usage: python3 scripts/make_scan_fixtures.py
+"""
+
+import glob
+import os
+import subprocess
+import tempfile
+
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "..", "tests", "fixtures", "scans")
+CORPUS = os.path.join(HERE, "..", "..", "shared", "corpus")
+
+
+def render(pdf, first, last, dpi, mode, directory):
+    prefix = os.path.join(directory, "page")
+    subprocess.run(["pdftoppm", "-r", str(dpi), mode, "-f", str(first), "-l", str(last),
+                    os.path.join(CORPUS, pdf), prefix], check=True)
+    return sorted(glob.glob(prefix + "*"))
+
+
+if __name__ == "__main__":
+    os.makedirs(OUT, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        [png] = render("crazyones-pdfa.pdf", 1, 1, 150, "-gray", tmp)
+        Image.open(png).save(os.path.join(OUT, "crazyones.png"), optimize=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        pages = render("google-doc-document.pdf", 1, 1, 150, "-mono", os.path.join(tmp))
+        os.makedirs(os.path.join(tmp, "b"))
+        pages += render("pdflatex-4-pages.pdf", 1, 1, 150, "-mono", os.path.join(tmp, "b"))
+        frames = [Image.open(p).convert("1") for p in pages]
+        frames[0].save(os.path.join(OUT, "two-pages.tiff"), compression="group4", save_all=True,
+                       append_images=frames[1:], dpi=(150, 150))
+    for name in sorted(os.listdir(OUT)):
+        print(name, os.path.getsize(os.path.join(OUT, name)))

@@ -1,0 +1,263 @@
+//! Text out of images by OCR: Tesseract's command-line program (Debian's
+//! `tesseract-ocr`, Apache-2.0), one process a document with the extraction
+//! child's memory and CPU limits, one OCR thread (the ingestion workers already
+//! share the cores with searches). Tesseract reads PNG, JPEG, TIFF (every frame
+//! a page) and WebP itself; its TSV output gives every word with its page, line,
+//! box and confidence, read here line by line into pages.
+//!
+//! Probed once at start: without the program or its languages the server runs,
+//! `/readyz` says `ocr: unavailable`, and an image fails with that reason.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::AsyncBufReadExt;
+
+use super::isolated::Limits;
+use super::{ExtractError, ExtractLimits, ExtractedText};
+
+/// The OCR engine as found at start.
+#[derive(Debug, Clone)]
+pub struct Ocr {
+    command: PathBuf,
+    languages: String,
+    /// The engine's version, or why it cannot be used.
+    found: Result<String, String>,
+    max_pages: usize,
+}
+
+impl Ocr {
+    /// Asks `command --version` and `--list-langs`; never fails the start.
+    pub fn probe(command: &Path, languages: &str, max_pages: usize) -> Self {
+        let run = |arg: &str| -> Result<String, String> {
+            let output = std::process::Command::new(command)
+                .arg(arg)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("{} cannot be run: {e}", command.display()))?;
+            // Tesseract 3 printed these on stderr.
+            let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&output.stderr));
+            Ok(text)
+        };
+        let found = run("--version").and_then(|version| {
+            let version = version.lines().next().unwrap_or_default().trim().to_string();
+            let installed = run("--list-langs")?;
+            let installed: Vec<&str> = installed.lines().skip(1).map(str::trim).collect();
+            let missing: Vec<&str> = languages.split('+').filter(|l| !installed.contains(l)).collect();
+            if missing.is_empty() {
+                Ok(format!("{version} ({languages})"))
+            } else {
+                Err(format!(
+                    "OCR_LANGUAGES: {} not installed for {version} (apt-get install tesseract-ocr-<lang>)",
+                    missing.join(", ")
+                ))
+            }
+        });
+        match &found {
+            Ok(version) => tracing::info!(engine = %version, "OCR available"),
+            Err(why) => tracing::warn!(reason = %why, "OCR unavailable: images and scanned pages will fail"),
+        }
+        Self {
+            command: command.to_path_buf(),
+            languages: languages.to_string(),
+            found,
+            max_pages,
+        }
+    }
+
+    /// The engine's version, or why there is none.
+    pub fn status(&self) -> Result<&str, &str> {
+        self.found.as_deref().map_err(String::as_str)
+    }
+
+    /// Recognises every page (frame) of an image file.
+    pub async fn recognize(
+        &self,
+        path: &Path,
+        timeout: Duration,
+        memory_bytes: u64,
+        limits: ExtractLimits,
+    ) -> Result<ExtractedText, ExtractError> {
+        if let Err(why) = &self.found {
+            return Err(ExtractError::OcrUnavailable(why.clone()));
+        }
+        let mut command = tokio::process::Command::new(&self.command);
+        command
+            .arg(path)
+            .arg("stdout")
+            .arg("-l")
+            .arg(&self.languages)
+            .arg("tsv")
+            .env("OMP_THREAD_LIMIT", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let child_limits = Limits {
+            memory_bytes,
+            cpu_seconds: timeout.as_secs() + 1,
+        };
+        // SAFETY: only async-signal-safe calls (setrlimit, setpriority) between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                child_limits.apply();
+                Ok(())
+            });
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| ExtractError::OcrUnavailable(format!("{} cannot be run: {e}", self.command.display())))?;
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err(ExtractError::Io("the OCR process has no output".into()));
+        };
+        let stderr = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut text = String::new();
+            let _ = stderr.take(64 * 1024).read_to_string(&mut text).await;
+            text
+        });
+        let max_pages = self.max_pages.min(limits.max_pages);
+        let read = async {
+            let mut pages = TsvPages::default();
+            let mut lines = tokio::io::BufReader::new(stdout).lines();
+            while let Some(line) = lines
+                .next_line()
+                .await
+                .map_err(|e| ExtractError::Io(format!("reading the OCR output: {e}")))?
+            {
+                pages.push_line(&line);
+                if pages.pages.len() > max_pages {
+                    return Err(ExtractError::TooManyOcrPages { limit: max_pages });
+                }
+                if pages.chars > limits.max_chars {
+                    return Err(ExtractError::TooMuchText {
+                        limit: limits.max_chars,
+                    });
+                }
+            }
+            let status = child
+                .wait()
+                .await
+                .map_err(|e| ExtractError::Io(format!("waiting for the OCR process: {e}")))?;
+            Ok((pages, status))
+        };
+        // Dropping the child on a timeout or an error kills it (kill_on_drop).
+        let (pages, status) = tokio::time::timeout(timeout, read)
+            .await
+            .map_err(|_| ExtractError::Timeout(timeout.as_secs()))??;
+        if !status.success() {
+            let stderr = stderr.await.unwrap_or_default();
+            let reason = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no message");
+            return Err(ExtractError::Corrupt(format!(
+                "the image could not be read by OCR ({}): {}",
+                status,
+                reason.chars().take(200).collect::<String>()
+            )));
+        }
+        Ok(pages.finish())
+    }
+}
+
+/// Tesseract's TSV output, assembled into pages: words joined by spaces, lines
+/// by line breaks, paragraphs and blocks by blank lines.
+#[derive(Debug, Default)]
+struct TsvPages {
+    pages: Vec<String>,
+    /// Word confidences per page (0–100), for the record.
+    confidence: Vec<(f64, usize)>,
+    /// The (block, paragraph, line) of the last word on the current page.
+    last: Option<(u32, u32, u32)>,
+    chars: usize,
+}
+
+impl TsvPages {
+    fn push_line(&mut self, line: &str) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        if fields.len() < 12 {
+            return;
+        }
+        let number = |i: usize| fields[i].parse::<u32>().ok();
+        let (Some(level), Some(page)) = (number(0), number(1)) else {
+            return; // the header line
+        };
+        let page = page.max(1) as usize;
+        while self.pages.len() < page {
+            self.pages.push(String::new());
+            self.confidence.push((0.0, 0));
+            self.last = None;
+        }
+        let word = fields[11].trim();
+        if level != 5 || word.is_empty() {
+            return;
+        }
+        let place = (number(2).unwrap_or(0), number(3).unwrap_or(0), number(4).unwrap_or(0));
+        let text = &mut self.pages[page - 1];
+        match self.last {
+            None => {}
+            Some((block, paragraph, _)) if (block, paragraph) != (place.0, place.1) => text.push_str("\n\n"),
+            Some((_, _, line)) if line != place.2 => text.push('\n'),
+            Some(_) => text.push(' '),
+        }
+        text.push_str(word);
+        self.chars += word.chars().count() + 1;
+        self.last = Some(place);
+        if let Ok(confidence) = fields[10].parse::<f64>()
+            && confidence >= 0.0
+        {
+            let (sum, count) = &mut self.confidence[page - 1];
+            *sum += confidence;
+            *count += 1;
+        }
+    }
+
+    fn finish(self) -> ExtractedText {
+        let confidence: Vec<String> = self
+            .confidence
+            .iter()
+            .map(|&(sum, count)| {
+                if count == 0 {
+                    "-".to_string()
+                } else {
+                    format!("{:.0}", sum / count as f64)
+                }
+            })
+            .collect();
+        ExtractedText {
+            pages: self.pages,
+            unreadable_pages: Vec::new(),
+            notes: vec![format!("OCR, mean word confidence by page: {}", confidence.join(", "))],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_become_lines_paragraphs_and_pages() {
+        let tsv = "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext
+1\t1\t0\t0\t0\t0\t0\t0\t1241\t1754\t-1\t
+5\t1\t1\t1\t1\t1\t10\t10\t50\t20\t96.5\tThe
+5\t1\t1\t1\t1\t2\t70\t10\t50\t20\t90.1\tCrazy
+5\t1\t1\t1\t2\t1\t10\t40\t50\t20\t88\tOnes
+5\t1\t2\t1\t1\t1\t10\t90\t50\t20\t80\tOctober
+1\t2\t0\t0\t0\t0\t0\t0\t1241\t1754\t-1\t
+1\t3\t0\t0\t0\t0\t0\t0\t1241\t1754\t-1\t
+5\t3\t1\t1\t1\t1\t10\t10\t50\t20\t70\tlast
+5\t3\t1\t1\t1\t2\t10\t10\t50\t20\t-1\t ";
+        let mut pages = TsvPages::default();
+        for line in tsv.lines() {
+            pages.push_line(line);
+        }
+        let text = pages.finish();
+        assert_eq!(text.pages, vec!["The Crazy\nOnes\n\nOctober", "", "last"]);
+        assert_eq!(text.notes, vec!["OCR, mean word confidence by page: 89, -, 70"]);
+    }
+}

@@ -1,0 +1,116 @@
+//! Images read by OCR (Tesseract, installed by scripts/env.sh): pages of corpus
+//! PDFs rasterised as a scanner would (tests/fixtures/scans, written by
+//! scripts/make_scan_fixtures.py), a PNG and a two-frame TIFF; and a server
+//! without OCR, which still starts and says so.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, TestOptions};
+
+fn scan(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/scans")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+async fn hits(app: &TestApp, id: &str, query: &str) -> Vec<Value> {
+    let found = app
+        .search(
+            None,
+            json!({"query": query, "top_k": 5, "filter": {"document_ids": [id]}}),
+        )
+        .await;
+    found["results"].as_array().unwrap().clone()
+}
+
+async fn cited_pages(app: &TestApp, id: &str, question: &str) -> Vec<u64> {
+    let (status, answer) = app
+        .query(json!({"question": question, "filter": {"document_ids": [id]}}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    answer["citations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["page"].as_u64())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn images_are_read_by_ocr_a_page_a_frame_and_cited_on_their_page() {
+    let app = TestApp::spawn().await;
+    let ready: Value = app.get("/readyz").await.json().await.unwrap();
+    assert_eq!(ready["ocr"], "available", "{ready}");
+    assert!(ready["ocr_detail"].as_str().unwrap().contains("tesseract"), "{ready}");
+
+    let png = app.ingest("scan.bin", scan("crazyones.png")).await;
+    let id = png["id"].as_str().unwrap();
+    let stored: Value = app.get(&format!("/v1/documents/{id}")).await.json().await.unwrap();
+    assert_eq!(stored["content_type"], "image/png", "{stored}");
+    assert_eq!(stored["pages"], 1, "{stored}");
+    let found = hits(&app, id, "the round pegs in the square holes").await;
+    assert!(
+        found[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("The round pegs in the square holes"),
+        "{found:?}"
+    );
+    assert!(cited_pages(&app, id, "Who are the crazy ones?").await.contains(&1));
+
+    let tiff = app.ingest("scan.bin", scan("two-pages.tiff")).await;
+    let id = tiff["id"].as_str().unwrap();
+    let stored: Value = app.get(&format!("/v1/documents/{id}")).await.json().await.unwrap();
+    assert_eq!(stored["content_type"], "image/tiff", "{stored}");
+    assert_eq!(stored["pages"], 2, "{stored}");
+    // Frame 1 is the Zen of Python, frame 2 a blind text.
+    let zen = hits(&app, id, "Beautiful is better than ugly").await;
+    assert_eq!(zen[0]["page_start"], 1, "{zen:?}");
+    assert!(
+        zen[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Explicit is better than implicit.")
+    );
+    let blind = hits(&app, id, "a blind text gives you information about the selected font").await;
+    assert_eq!(blind[0]["page_start"], 2, "{blind:?}");
+    assert!(
+        blind[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("information about the selected font")
+    );
+    assert!(
+        cited_pages(&app, id, "What does a blind text give you information about?")
+            .await
+            .contains(&2)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_ocr_the_server_is_ready_and_images_fail_with_that_reason() {
+    let app = TestApp::spawn_with(TestOptions {
+        vars: vec![("OCR_COMMAND", "/nonexistent/tesseract".into())],
+        ..Default::default()
+    })
+    .await;
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 200);
+    let ready: Value = response.json().await.unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["ocr"], "unavailable", "{ready}");
+
+    let response = app
+        .upload(None, &[("scan.png", scan("crazyones.png"))], None, true)
+        .await;
+    let body: Value = response.json().await.unwrap();
+    let document = &body["documents"][0];
+    assert_eq!(document["status"], "failed", "{body}");
+    assert!(
+        document["error"].as_str().unwrap().starts_with("ocr unavailable"),
+        "{body}"
+    );
+    // Other formats are not affected.
+    app.ingest("note.txt", b"The depot opens at seven.".to_vec()).await;
+}

@@ -237,7 +237,7 @@ async fn docqa_ingest_walks_folders_and_reports_what_failed() {
     )
     .unwrap();
     std::fs::write(docs.path().join("nested/broken.pdf"), &pdf_saying("cut")[..40]).unwrap();
-    std::fs::write(docs.path().join("picture.png"), b"\x89PNG\r\n\x1a\n0000").unwrap();
+    std::fs::write(docs.path().join("picture.gif"), b"GIF89a0000").unwrap();
     std::fs::write(docs.path().join(".hidden.txt"), "not ingested").unwrap();
 
     let run = || {
@@ -263,7 +263,7 @@ async fn docqa_ingest_walks_folders_and_reports_what_failed() {
         "a failed file makes the exit code non-zero: {out}"
     );
     assert!(out.contains("2 ready, 0 duplicate, 2 failed"), "{out}");
-    assert!(out.contains("broken.pdf") && out.contains("picture.png"), "{out}");
+    assert!(out.contains("broken.pdf") && out.contains("picture.gif"), "{out}");
     assert!(!out.contains(".hidden"), "{out}");
 
     // Again: what is there is a duplicate; the failures are reported again.

@@ -28,7 +28,7 @@ RUN set -eu; \
 # --- 3. What runs -----------------------------------------------------------------
 FROM debian:bookworm-slim
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl libstdc++6 tesseract-ocr tesseract-ocr-eng \
+    && apt-get install -y --no-install-recommends ca-certificates curl libstdc++6 tesseract-ocr tesseract-ocr-eng poppler-utils \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /data --shell /usr/sbin/nologin docqa \
     && mkdir -p /data && chown docqa /data

@@ -53,11 +53,12 @@ ensure_onnx() {
 }
 
 # OCR for images and scanned pages: Tesseract's command-line program and its
-# English data (Debian's tesseract-ocr, Apache-2.0), installed with apt-get when
+# English data (Debian's tesseract-ocr, Apache-2.0) and poppler's page renderer
+# (poppler-utils' pdftoppm, for scanned PDF pages), installed with apt-get when
 # missing and this shell may (root, or sudo without a password). Without it the
 # server still runs and says `ocr: unavailable` at /readyz.
 ensure_ocr() {
-    command -v "${OCR_COMMAND:-tesseract}" >/dev/null 2>&1 && return 0
+    command -v "${OCR_COMMAND:-tesseract}" >/dev/null 2>&1 && command -v pdftoppm >/dev/null 2>&1 && return 0
     command -v apt-get >/dev/null 2>&1 || return 0
     local sudo=""
     if [ "$(id -u)" != 0 ]; then
@@ -65,8 +66,8 @@ ensure_ocr() {
         sudo="sudo -n"
     fi
     echo "installing tesseract-ocr (apt-get)…" >&2
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q tesseract-ocr >&2 \
-        || { $sudo apt-get update -q >&2 && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q tesseract-ocr >&2; } \
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q tesseract-ocr poppler-utils >&2 \
+        || { $sudo apt-get update -q >&2 && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q tesseract-ocr poppler-utils >&2; } \
         || true
 }
 

@@ -6,8 +6,10 @@ as a scan would give them.
   crazyones.png  crazyones-pdfa.pdf page 1, 150 dpi, 8-bit grey
   two-pages.tiff google-doc-document.pdf page 1 and pdflatex-4-pages.pdf page 1, 150 dpi,
                  1-bit, CCITT G4, two frames
+  mixed.pdf      page 1 crazyones-pdfa.pdf as it is (a text layer); page 2 a scan without one:
+                 google-doc-document.pdf page 1 at 200 dpi, grey, turned 2 degrees, JPEG
 
-Needs: pdftoppm (Debian poppler-utils), pip install pillow
+Needs: pdftoppm, pdfseparate, pdfunite (Debian poppler-utils), pip install pillow
 Usage: python3 scripts/make_scan_fixtures.py
 """
 
@@ -42,5 +44,14 @@ if __name__ == "__main__":
         frames = [Image.open(p).convert("1") for p in pages]
         frames[0].save(os.path.join(OUT, "two-pages.tiff"), compression="group4", save_all=True,
                        append_images=frames[1:], dpi=(150, 150))
+    with tempfile.TemporaryDirectory() as tmp:
+        [grey] = render("google-doc-document.pdf", 1, 1, 200, "-gray", tmp)
+        scan = Image.open(grey).convert("L").rotate(2, expand=False, fillcolor=255)
+        scanned = os.path.join(tmp, "scanned.pdf")
+        scan.save(scanned, "PDF", resolution=200, quality=75)
+        text_page = os.path.join(tmp, "text.pdf")
+        subprocess.run(["pdfseparate", "-f", "1", "-l", "1", os.path.join(CORPUS, "crazyones-pdfa.pdf"),
+                        text_page], check=True)
+        subprocess.run(["pdfunite", text_page, scanned, os.path.join(OUT, "mixed.pdf")], check=True)
     for name in sorted(os.listdir(OUT)):
         print(name, os.path.getsize(os.path.join(OUT, name)))

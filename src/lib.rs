@@ -170,6 +170,7 @@ impl App {
             &config.extract.ocr_command,
             &config.extract.ocr_languages,
             config.extract.ocr_max_pages,
+            config.extract.ocr_timeout,
         ));
         let pipeline = Arc::new(Pipeline {
             catalog: catalog.clone(),

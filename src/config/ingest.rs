@@ -117,8 +117,10 @@ pub struct ExtractSettings {
     pub ocr_command: PathBuf,
     /// `OCR_LANGUAGES`: Tesseract language codes joined by `+` ("eng", "eng+deu").
     pub ocr_languages: String,
-    /// `OCR_MAX_PAGES`: a document with more pages to OCR fails.
+    /// `OCR_MAX_PAGES`: pages of one document OCR reads, at most.
     pub ocr_max_pages: usize,
+    /// `OCR_TIMEOUT_SECS`: all the OCR of one document, at most.
+    pub ocr_timeout: Duration,
 }
 
 /// Language codes as Tesseract names its data files, joined by `+`.
@@ -154,6 +156,7 @@ impl ExtractSettings {
             ocr_command: PathBuf::from(vars.get("OCR_COMMAND").unwrap_or("tesseract")),
             ocr_languages: ocr_languages(vars.get("OCR_LANGUAGES").unwrap_or("eng"))?,
             ocr_max_pages: vars.range("OCR_MAX_PAGES", 500, 1, 1_000_000)?,
+            ocr_timeout: Duration::from_secs(vars.range("OCR_TIMEOUT_SECS", 1800, 1, 86_400)?),
         })
     }
 }

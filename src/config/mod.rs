@@ -96,6 +96,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "OCR_COMMAND",
     "OCR_LANGUAGES",
     "OCR_MAX_PAGES",
+    "OCR_TIMEOUT_SECS",
     "AUTH_JWT_JWKS_URL",
     "AUTH_JWT_ISSUER",
     "AUTH_JWT_AUDIENCE",

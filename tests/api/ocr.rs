@@ -89,6 +89,56 @@ async fn images_are_read_by_ocr_a_page_a_frame_and_cited_on_their_page() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_scanned_page_of_a_pdf_is_read_by_ocr_and_its_text_pages_stay_as_they_are() {
+    let app = TestApp::spawn().await;
+    // Page 1 has a text layer, page 2 is a skewed JPEG scan without one.
+    let mixed = app.ingest("mixed.pdf", scan("mixed.pdf")).await;
+    let id = mixed["id"].as_str().unwrap();
+    assert_eq!(mixed["pages"], 2, "{mixed}");
+    // Chunks may run over a page break: the hit's pages hold the page asked about.
+    let zen = hits(&app, id, "Beautiful is better than ugly").await;
+    assert_eq!(zen[0]["page_end"], 2, "{zen:?}");
+    assert!(
+        zen[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Explicit is better than implicit."),
+        "{zen:?}"
+    );
+    let crazy = hits(&app, id, "the round pegs in the square holes").await;
+    assert_eq!(crazy[0]["page_start"], 1, "{crazy:?}");
+    // The text layer's own spelling ("Heres", without the apostrophe OCR would read).
+    assert!(
+        crazy[0]["text"].as_str().unwrap().contains("Heres to the crazy ones"),
+        "{crazy:?}"
+    );
+    assert!(
+        cited_pages(&app, id, "Is explicit better than implicit?")
+            .await
+            .contains(&2)
+    );
+
+    // A scan of a photograph: OCR finds no text, and says so.
+    let response = app
+        .upload(
+            None,
+            &[("photo.pdf", crate::helpers::corpus("cmyk-image.pdf"))],
+            None,
+            true,
+        )
+        .await;
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["documents"][0]["status"], "failed", "{body}");
+    assert!(
+        body["documents"][0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("no extractable text"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn without_ocr_the_server_is_ready_and_images_fail_with_that_reason() {
     let app = TestApp::spawn_with(TestOptions {
         vars: vec![("OCR_COMMAND", "/nonexistent/tesseract".into())],
@@ -111,6 +161,25 @@ async fn without_ocr_the_server_is_ready_and_images_fail_with_that_reason() {
         document["error"].as_str().unwrap().starts_with("ocr unavailable"),
         "{body}"
     );
+    // A scanned PDF fails the same way; its text pages would have been kept.
+    let response = app
+        .upload(
+            None,
+            &[("scan.pdf", crate::helpers::corpus("cmyk-image.pdf"))],
+            None,
+            true,
+        )
+        .await;
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["documents"][0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("ocr unavailable"),
+        "{body}"
+    );
+    let mixed = app.ingest("mixed.pdf", scan("mixed.pdf")).await;
+    assert_eq!(mixed["pages"], 2, "{mixed}");
     // Other formats are not affected.
     app.ingest("note.txt", b"The depot opens at seven.".to_vec()).await;
 }

@@ -27,6 +27,7 @@ pub(super) fn extract(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
         pages: writer.finish(),
         unreadable_pages: Vec::new(),
         notes: Vec::new(),
+        needs_ocr: Vec::new(),
     })
 }
 

@@ -116,6 +116,7 @@ pub fn extract(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
         pages: vec![text.finish()],
         unreadable_pages: Vec::new(),
         notes: Vec::new(),
+        needs_ocr: Vec::new(),
     })
 }
 

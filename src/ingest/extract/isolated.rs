@@ -105,9 +105,27 @@ impl Extractor {
             _ if !content_type.needs_parser() => {
                 super::extract_in_thread(path, content_type, self.timeout, self.limits).await
             }
-            Isolation::Thread => super::extract_in_thread(path, content_type, self.timeout, self.limits).await,
-            Isolation::Process(exe) => self.extract_in_child(exe, path, content_type).await,
+            Isolation::Thread => {
+                let text = super::extract_in_thread(path, content_type, self.timeout, self.limits).await?;
+                self.with_ocr_pages(path, text).await
+            }
+            Isolation::Process(exe) => {
+                let text = self.extract_in_child(exe, path, content_type).await?;
+                self.with_ocr_pages(path, text).await
+            }
         }
+    }
+
+    /// A PDF's pages without a text layer, read by OCR; then the checks again.
+    async fn with_ocr_pages(&self, path: &Path, mut text: ExtractedText) -> Result<ExtractedText, ExtractError> {
+        if text.needs_ocr.is_empty() {
+            return Ok(text);
+        }
+        let memory = self.memory_mb.saturating_mul(1024 * 1024);
+        self.ocr
+            .pdf_pages(path, &mut text, self.timeout, memory, self.limits)
+            .await?;
+        super::checked(text, self.limits)
     }
 
     async fn extract_in_child(
@@ -203,6 +221,8 @@ enum ChildLine {
         unreadable_pages: Vec<u32>,
         #[serde(default)]
         notes: Vec<String>,
+        #[serde(default)]
+        needs_ocr: Vec<u32>,
     },
     Failed(ExtractError),
 }
@@ -250,11 +270,13 @@ async fn read_pages(
             ChildLine::Done {
                 unreadable_pages,
                 notes,
+                needs_ocr,
             } => {
                 return Ok(Some(Ok(ExtractedText {
                     pages: std::mem::take(&mut pages),
                     unreadable_pages,
                     notes,
+                    needs_ocr,
                 })));
             }
             ChildLine::Failed(error) => return Ok(Some(Err(error))),
@@ -350,6 +372,7 @@ fn write_lines(result: Result<ExtractedText, ExtractError>) -> std::io::Result<(
             line(&ChildLine::Done {
                 unreadable_pages: text.unreadable_pages,
                 notes: text.notes,
+                needs_ocr: text.needs_ocr,
             })?;
         }
         Err(error) => line(&ChildLine::Failed(error))?,

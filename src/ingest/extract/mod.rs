@@ -34,6 +34,10 @@ pub struct ExtractedText {
     /// What was left out on purpose, for the record ("hidden sheet(s) skipped: …").
     #[serde(default)]
     pub notes: Vec<String>,
+    /// Pages (1-based) without a usable text layer, for OCR: a scanned page, or
+    /// one whose text fails the quality check.
+    #[serde(default)]
+    pub needs_ocr: Vec<u32>,
 }
 
 impl ExtractedText {
@@ -50,7 +54,7 @@ pub enum ExtractError {
     Encrypted,
     #[error("corrupt: {0}")]
     Corrupt(String),
-    #[error("no extractable text (scanned?)")]
+    #[error("no extractable text (no text layer, and none found by OCR)")]
     NoText,
     #[error("corrupt: the parser crashed ({0})")]
     Panicked(String),
@@ -193,7 +197,7 @@ fn checked(mut extracted: ExtractedText, limits: ExtractLimits) -> Result<Extrac
             });
         }
     }
-    if !extracted.has_text() {
+    if !extracted.has_text() && extracted.needs_ocr.is_empty() {
         return Err(ExtractError::NoText);
     }
     Ok(extracted)

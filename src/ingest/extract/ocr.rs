@@ -17,6 +17,12 @@ use tokio::io::AsyncBufReadExt;
 use super::isolated::Limits;
 use super::{ExtractError, ExtractLimits, ExtractedText};
 
+/// Scanned PDF pages are rendered at this resolution for OCR (README "Images
+/// (OCR)": the character error rate by resolution on corpus pages).
+const RENDER_DPI: u32 = 200;
+/// Poppler's page renderer (Debian poppler-utils).
+const RENDERER: &str = "pdftoppm";
+
 /// The OCR engine as found at start.
 #[derive(Debug, Clone)]
 pub struct Ocr {
@@ -24,23 +30,28 @@ pub struct Ocr {
     languages: String,
     /// The engine's version, or why it cannot be used.
     found: Result<String, String>,
+    /// The PDF page renderer's version, or why it cannot be used.
+    renderer: Result<String, String>,
     max_pages: usize,
+    /// All the OCR of one document, at most.
+    timeout: Duration,
 }
 
 impl Ocr {
     /// Asks `command --version` and `--list-langs`; never fails the start.
-    pub fn probe(command: &Path, languages: &str, max_pages: usize) -> Self {
-        let run = |arg: &str| -> Result<String, String> {
-            let output = std::process::Command::new(command)
+    pub fn probe(command: &Path, languages: &str, max_pages: usize, timeout: Duration) -> Self {
+        let run_program = |program: &Path, arg: &str| -> Result<String, String> {
+            let output = std::process::Command::new(program)
                 .arg(arg)
                 .stdin(Stdio::null())
                 .output()
-                .map_err(|e| format!("{} cannot be run: {e}", command.display()))?;
+                .map_err(|e| format!("{} cannot be run: {e}", program.display()))?;
             // Tesseract 3 printed these on stderr.
             let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
             text.push_str(&String::from_utf8_lossy(&output.stderr));
             Ok(text)
         };
+        let run = |arg: &str| run_program(command, arg);
         let found = run("--version").and_then(|version| {
             let version = version.lines().next().unwrap_or_default().trim().to_string();
             let installed = run("--list-langs")?;
@@ -55,21 +66,177 @@ impl Ocr {
                 ))
             }
         });
-        match &found {
-            Ok(version) => tracing::info!(engine = %version, "OCR available"),
-            Err(why) => tracing::warn!(reason = %why, "OCR unavailable: images and scanned pages will fail"),
+        let renderer = run_program(Path::new(RENDERER), "-v")
+            .map(|v| v.lines().next().unwrap_or_default().trim().to_string())
+            .map_err(|why| format!("{why} (apt-get install poppler-utils): scanned PDF pages cannot be rendered"));
+        match (&found, &renderer) {
+            (Ok(version), Ok(_)) => tracing::info!(engine = %version, "OCR available"),
+            (Ok(version), Err(why)) => {
+                tracing::warn!(engine = %version, reason = %why, "OCR available for images, not for scanned PDF pages")
+            }
+            (Err(why), _) => tracing::warn!(reason = %why, "OCR unavailable: images and scanned pages will fail"),
         }
         Self {
             command: command.to_path_buf(),
             languages: languages.to_string(),
             found,
+            renderer,
             max_pages,
+            timeout,
         }
     }
 
     /// The engine's version, or why there is none.
     pub fn status(&self) -> Result<&str, &str> {
         self.found.as_deref().map_err(String::as_str)
+    }
+
+    /// Reads the pages of a PDF that have no usable text layer
+    /// (`text.needs_ocr`): each rendered at [`RENDER_DPI`] into a temporary
+    /// PNG, then recognised. Pages past `OCR_MAX_PAGES` or `OCR_TIMEOUT_SECS`
+    /// are left unread and said so; the document fails only when it has no
+    /// text at all.
+    pub async fn pdf_pages(
+        &self,
+        pdf: &Path,
+        text: &mut ExtractedText,
+        page_timeout: Duration,
+        memory_bytes: u64,
+        limits: ExtractLimits,
+    ) -> Result<(), ExtractError> {
+        let wanted = std::mem::take(&mut text.needs_ocr);
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let unavailable = match (&self.found, &self.renderer) {
+            (Err(why), _) | (_, Err(why)) => Some(why.clone()),
+            _ => None,
+        };
+        if let Some(why) = unavailable {
+            if !text.has_text() {
+                return Err(ExtractError::OcrUnavailable(why));
+            }
+            text.notes
+                .push(format!("pages without a text layer not read: ocr unavailable: {why}"));
+            text.unreadable_pages.extend(&wanted);
+            return Ok(());
+        }
+        let scratch = tempfile::tempdir().map_err(|e| ExtractError::Io(format!("a directory for OCR: {e}")))?;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut done = Vec::new();
+        let mut confidence = Vec::new();
+        // Why the rest was left, and the error it is when nothing else was read.
+        let mut left: Option<(String, ExtractError)> = None;
+        for (n, &page) in wanted.iter().enumerate() {
+            if left.is_some() {
+            } else if n >= self.max_pages {
+                let limit = self.max_pages;
+                left = Some((
+                    format!("OCR_MAX_PAGES ({limit}) reached"),
+                    ExtractError::TooManyOcrPages { limit },
+                ));
+            } else if tokio::time::Instant::now() >= deadline {
+                let secs = self.timeout.as_secs();
+                left = Some((
+                    format!("OCR_TIMEOUT_SECS ({secs} s) reached"),
+                    ExtractError::Timeout(secs),
+                ));
+            }
+            if left.is_some() {
+                text.unreadable_pages.push(page);
+                continue;
+            }
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let timeout = page_timeout.min(remaining);
+            let image = scratch.path().join(format!("page-{page}"));
+            self.render(pdf, page, &image, timeout, memory_bytes).await?;
+            let read = self
+                .recognize(&image.with_extension("png"), timeout, memory_bytes, limits)
+                .await;
+            let _ = tokio::fs::remove_file(image.with_extension("png")).await;
+            match read {
+                Ok(mut recognised) => {
+                    let index = page as usize - 1;
+                    if let Some(slot) = text.pages.get_mut(index) {
+                        *slot = recognised.pages.drain(..).next().unwrap_or_default();
+                    }
+                    confidence.extend(recognised.notes);
+                    done.push(page);
+                }
+                Err(ExtractError::Timeout(secs)) => {
+                    left = Some((
+                        format!("page {page} took longer than {secs} s"),
+                        ExtractError::Timeout(secs),
+                    ));
+                    text.unreadable_pages.push(page);
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        if !done.is_empty() {
+            text.notes.push(format!("pages read by OCR: {done:?}"));
+            text.notes.extend(confidence);
+        }
+        if let Some((why, error)) = left {
+            text.notes.push(format!("pages not read by OCR: {why}"));
+            if !text.has_text() {
+                return Err(error);
+            }
+        }
+        text.unreadable_pages.sort_unstable();
+        Ok(())
+    }
+
+    /// Renders one page to `{output}.png` with pdftoppm, under the limits.
+    async fn render(
+        &self,
+        pdf: &Path,
+        page: u32,
+        output: &Path,
+        timeout: Duration,
+        memory_bytes: u64,
+    ) -> Result<(), ExtractError> {
+        let mut command = tokio::process::Command::new(RENDERER);
+        command
+            .args(["-r", &RENDER_DPI.to_string(), "-gray", "-png", "-singlefile"])
+            .args(["-f", &page.to_string(), "-l", &page.to_string()])
+            .arg(pdf)
+            .arg(output)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let child_limits = Limits {
+            memory_bytes,
+            cpu_seconds: timeout.as_secs() + 1,
+        };
+        // SAFETY: only async-signal-safe calls (setrlimit, setpriority) between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                child_limits.apply();
+                Ok(())
+            });
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| ExtractError::OcrUnavailable(format!("{RENDERER} cannot be run: {e}")))?;
+        let output = tokio::time::timeout(timeout, child.wait_with_output())
+            .await
+            .map_err(|_| ExtractError::Timeout(timeout.as_secs()))?
+            .map_err(|e| ExtractError::Io(format!("waiting for {RENDERER}: {e}")))?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let reason = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no message");
+            return Err(ExtractError::Corrupt(format!(
+                "page {page} could not be rendered for OCR: {}",
+                reason.chars().take(200).collect::<String>()
+            )));
+        }
+        Ok(())
     }
 
     /// Recognises every page (frame) of an image file.
@@ -232,6 +399,7 @@ impl TsvPages {
             pages: self.pages,
             unreadable_pages: Vec::new(),
             notes: vec![format!("OCR, mean word confidence by page: {}", confidence.join(", "))],
+            needs_ocr: Vec::new(),
         }
     }
 }

@@ -81,6 +81,7 @@ pub(super) fn extract(content_type: ContentType, bytes: &[u8]) -> Result<Extract
         pages: walker.writer.finish(),
         unreadable_pages: Vec::new(),
         notes: walker.notes,
+        needs_ocr: Vec::new(),
     })
 }
 

@@ -53,6 +53,7 @@ pub(super) fn extract(content_type: ContentType, bytes: &[u8]) -> Result<Extract
         pages,
         unreadable_pages: Vec::new(),
         notes,
+        needs_ocr: Vec::new(),
     })
 }
 

@@ -23,6 +23,19 @@ pub enum Parser {
 /// Extraction as the server does it: the chain. A PDF of more than
 /// `max_pages` pages fails before any page is read.
 pub fn extract(bytes: &[u8], max_pages: usize) -> Result<ExtractedText, ExtractError> {
+    let mut text = best_of_both(bytes, max_pages)?;
+    // Pages a scanner made (no text layer) or whose text is garbled: for OCR.
+    text.needs_ocr = text
+        .pages
+        .iter()
+        .enumerate()
+        .filter(|(i, page)| !text.unreadable_pages.contains(&(*i as u32 + 1)) && !TextQuality::of_page(page).is_good())
+        .map(|(i, _)| i as u32 + 1)
+        .collect();
+    Ok(text)
+}
+
+fn best_of_both(bytes: &[u8], max_pages: usize) -> Result<ExtractedText, ExtractError> {
     let first = catch_unwind(AssertUnwindSafe(|| with_pdf_oxide(bytes, max_pages)))
         .unwrap_or_else(|panic| Err(ExtractError::Panicked(panic_message(&*panic))));
     if let Ok(text) = &first
@@ -44,8 +57,6 @@ pub fn extract(bytes: &[u8], max_pages: usize) -> Result<ExtractedText, ExtractE
         }),
         (Ok(a), Err(_)) => Ok(a),
         (Err(_), Ok(b)) => Ok(b),
-        // The second parser's reason when the first only found nothing.
-        (Err(ExtractError::NoText), Err(b)) => Err(b),
         (Err(a), Err(_)) => Err(a),
     }
 }
@@ -70,12 +81,20 @@ pub struct TextQuality {
 
 impl TextQuality {
     pub fn of(text: &ExtractedText) -> Self {
+        Self::of_pages(text.pages.iter().map(String::as_str))
+    }
+
+    pub fn of_page(page: &str) -> Self {
+        Self::of_pages(std::iter::once(page))
+    }
+
+    fn of_pages<'a>(pages: impl Iterator<Item = &'a str>) -> Self {
         let mut alphanumeric = 0usize;
         let mut replacement = 0usize;
         let mut chars = 0usize;
         let mut words = 0usize;
         let mut single_letters = 0usize;
-        for page in &text.pages {
+        for page in pages {
             for c in page.chars() {
                 chars += 1;
                 alphanumeric += usize::from(c.is_alphanumeric());
@@ -166,15 +185,13 @@ fn pages_of(
     if !unreadable_pages.is_empty() {
         tracing::warn!(pages = ?unreadable_pages, "some PDF pages could not be read");
     }
-    let text = ExtractedText {
+    // A page without text may be a scan: the caller decides (OCR), not the parser.
+    Ok(ExtractedText {
         pages,
         unreadable_pages,
         notes: Vec::new(),
-    };
-    if !text.has_text() {
-        return Err(ExtractError::NoText);
-    }
-    Ok(text)
+        needs_ocr: Vec::new(),
+    })
 }
 
 fn with_pdf_extract(bytes: &[u8], max_pages: usize) -> Result<ExtractedText, ExtractError> {
@@ -249,6 +266,7 @@ mod tests {
             pages: pages.iter().map(|p| p.to_string()).collect(),
             unreadable_pages: Vec::new(),
             notes: Vec::new(),
+            needs_ocr: Vec::new(),
         }
     }
 

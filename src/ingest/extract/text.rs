@@ -10,5 +10,6 @@ pub fn extract(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
         pages: vec![text.replace("\r\n", "\n")],
         unreadable_pages: Vec::new(),
         notes: Vec::new(),
+        needs_ocr: Vec::new(),
     })
 }

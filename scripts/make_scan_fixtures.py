@@ -4,6 +4,7 @@ change them): pages of ../shared/corpus PDFs rasterised with poppler's pdftoppm,
 as a scan would give them.
 
   crazyones.png  crazyones-pdfa.pdf page 1, 150 dpi, 8-bit grey
+  sideways.png   the same page turned 90 degrees, as a page fed into a scanner sideways
   two-pages.tiff google-doc-document.pdf page 1 and pdflatex-4-pages.pdf page 1, 150 dpi,
                  1-bit, CCITT G4, two frames
   mixed.pdf      page 1 crazyones-pdfa.pdf as it is (a text layer); page 2 a scan without one:
@@ -37,6 +38,7 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
         [png] = render("crazyones-pdfa.pdf", 1, 1, 150, "-gray", tmp)
         Image.open(png).save(os.path.join(OUT, "crazyones.png"), optimize=True)
+        Image.open(png).rotate(90, expand=True).save(os.path.join(OUT, "sideways.png"), optimize=True)
     with tempfile.TemporaryDirectory() as tmp:
         pages = render("google-doc-document.pdf", 1, 1, 150, "-mono", os.path.join(tmp))
         os.makedirs(os.path.join(tmp, "b"))

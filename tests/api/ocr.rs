@@ -59,6 +59,18 @@ async fn images_are_read_by_ocr_a_page_a_frame_and_cited_on_their_page() {
     );
     assert!(cited_pages(&app, id, "Who are the crazy ones?").await.contains(&1));
 
+    // A page scanned sideways is turned before it is read.
+    let sideways = app.ingest("sideways.png", scan("sideways.png")).await;
+    let id = sideways["id"].as_str().unwrap();
+    let found = hits(&app, id, "the round pegs in the square holes").await;
+    assert!(
+        found[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("The round pegs in the square holes"),
+        "{found:?}"
+    );
+
     let tiff = app.ingest("scan.bin", scan("two-pages.tiff")).await;
     let id = tiff["id"].as_str().unwrap();
     let stored: Value = app.get(&format!("/v1/documents/{id}")).await.json().await.unwrap();

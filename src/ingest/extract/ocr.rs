@@ -30,6 +30,9 @@ pub struct Ocr {
     languages: String,
     /// The engine's version, or why it cannot be used.
     found: Result<String, String>,
+    /// Orientation and script detection is installed (`osd`): pages scanned
+    /// sideways or upside down are turned before they are read.
+    orientation: bool,
     /// The PDF page renderer's version, or why it cannot be used.
     renderer: Result<String, String>,
     max_pages: usize,
@@ -52,10 +55,12 @@ impl Ocr {
             Ok(text)
         };
         let run = |arg: &str| run_program(command, arg);
+        let mut orientation = false;
         let found = run("--version").and_then(|version| {
             let version = version.lines().next().unwrap_or_default().trim().to_string();
             let installed = run("--list-langs")?;
             let installed: Vec<&str> = installed.lines().skip(1).map(str::trim).collect();
+            orientation = installed.contains(&"osd");
             let missing: Vec<&str> = languages.split('+').filter(|l| !installed.contains(l)).collect();
             if missing.is_empty() {
                 Ok(format!("{version} ({languages})"))
@@ -80,6 +85,7 @@ impl Ocr {
             command: command.to_path_buf(),
             languages: languages.to_string(),
             found,
+            orientation,
             renderer,
             max_pages,
             timeout,
@@ -256,6 +262,9 @@ impl Ocr {
             .arg("stdout")
             .arg("-l")
             .arg(&self.languages)
+            // Page segmentation 1 is 3 (the default) with orientation detection
+            // first: a page scanned sideways reads as text, not as noise.
+            .args(["--psm", if self.orientation { "1" } else { "3" }])
             .arg("tsv")
             .env("OMP_THREAD_LIMIT", "1")
             .stdin(Stdio::null())

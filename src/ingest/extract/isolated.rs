@@ -304,7 +304,7 @@ async fn tail_of(stderr: tokio::process::ChildStderr) -> Vec<u8> {
     tail
 }
 
-fn last_line(stderr: &str) -> String {
+pub(super) fn last_line(stderr: &str) -> String {
     stderr
         .lines()
         .rev()

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncBufReadExt;
 
-use super::isolated::Limits;
+use super::isolated::{Limits, last_line};
 use super::{ExtractError, ExtractLimits, ExtractedText};
 
 /// Scanned PDF pages are rendered at this resolution for OCR (README "Images
@@ -202,27 +202,14 @@ impl Ocr {
         timeout: Duration,
         memory_bytes: u64,
     ) -> Result<(), ExtractError> {
-        let mut command = tokio::process::Command::new(RENDERER);
+        let mut command = limited(Path::new(RENDERER), timeout, memory_bytes);
         command
             .args(["-r", &RENDER_DPI.to_string(), "-gray", "-png", "-singlefile"])
             .args(["-f", &page.to_string(), "-l", &page.to_string()])
             .arg(pdf)
             .arg(output)
-            .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let child_limits = Limits {
-            memory_bytes,
-            cpu_seconds: timeout.as_secs() + 1,
-        };
-        // SAFETY: only async-signal-safe calls (setrlimit, setpriority) between fork and exec.
-        unsafe {
-            command.pre_exec(move || {
-                child_limits.apply();
-                Ok(())
-            });
-        }
+            .stderr(Stdio::piped());
         let child = command
             .spawn()
             .map_err(|e| ExtractError::OcrUnavailable(format!("{RENDERER} cannot be run: {e}")))?;
@@ -231,15 +218,9 @@ impl Ocr {
             .map_err(|_| ExtractError::Timeout(timeout.as_secs()))?
             .map_err(|e| ExtractError::Io(format!("waiting for {RENDERER}: {e}")))?;
         if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let reason = stderr
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("no message");
             return Err(ExtractError::Corrupt(format!(
                 "page {page} could not be rendered for OCR: {}",
-                reason.chars().take(200).collect::<String>()
+                last_line(&String::from_utf8_lossy(&output.stderr))
             )));
         }
         Ok(())
@@ -256,7 +237,7 @@ impl Ocr {
         if let Err(why) = &self.found {
             return Err(ExtractError::OcrUnavailable(why.clone()));
         }
-        let mut command = tokio::process::Command::new(&self.command);
+        let mut command = limited(&self.command, timeout, memory_bytes);
         command
             .arg(path)
             .arg("stdout")
@@ -267,21 +248,8 @@ impl Ocr {
             .args(["--psm", if self.orientation { "1" } else { "3" }])
             .arg("tsv")
             .env("OMP_THREAD_LIMIT", "1")
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let child_limits = Limits {
-            memory_bytes,
-            cpu_seconds: timeout.as_secs() + 1,
-        };
-        // SAFETY: only async-signal-safe calls (setrlimit, setpriority) between fork and exec.
-        unsafe {
-            command.pre_exec(move || {
-                child_limits.apply();
-                Ok(())
-            });
-        }
+            .stderr(Stdio::piped());
         let mut child = command
             .spawn()
             .map_err(|e| ExtractError::OcrUnavailable(format!("{} cannot be run: {e}", self.command.display())))?;
@@ -324,20 +292,32 @@ impl Ocr {
             .await
             .map_err(|_| ExtractError::Timeout(timeout.as_secs()))??;
         if !status.success() {
-            let stderr = stderr.await.unwrap_or_default();
-            let reason = stderr
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("no message");
             return Err(ExtractError::Corrupt(format!(
-                "the image could not be read by OCR ({}): {}",
-                status,
-                reason.chars().take(200).collect::<String>()
+                "the image could not be read by OCR ({status}): {}",
+                last_line(&stderr.await.unwrap_or_default())
             )));
         }
         Ok(pages.finish())
     }
+}
+
+/// A helper process under the extraction child's limits: address space, CPU
+/// time, low priority; no input; killed when dropped.
+fn limited(program: &Path, timeout: Duration, memory_bytes: u64) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(program);
+    command.stdin(Stdio::null()).kill_on_drop(true);
+    let limits = Limits {
+        memory_bytes,
+        cpu_seconds: timeout.as_secs() + 1,
+    };
+    // SAFETY: only async-signal-safe calls (setrlimit, setpriority) between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            limits.apply();
+            Ok(())
+        });
+    }
+    command
 }
 
 /// Tesseract's TSV output, assembled into pages: words joined by spaces, lines

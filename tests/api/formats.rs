@@ -96,17 +96,6 @@ async fn document_of(app: &TestApp, id: &str) -> Value {
     app.get(&format!("/v1/documents/{id}")).await.json().await.unwrap()
 }
 
-/// The search hits of `query` within one document.
-async fn hits(app: &TestApp, id: &str, query: &str) -> Vec<Value> {
-    let found = app
-        .search(
-            None,
-            json!({"query": query, "top_k": 10, "filter": {"document_ids": [id]}}),
-        )
-        .await;
-    found["results"].as_array().unwrap().clone()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn each_format_is_read_by_its_content_and_cited_on_the_page_of_the_fact() {
     let app = TestApp::spawn().await;
@@ -118,7 +107,7 @@ async fn each_format_is_read_by_its_content_and_cited_on_the_page_of_the_fact() 
         assert_eq!(stored["content_type"], case.content_type, "{}: {stored}", case.file);
         assert_eq!(stored["pages"], case.pages, "{}: {stored}", case.file);
 
-        let found = hits(&app, id, case.question).await;
+        let found = app.hits_in(id, case.question).await;
         let top = &found[0];
         assert!(
             top["text"].as_str().unwrap().contains(case.fact),
@@ -156,7 +145,10 @@ async fn hidden_sheets_and_slides_stay_out_and_table_rows_keep_their_headers() {
     let report = app.ingest("report.docx", fixture("report.docx")).await;
     for (document, hidden) in [(&book, "4417"), (&deck, "Bluefin"), (&staff, "99999")] {
         let id = document["id"].as_str().unwrap();
-        for hit in hits(&app, id, &format!("vault code merger codename salary {hidden}")).await {
+        for hit in app
+            .hits_in(id, &format!("vault code merger codename salary {hidden}"))
+            .await
+        {
             assert!(
                 !hit["text"].as_str().unwrap().contains(hidden),
                 "hidden content indexed: {hit}"
@@ -166,14 +158,16 @@ async fn hidden_sheets_and_slides_stay_out_and_table_rows_keep_their_headers() {
 
     // The last row of a 62-row table, pages away from its header row.
     let id = report["id"].as_str().unwrap();
-    let found = hits(&app, id, "Which depot is in Longyearbyen?").await;
+    let found = app.hits_in(id, "Which depot is in Longyearbyen?").await;
     let row = "Region: Arctic | City: Longyearbyen | Manager: Siri Dahl | Capacity (pallets): 75";
     assert!(
         found.iter().any(|hit| hit["text"].as_str().unwrap().contains(row)),
         "{found:?}"
     );
     // Headings stay headings, list items keep their markers, the header once.
-    let first_page = hits(&app, id, "Quarterly operations report principles night shift").await;
+    let first_page = app
+        .hits_in(id, "Quarterly operations report principles night shift")
+        .await;
     let text = first_page
         .iter()
         .find(|hit| hit["page_start"] == 1)
@@ -182,7 +176,8 @@ async fn hidden_sheets_and_slides_stay_out_and_table_rows_keep_their_headers() {
     assert!(text.contains("# Quarterly operations report"), "{text}");
     assert!(text.contains("- Beautiful is better than ugly."), "{text}");
     assert!(text.contains("night shift at every depot starts at 22:00"), "{text}");
-    let header_count: usize = hits(&app, id, "Nordic Logistics internal")
+    let header_count: usize = app
+        .hits_in(id, "Nordic Logistics internal")
         .await
         .iter()
         .map(|hit| {
@@ -234,10 +229,7 @@ async fn a_zip_that_holds_no_document_is_refused_by_what_it_is() {
         }
         writer.finish().unwrap();
     }
-    let response = app.upload(None, &[("broken.docx", broken)], None, true).await;
-    let body: Value = response.json().await.unwrap();
-    let document = &body["documents"][0];
-    assert_eq!(document["status"], "failed", "{body}");
-    assert!(document["error"].as_str().unwrap().starts_with("corrupt"), "{body}");
+    let document = app.ingest_failing("broken.docx", broken).await;
+    assert!(document["error"].as_str().unwrap().starts_with("corrupt"), "{document}");
     assert_eq!(app.get("/healthz").await.status(), 200);
 }

@@ -244,6 +244,26 @@ impl TestApp {
         document.clone()
     }
 
+    /// Uploads one file to `default`, waits, and returns its document, asserting it failed.
+    pub async fn ingest_failing(&self, name: &str, bytes: Vec<u8>) -> Value {
+        let response = self.upload(None, &[(name, bytes)], None, true).await;
+        let body: Value = response.json().await.expect("json");
+        let document = &body["documents"][0];
+        assert_eq!(document["status"], "failed", "{body}");
+        document.clone()
+    }
+
+    /// The search hits of `query` within one document, best first.
+    pub async fn hits_in(&self, document_id: &str, query: &str) -> Vec<Value> {
+        let found = self
+            .search(
+                None,
+                serde_json::json!({"query": query, "top_k": 10, "filter": {"document_ids": [document_id]}}),
+            )
+            .await;
+        found["results"].as_array().expect("results").clone()
+    }
+
     pub async fn search(&self, collection: Option<&str>, body: Value) -> Value {
         let path = collection.map_or("/v1/search".to_string(), |c| format!("/v1/collections/{c}/search"));
         let response = self.post_json(&path, &body).await;

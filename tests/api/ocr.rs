@@ -14,16 +14,6 @@ fn scan(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-async fn hits(app: &TestApp, id: &str, query: &str) -> Vec<Value> {
-    let found = app
-        .search(
-            None,
-            json!({"query": query, "top_k": 5, "filter": {"document_ids": [id]}}),
-        )
-        .await;
-    found["results"].as_array().unwrap().clone()
-}
-
 async fn cited_pages(app: &TestApp, id: &str, question: &str) -> Vec<u64> {
     let (status, answer) = app
         .query(json!({"question": question, "filter": {"document_ids": [id]}}))
@@ -49,7 +39,7 @@ async fn images_are_read_by_ocr_a_page_a_frame_and_cited_on_their_page() {
     let stored: Value = app.get(&format!("/v1/documents/{id}")).await.json().await.unwrap();
     assert_eq!(stored["content_type"], "image/png", "{stored}");
     assert_eq!(stored["pages"], 1, "{stored}");
-    let found = hits(&app, id, "the round pegs in the square holes").await;
+    let found = app.hits_in(id, "the round pegs in the square holes").await;
     assert!(
         found[0]["text"]
             .as_str()
@@ -62,7 +52,7 @@ async fn images_are_read_by_ocr_a_page_a_frame_and_cited_on_their_page() {
     // A page scanned sideways is turned before it is read.
     let sideways = app.ingest("sideways.png", scan("sideways.png")).await;
     let id = sideways["id"].as_str().unwrap();
-    let found = hits(&app, id, "the round pegs in the square holes").await;
+    let found = app.hits_in(id, "the round pegs in the square holes").await;
     assert!(
         found[0]["text"]
             .as_str()
@@ -77,7 +67,7 @@ async fn images_are_read_by_ocr_a_page_a_frame_and_cited_on_their_page() {
     assert_eq!(stored["content_type"], "image/tiff", "{stored}");
     assert_eq!(stored["pages"], 2, "{stored}");
     // Frame 1 is the Zen of Python, frame 2 a blind text.
-    let zen = hits(&app, id, "Beautiful is better than ugly").await;
+    let zen = app.hits_in(id, "Beautiful is better than ugly").await;
     assert_eq!(zen[0]["page_start"], 1, "{zen:?}");
     assert!(
         zen[0]["text"]
@@ -85,7 +75,9 @@ async fn images_are_read_by_ocr_a_page_a_frame_and_cited_on_their_page() {
             .unwrap()
             .contains("Explicit is better than implicit.")
     );
-    let blind = hits(&app, id, "a blind text gives you information about the selected font").await;
+    let blind = app
+        .hits_in(id, "a blind text gives you information about the selected font")
+        .await;
     assert_eq!(blind[0]["page_start"], 2, "{blind:?}");
     assert!(
         blind[0]["text"]
@@ -108,7 +100,7 @@ async fn a_scanned_page_of_a_pdf_is_read_by_ocr_and_its_text_pages_stay_as_they_
     let id = mixed["id"].as_str().unwrap();
     assert_eq!(mixed["pages"], 2, "{mixed}");
     // Chunks may run over a page break: the hit's pages hold the page asked about.
-    let zen = hits(&app, id, "Beautiful is better than ugly").await;
+    let zen = app.hits_in(id, "Beautiful is better than ugly").await;
     assert_eq!(zen[0]["page_end"], 2, "{zen:?}");
     assert!(
         zen[0]["text"]
@@ -117,7 +109,7 @@ async fn a_scanned_page_of_a_pdf_is_read_by_ocr_and_its_text_pages_stay_as_they_
             .contains("Explicit is better than implicit."),
         "{zen:?}"
     );
-    let crazy = hits(&app, id, "the round pegs in the square holes").await;
+    let crazy = app.hits_in(id, "the round pegs in the square holes").await;
     assert_eq!(crazy[0]["page_start"], 1, "{crazy:?}");
     // The text layer's own spelling ("Heres", without the apostrophe OCR would read).
     assert!(
@@ -131,22 +123,12 @@ async fn a_scanned_page_of_a_pdf_is_read_by_ocr_and_its_text_pages_stay_as_they_
     );
 
     // A scan of a photograph: OCR finds no text, and says so.
-    let response = app
-        .upload(
-            None,
-            &[("photo.pdf", crate::helpers::corpus("cmyk-image.pdf"))],
-            None,
-            true,
-        )
+    let photo = app
+        .ingest_failing("photo.pdf", crate::helpers::corpus("cmyk-image.pdf"))
         .await;
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["documents"][0]["status"], "failed", "{body}");
     assert!(
-        body["documents"][0]["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("no extractable text"),
-        "{body}"
+        photo["error"].as_str().unwrap().starts_with("no extractable text"),
+        "{photo}"
     );
 }
 
@@ -163,32 +145,18 @@ async fn without_ocr_the_server_is_ready_and_images_fail_with_that_reason() {
     assert_eq!(ready["status"], "ready", "{ready}");
     assert_eq!(ready["ocr"], "unavailable", "{ready}");
 
-    let response = app
-        .upload(None, &[("scan.png", scan("crazyones.png"))], None, true)
-        .await;
-    let body: Value = response.json().await.unwrap();
-    let document = &body["documents"][0];
-    assert_eq!(document["status"], "failed", "{body}");
+    let image = app.ingest_failing("scan.png", scan("crazyones.png")).await;
     assert!(
-        document["error"].as_str().unwrap().starts_with("ocr unavailable"),
-        "{body}"
+        image["error"].as_str().unwrap().starts_with("ocr unavailable"),
+        "{image}"
     );
     // A scanned PDF fails the same way; its text pages would have been kept.
-    let response = app
-        .upload(
-            None,
-            &[("scan.pdf", crate::helpers::corpus("cmyk-image.pdf"))],
-            None,
-            true,
-        )
+    let scanned = app
+        .ingest_failing("scan.pdf", crate::helpers::corpus("cmyk-image.pdf"))
         .await;
-    let body: Value = response.json().await.unwrap();
     assert!(
-        body["documents"][0]["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("ocr unavailable"),
-        "{body}"
+        scanned["error"].as_str().unwrap().starts_with("ocr unavailable"),
+        "{scanned}"
     );
     let mixed = app.ingest("mixed.pdf", scan("mixed.pdf")).await;
     assert_eq!(mixed["pages"], 2, "{mixed}");

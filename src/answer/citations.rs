@@ -98,6 +98,7 @@ pub fn verify(answer: LlmAnswer, hits: &[SearchHit]) -> (String, Vec<Citation>) 
             Some(same) => same.index,
             None => {
                 let index = kept.len() as u32 + 1;
+                let (boxes, page_sizes) = hit.boxes(start, end);
                 kept.push(Citation {
                     index,
                     document_id: hit.document_id,
@@ -106,6 +107,8 @@ pub fn verify(answer: LlmAnswer, hits: &[SearchHit]) -> (String, Vec<Citation>) 
                     chunk_id: hit.chunk_id,
                     quote: quote.to_string(),
                     score: hit.score,
+                    boxes,
+                    page_sizes,
                 });
                 index
             }
@@ -170,6 +173,7 @@ mod tests {
             score: 0.5,
             page_breaks: vec![PageBreak { page: 4, offset: 30 }],
             dense_similarity: None,
+            layout: None,
         }
     }
 

@@ -66,6 +66,9 @@ pub fn answer(question: &str, hits: &[SearchHit], bm25: &Bm25Encoder) -> (String
         seen.push(key);
         let index = citations.len() as u32 + 1;
         parts.push(format!("{} [{index}]", one_line(candidate.text)));
+        let (boxes, page_sizes) = candidate
+            .hit
+            .boxes(candidate.start, candidate.start + candidate.text.len());
         citations.push(Citation {
             index,
             document_id: candidate.hit.document_id,
@@ -74,6 +77,8 @@ pub fn answer(question: &str, hits: &[SearchHit], bm25: &Bm25Encoder) -> (String
             chunk_id: candidate.hit.chunk_id,
             quote: candidate.text.to_string(),
             score: candidate.hit.score,
+            boxes,
+            page_sizes,
         });
     }
     (parts.join(" "), citations)
@@ -125,6 +130,7 @@ mod tests {
             score: 0.4,
             page_breaks,
             dense_similarity: None,
+            layout: None,
         }
     }
 

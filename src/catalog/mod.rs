@@ -17,7 +17,8 @@ pub use sql::SqlCatalog;
 
 use crate::domain::{
     ApiKey, AuditEntry, AuditQuery, Chunk, Collection, CollectionName, Document, DocumentId, DocumentStatus,
-    EmbeddingModel, Job, JobId, JobProgress, KeyId, Metadata, NewApiKey, NewDocument, Tenant, TenantName, TenantUsage,
+    EmbeddingModel, Job, JobId, JobProgress, KeyId, Metadata, NewApiKey, NewDocument, PageSource, Tenant, TenantName,
+    TenantUsage,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -166,7 +167,12 @@ impl DocumentPage {
 #[derive(Debug, Clone)]
 pub enum JobOutcome {
     /// An ingest job: its document is ready.
-    Ingested { pages: u32, chunks: u32 },
+    /// `page_sources`: how each page's text was got.
+    Ingested {
+        pages: u32,
+        chunks: u32,
+        page_sources: Vec<PageSource>,
+    },
     /// A re-index: the collection's vectors now come from `model` (`None`: BM25 alone).
     Reindexed { model: Option<EmbeddingModel> },
     /// For good: the reason is kept on the job (and on its document).

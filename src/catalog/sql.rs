@@ -19,7 +19,7 @@ use crate::domain::{
 
 const COLLECTION_COLUMNS: &str = "name, description, embed_model, embed_variant, embed_dim, created_at";
 const DOCUMENT_COLUMNS: &str = "id, collection, filename, content_type, bytes, sha256, pages, chunks, \
-     status, error, metadata, access, job_id, created_at, updated_at";
+     status, error, metadata, access, job_id, created_at, updated_at, page_sources";
 const JOB_COLUMNS: &str =
     "id, kind, collection, document_id, status, progress, error, attempts, created_at, updated_at";
 const KEY_COLUMNS: &str =
@@ -30,9 +30,9 @@ const AUDIT_COLUMNS: &str = "id, at, request_id, tenant, key_id, acting_for, act
 const AUDIT_ARGUMENTS: usize = 12;
 /// Audit entries written per INSERT (12 arguments each).
 const AUDIT_PER_INSERT: usize = 200;
-const CHUNK_COLUMNS: &str = "document_id, idx, page_start, page_end, char_start, char_end, text, page_breaks";
+const CHUNK_COLUMNS: &str = "document_id, idx, page_start, page_end, char_start, char_end, text, page_breaks, layout";
 
-/// Chunks written per INSERT: 8 arguments each, well under both databases'
+/// Chunks written per INSERT: 9 arguments each, well under both databases'
 /// limit on arguments per statement.
 const CHUNKS_PER_INSERT: usize = 500;
 
@@ -98,6 +98,7 @@ fn document_from_row(row: &Row) -> Result<Document, CatalogError> {
         job_id: JobId(row.id("job_id")?),
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
+        page_sources: row.json("page_sources")?,
     })
 }
 
@@ -191,6 +192,7 @@ fn chunk_from_row(row: &Row) -> Result<Chunk, CatalogError> {
         char_end: row.count("char_end")?,
         text: row.text("text")?,
         page_breaks: row.json("page_breaks")?,
+        layout: row.json("layout")?,
     })
 }
 
@@ -202,11 +204,11 @@ fn active_reindex(collection: &CollectionName) -> Statement {
     .text(collection.as_str())
 }
 
-/// One INSERT for a batch of chunks: `($1, …, $8), ($9, …, $16), …`.
+/// One INSERT for a batch of chunks: `($1, …, $9), ($10, …, $18), …`.
 fn insert_chunks(document: DocumentId, batch: &[Chunk]) -> Statement {
     let mut statement = Statement::new(format!(
         "INSERT INTO chunks ({CHUNK_COLUMNS}) VALUES {}",
-        value_rows(batch.len(), 8)
+        value_rows(batch.len(), 9)
     ));
     for chunk in batch {
         statement = statement
@@ -217,7 +219,8 @@ fn insert_chunks(document: DocumentId, batch: &[Chunk]) -> Statement {
             .int(chunk.char_start as i64)
             .int(chunk.char_end as i64)
             .text(chunk.text.as_str())
-            .json(&chunk.page_breaks);
+            .json(&chunk.page_breaks)
+            .json(&chunk.layout);
     }
     statement
 }
@@ -234,17 +237,28 @@ async fn apply_outcome(
     let statement = match (outcome, document) {
         (JobOutcome::Reindexed { model }, _) => {
             let model = model.as_ref();
-            Statement::new("UPDATE collections SET embed_model = $1, embed_variant = $2, embed_dim = $3 WHERE name = $4")
-                .opt_text(model.map(|m| m.name.as_str()))
-                .opt_text(model.map(|m| m.variant.as_str()))
-                .opt_int(model.map(|m| m.dimension as i64))
-                .text(collection)
+            Statement::new(
+                "UPDATE collections SET embed_model = $1, embed_variant = $2, embed_dim = $3 WHERE name = $4",
+            )
+            .opt_text(model.map(|m| m.name.as_str()))
+            .opt_text(model.map(|m| m.variant.as_str()))
+            .opt_int(model.map(|m| m.dimension as i64))
+            .text(collection)
         }
-        (JobOutcome::Ingested { pages, chunks }, Some(document)) => Statement::new(
-            "UPDATE documents SET status = 'ready', error = NULL, pages = $1, chunks = $2, updated_at = $3 WHERE id = $4",
+        (
+            JobOutcome::Ingested {
+                pages,
+                chunks,
+                page_sources,
+            },
+            Some(document),
+        ) => Statement::new(
+            "UPDATE documents SET status = 'ready', error = NULL, pages = $1, chunks = $2, page_sources = $3, \
+             updated_at = $4 WHERE id = $5",
         )
         .int(*pages)
         .int(*chunks)
+        .json(page_sources)
         .time(at)
         .id(document),
         (JobOutcome::Failed { reason }, Some(document)) => {

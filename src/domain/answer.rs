@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ChunkId, DocumentId, PageBreak};
+use super::{ChunkId, ChunkLayout, DocumentId, PageBreak, PageSize, QuoteBox};
 
 /// A chunk found by a search, with what is needed to show and cite it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -19,6 +19,24 @@ pub struct SearchHit {
     /// Cosine similarity to the query's dense vector (absent on BM25 alone).
     #[serde(skip)]
     pub dense_similarity: Option<f32>,
+    /// Its words' rectangles, for the boxes of a citation.
+    #[serde(skip)]
+    pub layout: Option<ChunkLayout>,
+}
+
+impl SearchHit {
+    /// The rectangles of the hit's bytes `start..end` and the sizes of their
+    /// pages; empty when the chunk has no layout (formats without pages on paper).
+    pub fn boxes(&self, start: usize, end: usize) -> (Vec<QuoteBox>, Vec<PageSize>) {
+        match &self.layout {
+            Some(layout) => {
+                let boxes = layout.boxes(&self.text, self.page_start, &self.page_breaks, start, end);
+                let sizes = layout.sizes_for(&boxes);
+                (boxes, sizes)
+            }
+            None => (Vec::new(), Vec::new()),
+        }
+    }
 }
 
 /// How an answer is made.
@@ -48,6 +66,13 @@ pub struct Citation {
     pub quote: String,
     /// The retrieval score of the cited chunk.
     pub score: f32,
+    /// Where the quote stands on its page(s), one rectangle per line it runs
+    /// over (PDF and image pages only; PDF points or image pixels, origin top left).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub boxes: Vec<QuoteBox>,
+    /// The size of each page in `boxes`, in the same unit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub page_sizes: Vec<PageSize>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, ToSchema)]

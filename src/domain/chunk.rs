@@ -24,6 +24,9 @@ pub struct Chunk {
     pub text: String,
     /// Pages that start after the first byte of this chunk.
     pub page_breaks: Vec<PageBreak>,
+    /// Its words' rectangles on their pages (PDF and image pages only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<super::ChunkLayout>,
 }
 
 impl Chunk {

@@ -230,6 +230,8 @@ pub struct Document {
     pub job_id: JobId,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// How the text of its pages was got (text layer or OCR), once ready.
+    pub page_sources: Vec<super::PageSource>,
 }
 
 /// What the upload hands to the catalog: a file already on disk, not yet a row.

@@ -35,6 +35,7 @@ mod filter;
 mod fusion;
 mod ids;
 mod job;
+mod layout;
 
 pub use access::{
     Access, ApiKey, DEFAULT_TENANT, InvalidTenantName, NewApiKey, QuotaExceeded, Readers, Role, Tenant, TenantName,
@@ -53,3 +54,4 @@ pub use filter::{Filter, MetadataValue};
 pub use fusion::Fusion;
 pub use ids::{ChunkId, DocumentId, JobId, KeyId};
 pub use job::{Job, JobKind, JobProgress, JobStage, JobStatus};
+pub use layout::{ChunkLayout, PageGeometry, PageSize, PageSource, QuoteBox, ReadMethod, Rect, WordBox};

@@ -20,7 +20,7 @@ pub use qdrant::QdrantIndex;
 
 use crate::config::IndexSettings;
 pub use crate::domain::Fusion;
-use crate::domain::{ChunkId, CollectionName, DocumentId, Filter, Metadata, PageBreak, Readers};
+use crate::domain::{ChunkId, ChunkLayout, CollectionName, DocumentId, Filter, Metadata, PageBreak, Readers};
 use crate::embed::SparseVector;
 
 pub const DENSE_VECTOR: &str = "dense";
@@ -65,6 +65,9 @@ pub struct ChunkPayload {
     /// until the document is published, so no half-indexed document is seen.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pending: bool,
+    /// Its words' rectangles, for citation boxes (PDF and image pages only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<ChunkLayout>,
 }
 
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use text_splitter::{Characters, ChunkCharIndex, ChunkConfig, ChunkSizer, TextSpl
 use tokenizers::Tokenizer;
 
 use crate::config::ChunkSettings;
-use crate::domain::{Chunk, DocumentId, PageBreak};
+use crate::domain::{Chunk, ChunkLayout, DocumentId, PageBreak, PageGeometry};
 
 /// Between pages in a document's joined text: a paragraph break, which the
 /// splitter prefers to cut at.
@@ -66,7 +66,7 @@ impl Chunker {
     /// Chunks the pages of one document (blocking: tokenizes the whole text).
     pub fn chunk(&self, document_id: DocumentId, pages: &[String]) -> Vec<Chunk> {
         let mut chunks = Vec::new();
-        self.chunk_in_steps(document_id, pages, usize::MAX, |step| {
+        self.chunk_in_steps(document_id, pages, &[], usize::MAX, |step| {
             chunks.extend(step);
             true
         });
@@ -76,10 +76,13 @@ impl Chunker {
     /// Chunks the pages of one document and hands them on `step` at a time, as
     /// the splitter finds them, so that embedding can start before chunking ends.
     /// Stops early when `emit` returns false (nobody wants the rest). Blocking.
+    /// Each chunk takes the boxes of its words from the pages' `geometry`
+    /// (empty when the format has none).
     pub fn chunk_in_steps(
         &self,
         document_id: DocumentId,
         pages: &[String],
+        geometry: &[Option<PageGeometry>],
         step: usize,
         mut emit: impl FnMut(Vec<Chunk>) -> bool,
     ) {
@@ -110,7 +113,19 @@ impl Chunker {
                     byte_offset: start + piece.byte_offset,
                     char_offset: char_base + piece.char_offset,
                 };
-                pending.push(to_chunk(document_id, index, &in_document, &page_starts));
+                let mut chunk = to_chunk(document_id, index, &in_document, &page_starts);
+                if !geometry.is_empty() {
+                    let end = in_document.byte_offset + in_document.chunk.len();
+                    chunk.layout = ChunkLayout::of_span(
+                        in_document.byte_offset,
+                        end,
+                        chunk.page_start,
+                        chunk.page_end,
+                        &page_starts,
+                        geometry,
+                    );
+                }
+                pending.push(chunk);
                 index += 1;
                 if pending.len() == step && !emit(std::mem::take(&mut pending)) {
                     return;
@@ -172,6 +187,7 @@ fn to_chunk(document_id: DocumentId, index: u32, piece: &ChunkCharIndex<'_>, pag
         char_end: (piece.char_offset + piece.chunk.chars().count()) as u64,
         text: piece.chunk.to_string(),
         page_breaks,
+        layout: None,
     }
 }
 
@@ -314,7 +330,7 @@ mod tests {
         let all = chunker(20, 0).chunk(DocumentId::new(), &pages);
         assert!(all.len() > 7, "{}", all.len());
         let mut steps = Vec::new();
-        chunker(20, 0).chunk_in_steps(DocumentId::new(), &pages, 3, |step| {
+        chunker(20, 0).chunk_in_steps(DocumentId::new(), &pages, &[], 3, |step| {
             steps.push(step);
             true
         });
@@ -326,7 +342,7 @@ mod tests {
         );
 
         let mut calls = 0;
-        chunker(20, 0).chunk_in_steps(DocumentId::new(), &pages, 3, |_| {
+        chunker(20, 0).chunk_in_steps(DocumentId::new(), &pages, &[], 3, |_| {
             calls += 1;
             false
         });

@@ -220,6 +220,7 @@ impl Retriever {
                 score: point.score,
                 page_breaks: point.payload.page_breaks,
                 dense_similarity: point.dense_similarity,
+                layout: point.payload.layout,
             })
             .collect();
         Ok(Retrieved {

@@ -129,7 +129,14 @@ async fn a_reindex_runs_alone_in_its_collection(backend: Backend) {
     assert_eq!(claimed_id(catalog.claim_next_job().await.unwrap()), None);
     assert!(
         catalog
-            .finish_job(first, &JobOutcome::Ingested { pages: 1, chunks: 2 })
+            .finish_job(
+                first,
+                &JobOutcome::Ingested {
+                    pages: 1,
+                    chunks: 2,
+                    page_sources: Vec::new(),
+                }
+            )
             .await
             .unwrap()
     );

@@ -56,6 +56,7 @@ fn points(bm25: &Bm25Encoder, document: DocumentId, texts: &[&str], dense: [f32;
                 metadata: Metadata::default(),
                 access: Vec::new(),
                 pending,
+                layout: None,
             },
         })
         .collect()

@@ -5,6 +5,7 @@
 
 mod auth;
 mod backends;
+mod boxes;
 mod catalog;
 mod chunking;
 mod collections;

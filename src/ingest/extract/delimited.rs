@@ -25,9 +25,7 @@ pub(super) fn extract(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
     writer.table(&rows, 1);
     Ok(ExtractedText {
         pages: writer.finish(),
-        unreadable_pages: Vec::new(),
-        notes: Vec::new(),
-        needs_ocr: Vec::new(),
+        ..Default::default()
     })
 }
 

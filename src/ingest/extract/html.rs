@@ -114,9 +114,7 @@ pub fn extract(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
     }
     Ok(ExtractedText {
         pages: vec![text.finish()],
-        unreadable_pages: Vec::new(),
-        notes: Vec::new(),
-        needs_ocr: Vec::new(),
+        ..Default::default()
     })
 }
 

@@ -17,10 +17,11 @@ use serde::{Deserialize, Serialize};
 
 use std::sync::Arc;
 
+use super::PageProgress;
 use super::ocr::Ocr;
 use super::{ExtractError, ExtractLimits, ExtractedText};
 use crate::config::{ExtractIsolation, ExtractSettings};
-use crate::domain::ContentType;
+use crate::domain::{ContentType, PageGeometry};
 
 /// The hidden subcommand the child runs.
 pub const CHILD_COMMAND: &str = "extract-child";
@@ -90,8 +91,15 @@ impl Extractor {
         matches!(self.isolation, Isolation::Process(_))
     }
 
-    /// Reads and extracts a stored file, giving up after the timeout.
-    pub async fn extract_file(&self, path: &Path, content_type: ContentType) -> Result<ExtractedText, ExtractError> {
+    /// Reads and extracts a stored file, giving up after the timeout. OCR of a
+    /// PDF's scanned pages reports its progress (pages done, pages to read) on
+    /// `progress`.
+    pub async fn extract_file(
+        &self,
+        path: &Path,
+        content_type: ContentType,
+        progress: &PageProgress,
+    ) -> Result<ExtractedText, ExtractError> {
         match &self.isolation {
             // OCR is a process of its own already, under the same limits.
             _ if content_type.is_image() => {
@@ -107,23 +115,28 @@ impl Extractor {
             }
             Isolation::Thread => {
                 let text = super::extract_in_thread(path, content_type, self.timeout, self.limits).await?;
-                self.with_ocr_pages(path, text).await
+                self.with_ocr_pages(path, text, progress).await
             }
             Isolation::Process(exe) => {
                 let text = self.extract_in_child(exe, path, content_type).await?;
-                self.with_ocr_pages(path, text).await
+                self.with_ocr_pages(path, text, progress).await
             }
         }
     }
 
     /// A PDF's pages without a text layer, read by OCR; then the checks again.
-    async fn with_ocr_pages(&self, path: &Path, mut text: ExtractedText) -> Result<ExtractedText, ExtractError> {
+    async fn with_ocr_pages(
+        &self,
+        path: &Path,
+        mut text: ExtractedText,
+        progress: &PageProgress,
+    ) -> Result<ExtractedText, ExtractError> {
         if text.needs_ocr.is_empty() {
             return Ok(text);
         }
         let memory = self.memory_mb.saturating_mul(1024 * 1024);
         self.ocr
-            .pdf_pages(path, &mut text, self.timeout, memory, self.limits)
+            .pdf_pages(path, &mut text, self.timeout, memory, self.limits, progress)
             .await?;
         super::checked(text, self.limits)
     }
@@ -217,6 +230,8 @@ impl Extractor {
 #[serde(rename_all = "snake_case")]
 enum ChildLine {
     Page(String),
+    /// Where the words of the page just sent stand (PDF text layers).
+    Geometry(PageGeometry),
     Done {
         unreadable_pages: Vec<u32>,
         #[serde(default)]
@@ -242,6 +257,7 @@ async fn read_pages(
     let longest_line = (limits.max_chars as u64).saturating_mul(6).saturating_add(4096);
     let mut reader = tokio::io::BufReader::new(stdout);
     let mut pages = Vec::new();
+    let mut geometry: Vec<Option<PageGeometry>> = Vec::new();
     let mut chars = 0usize;
     let mut line = Vec::new();
     loop {
@@ -266,17 +282,29 @@ async fn read_pages(
                     return Err(too_much);
                 }
                 pages.push(page);
+                geometry.push(None);
+            }
+            ChildLine::Geometry(page_geometry) => {
+                if let Some(last) = geometry.last_mut() {
+                    *last = Some(page_geometry);
+                }
             }
             ChildLine::Done {
                 unreadable_pages,
                 notes,
                 needs_ocr,
             } => {
+                // Without a single box, nothing to carry.
+                if geometry.iter().all(Option::is_none) {
+                    geometry.clear();
+                }
                 return Ok(Some(Ok(ExtractedText {
                     pages: std::mem::take(&mut pages),
                     unreadable_pages,
                     notes,
                     needs_ocr,
+                    geometry: std::mem::take(&mut geometry),
+                    ocr_pages: Vec::new(),
                 })));
             }
             ChildLine::Failed(error) => return Ok(Some(Err(error))),
@@ -366,8 +394,12 @@ fn write_lines(result: Result<ExtractedText, ExtractError>) -> std::io::Result<(
     };
     match result {
         Ok(text) => {
+            let mut geometry = text.geometry.into_iter();
             for page in text.pages {
                 line(&ChildLine::Page(page))?;
+                if let Some(Some(page_geometry)) = geometry.next() {
+                    line(&ChildLine::Geometry(page_geometry))?;
+                }
             }
             line(&ChildLine::Done {
                 unreadable_pages: text.unreadable_pages,

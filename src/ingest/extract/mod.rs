@@ -3,6 +3,7 @@
 //! limit; either way a parser failure becomes a failed document, not a dead server.
 
 mod delimited;
+mod geometry;
 mod html;
 mod isolated;
 mod layout;
@@ -23,10 +24,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::ContentType;
+use crate::domain::{ContentType, PageGeometry};
+
+/// Where a long extraction stands, for the job's progress: pages done, pages in
+/// all (OCR of a PDF's scanned pages, one page at a time).
+pub type PageProgress = tokio::sync::watch::Sender<(u64, u64)>;
 
 /// A document's text, one entry per page (plain text and Markdown are one page).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExtractedText {
     pub pages: Vec<String>,
     /// Pages that could not be read while others could.
@@ -38,11 +43,43 @@ pub struct ExtractedText {
     /// one whose text fails the quality check.
     #[serde(default)]
     pub needs_ocr: Vec<u32>,
+    /// Per page, where its words stand (PDF text layers and OCR): for citation
+    /// boxes. Empty, or `None` for a page, where the format has no such thing.
+    #[serde(default)]
+    pub geometry: Vec<Option<PageGeometry>>,
+    /// The pages read by OCR, with Tesseract's mean word confidence (0–100).
+    #[serde(default)]
+    pub ocr_pages: Vec<(u32, Option<f32>)>,
 }
 
 impl ExtractedText {
     pub fn has_text(&self) -> bool {
         self.pages.iter().any(|p| p.chars().any(char::is_alphanumeric))
+    }
+
+    /// Puts the OCR of one page (1-based) in that page's place: its text, its
+    /// words' boxes scaled by `scale` (image pixels to the page's unit) and its
+    /// confidence.
+    fn take_ocr_page(&mut self, page: u32, mut recognised: ExtractedText, scale: f32) {
+        let index = page as usize - 1;
+        let Some(slot) = self.pages.get_mut(index) else {
+            return;
+        };
+        *slot = recognised.pages.drain(..).next().unwrap_or_default();
+        if self.geometry.len() < self.pages.len() {
+            self.geometry.resize(self.pages.len(), None);
+        }
+        self.geometry[index] = recognised.geometry.drain(..).next().flatten().map(|mut geometry| {
+            geometry.width *= scale;
+            geometry.height *= scale;
+            for word in &mut geometry.words {
+                let r = &mut word.rect;
+                (r.x, r.y, r.width, r.height) = (r.x * scale, r.y * scale, r.width * scale, r.height * scale);
+            }
+            geometry
+        });
+        let confidence = recognised.ocr_pages.first().and_then(|(_, confidence)| *confidence);
+        self.ocr_pages.push((page, confidence));
     }
 }
 
@@ -118,10 +155,10 @@ pub fn expand_ligature(c: char) -> std::borrow::Cow<'static, str> {
 /// Removes control characters but line breaks and tabs (a lone CR becomes a
 /// line break): NUL cannot be stored in a Postgres text column, and the others
 /// only garble what is shown and quoted. Allocates only when there is one.
-fn drop_control_characters(page: &mut String) {
+fn drop_control_characters(page: &mut String) -> bool {
     let keep = |c: char| c == '\n' || c == '\t' || !c.is_control();
     if page.chars().all(keep) {
-        return;
+        return false;
     }
     *page = page
         .chars()
@@ -131,6 +168,7 @@ fn drop_control_characters(page: &mut String) {
             _ => None,
         })
         .collect();
+    true
 }
 
 /// Formats whose text is about as long as the file (markup aside): judged by
@@ -188,8 +226,13 @@ fn checked(mut extracted: ExtractedText, limits: ExtractLimits) -> Result<Extrac
         });
     }
     let mut chars = 0usize;
-    for page in &mut extracted.pages {
-        drop_control_characters(page);
+    for (index, page) in extracted.pages.iter_mut().enumerate() {
+        // Its words' offsets would no longer hold.
+        if drop_control_characters(page)
+            && let Some(geometry) = extracted.geometry.get_mut(index)
+        {
+            *geometry = None;
+        }
         chars += page.chars().count();
         if chars > limits.max_chars {
             return Err(ExtractError::TooMuchText {

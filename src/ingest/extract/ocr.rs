@@ -15,7 +15,8 @@ use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 
 use super::isolated::{Limits, last_line};
-use super::{ExtractError, ExtractLimits, ExtractedText};
+use super::{ExtractError, ExtractLimits, ExtractedText, PageProgress};
+use crate::domain::{PageGeometry, Rect, WordBox};
 
 /// Scanned PDF pages are rendered at this resolution for OCR (README "Images
 /// (OCR)": the character error rate by resolution on corpus pages).
@@ -109,6 +110,7 @@ impl Ocr {
         page_timeout: Duration,
         memory_bytes: u64,
         limits: ExtractLimits,
+        progress: &PageProgress,
     ) -> Result<(), ExtractError> {
         let wanted = std::mem::take(&mut text.needs_ocr);
         if wanted.is_empty() {
@@ -130,10 +132,11 @@ impl Ocr {
         let scratch = tempfile::tempdir().map_err(|e| ExtractError::Io(format!("a directory for OCR: {e}")))?;
         let deadline = tokio::time::Instant::now() + self.timeout;
         let mut done = Vec::new();
-        let mut confidence = Vec::new();
         // Why the rest was left, and the error it is when nothing else was read.
         let mut left: Option<(String, ExtractError)> = None;
+        let total = wanted.len() as u64;
         for (n, &page) in wanted.iter().enumerate() {
+            progress.send_replace((n as u64, total));
             if left.is_some() {
             } else if n >= self.max_pages {
                 let limit = self.max_pages;
@@ -161,12 +164,8 @@ impl Ocr {
                 .await;
             let _ = tokio::fs::remove_file(image.with_extension("png")).await;
             match read {
-                Ok(mut recognised) => {
-                    let index = page as usize - 1;
-                    if let Some(slot) = text.pages.get_mut(index) {
-                        *slot = recognised.pages.drain(..).next().unwrap_or_default();
-                    }
-                    confidence.extend(recognised.notes);
+                Ok(recognised) => {
+                    text.take_ocr_page(page, recognised, 72.0 / RENDER_DPI as f32);
                     done.push(page);
                 }
                 Err(ExtractError::Timeout(secs)) => {
@@ -181,7 +180,6 @@ impl Ocr {
         }
         if !done.is_empty() {
             text.notes.push(format!("pages read by OCR: {done:?}"));
-            text.notes.extend(confidence);
         }
         if let Some((why, error)) = left {
             text.notes.push(format!("pages not read by OCR: {why}"));
@@ -325,6 +323,8 @@ fn limited(program: &Path, timeout: Duration, memory_bytes: u64) -> tokio::proce
 #[derive(Debug, Default)]
 struct TsvPages {
     pages: Vec<String>,
+    /// Each page's size and its words' boxes, in the image's pixels.
+    geometry: Vec<PageGeometry>,
     /// Word confidences per page (0–100), for the record.
     confidence: Vec<(f64, usize)>,
     /// The (block, paragraph, line) of the last word on the current page.
@@ -345,8 +345,18 @@ impl TsvPages {
         let page = page.max(1) as usize;
         while self.pages.len() < page {
             self.pages.push(String::new());
+            self.geometry.push(PageGeometry {
+                width: 0.0,
+                height: 0.0,
+                words: Vec::new(),
+            });
             self.confidence.push((0.0, 0));
             self.last = None;
+        }
+        let [left, top, width, height] = [6, 7, 8, 9].map(|i| fields[i].parse::<f32>().unwrap_or(0.0));
+        if level == 1 {
+            let geometry = &mut self.geometry[page - 1];
+            (geometry.width, geometry.height) = (width, height);
         }
         let word = fields[11].trim();
         if level != 5 || word.is_empty() {
@@ -360,7 +370,18 @@ impl TsvPages {
             Some((_, _, line)) if line != place.2 => text.push('\n'),
             Some(_) => text.push(' '),
         }
+        let start = text.len() as u32;
         text.push_str(word);
+        self.geometry[page - 1].words.push(WordBox {
+            start,
+            end: text.len() as u32,
+            rect: Rect {
+                x: left,
+                y: top,
+                width,
+                height,
+            },
+        });
         self.chars += word.chars().count() + 1;
         self.last = Some(place);
         if let Ok(confidence) = fields[10].parse::<f64>()
@@ -373,22 +394,25 @@ impl TsvPages {
     }
 
     fn finish(self) -> ExtractedText {
-        let confidence: Vec<String> = self
+        let means: Vec<Option<f32>> = self
             .confidence
             .iter()
-            .map(|&(sum, count)| {
-                if count == 0 {
-                    "-".to_string()
-                } else {
-                    format!("{:.0}", sum / count as f64)
-                }
-            })
+            .map(|&(sum, count)| (count > 0).then(|| (sum / count as f64) as f32))
+            .collect();
+        let shown: Vec<String> = means
+            .iter()
+            .map(|mean| mean.map_or_else(|| "-".to_string(), |mean| format!("{mean:.0}")))
             .collect();
         ExtractedText {
             pages: self.pages,
-            unreadable_pages: Vec::new(),
-            notes: vec![format!("OCR, mean word confidence by page: {}", confidence.join(", "))],
-            needs_ocr: Vec::new(),
+            notes: vec![format!("OCR, mean word confidence by page: {}", shown.join(", "))],
+            geometry: self.geometry.into_iter().map(Some).collect(),
+            ocr_pages: means
+                .into_iter()
+                .enumerate()
+                .map(|(i, mean)| (i as u32 + 1, mean))
+                .collect(),
+            ..Default::default()
         }
     }
 }
@@ -416,5 +440,14 @@ mod tests {
         let text = pages.finish();
         assert_eq!(text.pages, vec!["The Crazy\nOnes\n\nOctober", "", "last"]);
         assert_eq!(text.notes, vec!["OCR, mean word confidence by page: 89, -, 70"]);
+        let first = text.geometry[0].as_ref().unwrap();
+        assert_eq!((first.width, first.height), (1241.0, 1754.0));
+        let crazy = first.words[1];
+        assert_eq!(&text.pages[0][crazy.start as usize..crazy.end as usize], "Crazy");
+        assert_eq!((crazy.rect.x, crazy.rect.y, crazy.rect.width), (70.0, 10.0, 50.0));
+        let october = first.words[3];
+        assert_eq!(&text.pages[0][october.start as usize..october.end as usize], "October");
+        let confidence: Vec<_> = text.ocr_pages.iter().map(|(p, c)| (*p, c.map(f32::round))).collect();
+        assert_eq!(confidence, vec![(1, Some(89.0)), (2, None), (3, Some(70.0))]);
     }
 }

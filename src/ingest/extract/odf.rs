@@ -79,9 +79,8 @@ pub(super) fn extract(content_type: ContentType, bytes: &[u8]) -> Result<Extract
     }
     Ok(ExtractedText {
         pages: walker.writer.finish(),
-        unreadable_pages: Vec::new(),
         notes: walker.notes,
-        needs_ocr: Vec::new(),
+        ..Default::default()
     })
 }
 

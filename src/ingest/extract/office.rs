@@ -51,9 +51,8 @@ pub(super) fn extract(content_type: ContentType, bytes: &[u8]) -> Result<Extract
     };
     Ok(ExtractedText {
         pages,
-        unreadable_pages: Vec::new(),
         notes,
-        needs_ocr: Vec::new(),
+        ..Default::default()
     })
 }
 

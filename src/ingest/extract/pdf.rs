@@ -10,7 +10,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use pdf_extract::{Document, OutputError, PlainTextOutput, output_doc_page};
 use serde::Serialize;
 
+use super::geometry::{Glyph, page_geometry};
 use super::{ExtractError, ExtractedText, panic_message};
+use crate::domain::{PageGeometry, Rect};
 
 /// The PDF parsers docqa can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -149,11 +151,71 @@ fn with_pdf_oxide(bytes: &[u8], max_pages: usize) -> Result<ExtractedText, Extra
     }
     // `extract_text` keeps the reading order of multi-column pages, where
     // `to_plain_text` joins the columns line by line (README "Extraction").
-    pages_of(count, |index| {
+    let mut text = pages_of(count, |index| {
         document
             .extract_text(index)
             .map_err(|e| ExtractError::Corrupt(e.to_string()))
-    })
+    })?;
+    // Where the words stand, for citation boxes: from the same parse (pdf_oxide
+    // keeps the page's spans), so it costs little; a page it fails on has none.
+    text.geometry = text
+        .pages
+        .iter()
+        .enumerate()
+        .map(|(index, page)| {
+            if page.trim().is_empty() {
+                return None;
+            }
+            catch_unwind(AssertUnwindSafe(|| text_layer_geometry(&document, index, page)))
+                .ok()
+                .flatten()
+        })
+        .collect();
+    Ok(text)
+}
+
+/// Typical Latin font metrics, in font sizes: how far letters reach above and
+/// below the baseline (the font's own figures are not at hand in the spans).
+const ASCENT: f32 = 0.75;
+const DESCENT: f32 = 0.2;
+
+/// The words of a page's text with their rectangles, from pdf_oxide's glyphs,
+/// in PDF points from the top left of the page's media box.
+fn text_layer_geometry(document: &pdf_oxide::PdfDocument, index: usize, text: &str) -> Option<PageGeometry> {
+    let (x0, y0, x1, y1) = document.get_page_media_box(index).ok()?;
+    let (left, top) = (x0.min(x1), y0.max(y1));
+    let (width, height) = ((x1 - x0).abs(), (y1 - y0).abs());
+    let spans = document.extract_spans(index).ok()?;
+    let runs: Vec<Vec<Glyph>> = spans
+        .iter()
+        .map(|span| {
+            span.to_chars()
+                .iter()
+                .map(|glyph| {
+                    // pdf_oxide's box stands on the baseline, one font size high;
+                    // a reader's eye (and pdftotext) sees the letters from the
+                    // ascender to the descender.
+                    let size = glyph.bbox.height;
+                    let baseline = if (glyph.origin_y - glyph.bbox.y).abs() <= size {
+                        glyph.origin_y
+                    } else {
+                        glyph.bbox.y
+                    };
+                    Glyph {
+                        c: glyph.char,
+                        // PDF space has its origin bottom left, y upwards.
+                        rect: Rect {
+                            x: glyph.bbox.x - left,
+                            y: top - (baseline + ASCENT * size),
+                            width: glyph.bbox.width,
+                            height: (ASCENT + DESCENT) * size,
+                        },
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    Some(page_geometry(text, &runs, width, height))
 }
 
 /// Reads every page, each under `catch_unwind`; fails only when no page reads.
@@ -189,8 +251,7 @@ fn pages_of(
     Ok(ExtractedText {
         pages,
         unreadable_pages,
-        notes: Vec::new(),
-        needs_ocr: Vec::new(),
+        ..Default::default()
     })
 }
 
@@ -264,9 +325,7 @@ mod tests {
     fn text(pages: &[&str]) -> ExtractedText {
         ExtractedText {
             pages: pages.iter().map(|p| p.to_string()).collect(),
-            unreadable_pages: Vec::new(),
-            notes: Vec::new(),
-            needs_ocr: Vec::new(),
+            ..Default::default()
         }
     }
 

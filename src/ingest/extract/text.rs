@@ -8,8 +8,6 @@ pub fn extract(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
     let text = std::str::from_utf8(bytes).map_err(|e| ExtractError::Corrupt(format!("not UTF-8: {e}")))?;
     Ok(ExtractedText {
         pages: vec![text.replace("\r\n", "\n")],
-        unreadable_pages: Vec::new(),
-        notes: Vec::new(),
-        needs_ocr: Vec::new(),
+        ..Default::default()
     })
 }

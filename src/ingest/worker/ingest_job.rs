@@ -9,7 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::job_error::{checkpoint, unless_cancelled};
 use super::{CHUNKS_PER_STEP, JobError, Pipeline, chunk_points, embed};
-use crate::domain::{Chunk, Document, Job, JobProgress, JobStage};
+use crate::catalog::JobOutcome;
+use crate::domain::{Chunk, Document, Job, JobProgress, JobStage, PageSource};
 use crate::embed::Embedder;
 use crate::index::{ChunkPoint, IndexLayout};
 use crate::ingest::extract;
@@ -24,13 +25,14 @@ impl Pipeline {
         job: &Job,
         document: &Document,
         cancel: &CancellationToken,
-    ) -> Result<(u32, u32), JobError> {
+    ) -> Result<JobOutcome, JobError> {
         self.progress(job, JobProgress::at(JobStage::Extract, 0, 1)).await;
         let started = Instant::now();
         // Dropping the extraction kills its child process.
         let path = self.files.path(document.id);
-        let extracted = unless_cancelled(cancel, self.extractor.extract_file(&path, document.content_type)).await?;
+        let extracted = unless_cancelled(cancel, self.extract_reporting(job, document, &path)).await?;
         let pages = extracted.pages.len() as u32;
+        let page_sources = PageSource::runs(pages, &extracted.ocr_pages);
         if !extracted.notes.is_empty() {
             // Hidden sheets and slides: left out on purpose, said once.
             tracing::info!(document = %document.id, notes = ?extracted.notes, "parts of the document not indexed");
@@ -53,7 +55,7 @@ impl Pipeline {
         let chunker = Arc::clone(&self.chunker);
         let id = document.id;
         let chunking = tokio::spawn(crate::background::run("docqa-chunk", move || {
-            chunker.chunk_in_steps(id, &extracted.pages, CHUNKS_PER_STEP, |step| {
+            chunker.chunk_in_steps(id, &extracted.pages, &extracted.geometry, CHUNKS_PER_STEP, |step| {
                 sender.blocking_send(step).is_ok()
             });
         }));
@@ -97,7 +99,33 @@ impl Pipeline {
         // Where a document's time goes: what to speed up next.
         tracing::info!(document = %document.id, extract_ms,
             chunk_embed_index_ms = started.elapsed().as_millis() as u64, chunks = chunks.len(), "pipeline stages");
-        Ok((pages, chunks.len() as u32))
+        Ok(JobOutcome::Ingested {
+            pages,
+            chunks: chunks.len() as u32,
+            page_sources,
+        })
+    }
+
+    /// Extracts the document's text, passing on the extraction's page progress
+    /// (OCR of scanned pages) to the job as it comes.
+    async fn extract_reporting(
+        &self,
+        job: &Job,
+        document: &Document,
+        path: &std::path::Path,
+    ) -> Result<extract::ExtractedText, extract::ExtractError> {
+        let (progress, mut reports) = tokio::sync::watch::channel((0, 1));
+        let extraction = self.extractor.extract_file(path, document.content_type, &progress);
+        tokio::pin!(extraction);
+        loop {
+            tokio::select! {
+                result = &mut extraction => return result,
+                Ok(()) = reports.changed() => {
+                    let (done, total) = *reports.borrow_and_update();
+                    self.progress(job, JobProgress::at(JobStage::Extract, done, total)).await;
+                }
+            }
+        }
     }
 
     /// Writes one step's points to the index, then reports the progress they make.

@@ -55,10 +55,7 @@ impl Pipeline {
     /// (it is then queued again: the delete that cancelled it takes it away).
     pub async fn run(&self, claimed: &ClaimedJob, cancel: &CancellationToken) -> JobOutcome {
         let result = match claimed {
-            ClaimedJob::Ingest { job, document } => self
-                .ingest(job, document, cancel)
-                .await
-                .map(|(pages, chunks)| JobOutcome::Ingested { pages, chunks }),
+            ClaimedJob::Ingest { job, document } => self.ingest(job, document, cancel).await,
             ClaimedJob::Reindex { job, collection } => self
                 .reindex(job, collection, cancel)
                 .await
@@ -126,6 +123,7 @@ fn chunk_points(
                 metadata: document.metadata.clone(),
                 access: document.access.clone(),
                 pending,
+                layout: chunk.layout.clone(),
             },
         })
         .collect()

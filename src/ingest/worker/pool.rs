@@ -138,7 +138,7 @@ async fn run_claimed(worker: usize, pipeline: &Pipeline, claimed: &ClaimedJob) {
     drop(running);
     let ms = started.elapsed().as_millis() as u64;
     match &outcome {
-        JobOutcome::Ingested { pages, chunks } => {
+        JobOutcome::Ingested { pages, chunks, .. } => {
             tracing::info!(job = %job.id, document = ?job.document_id, pages, chunks, ms, "job succeeded")
         }
         JobOutcome::Reindexed { model } => {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # OCR character error rate and pages per second by resolution (bench/ocr_cer.py
 # says how), on corpus pages with a text layer as reference.
-# Usage: bench/ocr.sh [--dpi 100,150,200,300] [--pages 12]
+# Usage: bench/ocr.sh [--dpi 100,150,200,300] [--pages 12] [--sources]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh

@@ -8,7 +8,12 @@ thread), and compared with the page's own text (pdftotext): character error rate
 Also the choice for scanned PDF pages: render the page, or take its embedded image
 (`pdfimages`) when the page is one picture.
 
-Usage: bench/ocr.sh [--dpi 100,150,200,300] [--pages 12]
+Usage: bench/ocr.sh [--dpi 100,150,200,300] [--pages 12] [--sources]
+
+--sources measures that choice instead: each page is scanned at 150 and 300 dpi (grey
+JPEG, as scanners store pages), wrapped back as an image-only PDF, and read two ways:
+rendered at 200 dpi by pdftoppm (what docqa does), or its embedded image taken out
+whole by pdfimages. Time is the image step plus Tesseract.
 """
 
 import argparse
@@ -60,13 +65,55 @@ def pages(limit):
     return chosen[:limit]
 
 
+def timed(command):
+    started = time.monotonic()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.monotonic() - started
+
+
+def sources(chosen):
+    """Render at 200 dpi vs take the embedded image, on image-only PDFs scanned at 150 and 300 dpi."""
+    report = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for scan_dpi in (150, 300):
+            results = {"render 200 dpi": [0, 0, 0.0], "embedded image": [0, 0, 0.0]}
+            for i, (name, pdf, page, reference) in enumerate(chosen):
+                root = os.path.join(tmp, f"s{i}")
+                subprocess.run(["pdftoppm", "-r", str(scan_dpi), "-gray", "-png", "-singlefile", "-f", str(page),
+                                "-l", str(page), pdf, root], check=True)
+                scanned = root + ".pdf"
+                Image.open(root + ".png").convert("L").save(scanned, "PDF", resolution=scan_dpi, quality=85)
+                for method, result in results.items():
+                    out = os.path.join(tmp, f"{method[0]}{i}")
+                    if method.startswith("render"):
+                        took = timed(["pdftoppm", "-r", "200", "-gray", "-png", "-singlefile", scanned, out])
+                        image = out + ".png"
+                    else:
+                        took = timed(["pdfimages", "-png", scanned, out])
+                        image = out + "-000.png"
+                    text, ocr_took = ocr(image)
+                    result[0] += Levenshtein.distance(text, reference)
+                    result[1] += len(reference)
+                    result[2] += took + ocr_took
+            for method, (errors, chars, seconds) in results.items():
+                key = f"scanned {scan_dpi} dpi, {method}"
+                report[key] = {"cer": round(errors / max(chars, 1), 4),
+                               "pages_per_s": round(len(chosen) / seconds, 2)}
+                print(key, report[key], flush=True)
+    return report
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--dpi", default="100,150,200,300")
     parser.add_argument("--pages", type=int, default=12)
+    parser.add_argument("--sources", action="store_true")
     args = parser.parse_args()
     random.seed(7)
     chosen = pages(args.pages)
+    if args.sources:
+        print(json.dumps({"pages": [f"{n} p{p}" for n, _, p, _ in chosen], "by_source": sources(chosen)}, indent=2))
+        return
     report = {"pages": [f"{n} p{p}" for n, _, p, _ in chosen], "by_dpi": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for dpi in [int(d) for d in args.dpi.split(",")]:

@@ -111,6 +111,21 @@ ensure_schemathesis() {
     SCHEMATHESIS="$venv/bin/schemathesis"
 }
 
+# The client libraries the integration tests drive docqa with, as their users
+# would: the official `openai` package (tests/api/openai_compat.rs). In a venv
+# of its own; exports DOCQA_TEST_CLIENTS_PYTHON.
+OPENAI_PY_VERSION=3.63.0
+ensure_clients() {
+    local venv="${DOCQA_CACHE_DIR:-$HOME/.cache/docqa}/clients-venv"
+    if ! "$venv/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '$OPENAI_PY_VERSION')" 2>/dev/null; then
+        echo "installing the openai $OPENAI_PY_VERSION client into $venv…" >&2
+        python3 -m venv "$venv" >&2 \
+            && "$venv/bin/pip" install --quiet --disable-pip-version-check "openai==$OPENAI_PY_VERSION" >&2 \
+            || return 1
+    fi
+    export DOCQA_TEST_CLIENTS_PYTHON="$venv/bin/python"
+}
+
 # mold, the fast linker scripts/cc-link uses when present: from Debian's
 # packages when we may install them (root, apt-get), else linking uses cc's.
 ensure_mold() {

@@ -44,6 +44,7 @@ use ingest::chunk::Chunker;
 use ingest::{FileStore, InFlight, Ingestor, JobSignals, Pipeline, WorkerPool};
 use retrieve::Retriever;
 use service::collections::Collections;
+use service::conversations::Conversations;
 use service::documents::Documents;
 use service::tenants::Tenants;
 
@@ -81,6 +82,7 @@ pub struct App {
     ingestor: Data<Ingestor>,
     retriever: Data<Retriever>,
     answerer: Data<Answerer>,
+    conversations: Data<Conversations>,
     authenticator: Data<Authenticator>,
     keys: Data<Keys>,
     audit: Data<AuditLog>,
@@ -195,6 +197,14 @@ impl App {
             default_top_k: config.retrieval.top_k,
             hybrid: config.retrieval.hybrid,
         });
+        let answerer = Arc::new(Answerer::new(
+            retriever.clone(),
+            llm,
+            bm25,
+            config.llm_max_concurrency,
+            embedding.tokenizer,
+            config.retrieval.history_tokens,
+        ));
         let jwt = match &config.auth.jwt {
             Some(settings) => {
                 tracing::info!(issuer = %settings.issuer, audience = %settings.audience, jwks = %settings.jwks_url,
@@ -252,8 +262,9 @@ impl App {
                 upload_limits: config.ingest.uploads,
                 upload_permits: Arc::new(tokio::sync::Semaphore::new(config.ingest.uploads.max_concurrent)),
             }),
-            retriever: Data::from(retriever.clone()),
-            answerer: Data::new(Answerer::new(retriever, llm, bm25, config.llm_max_concurrency)),
+            retriever: Data::from(retriever),
+            conversations: Data::new(Conversations::new(catalog.clone(), answerer.clone())),
+            answerer: Data::from(answerer),
             health: Data::new(HealthChecks::new(
                 catalog.clone(),
                 index,
@@ -273,7 +284,11 @@ impl App {
         let addr = listener.local_addr()?;
         let (collections, documents, ingestor) =
             (self.collections.clone(), self.documents.clone(), self.ingestor.clone());
-        let (retriever, answerer) = (self.retriever.clone(), self.answerer.clone());
+        let (retriever, answerer, conversations) = (
+            self.retriever.clone(),
+            self.answerer.clone(),
+            self.conversations.clone(),
+        );
         let (health, metrics) = (self.health.clone(), self.metrics.clone());
         let (authenticator, keys, audit) = (self.authenticator.clone(), self.keys.clone(), self.audit.clone());
         let tenants = self.tenants.clone();
@@ -297,6 +312,7 @@ impl App {
                 .app_data(ingestor.clone())
                 .app_data(retriever.clone())
                 .app_data(answerer.clone())
+                .app_data(conversations.clone())
                 .app_data(health.clone())
                 .app_data(metrics.clone())
                 .app_data(authenticator.clone())

@@ -3,6 +3,8 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use super::followup::Exchange;
+
 /// A passage given to the model, under the id it must cite.
 #[derive(Debug, Clone)]
 pub struct ContextPassage {
@@ -49,6 +51,10 @@ pub trait LlmClient: Send + Sync {
     fn model(&self) -> &str;
 
     async fn answer(&self, question: &str, context: &[ContextPassage]) -> Result<LlmAnswer, LlmError>;
+
+    /// The last question of a conversation as a standalone question
+    /// (`followup` says how it is asked and checked).
+    async fn rewrite(&self, history: &[Exchange], question: &str) -> Result<String, LlmError>;
 
     /// The same answer, with `on_delta` called with the answer text as it is
     /// written. A client that cannot stream hands over the whole text at once.

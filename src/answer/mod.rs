@@ -4,6 +4,7 @@
 pub mod breaker;
 pub mod citations;
 pub mod extractive;
+pub mod followup;
 pub mod llm;
 pub mod openai;
 pub mod partial_json;
@@ -18,9 +19,10 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 use utoipa::ToSchema;
 
+pub use followup::{Exchange, FollowUps, Rewritten};
 pub use llm::{ContextPassage, LlmAnswer, LlmCitation, LlmClient, LlmError, OnDelta};
 pub use openai::OpenAiLlm;
-pub use stream::{AnswerEvent, AnswerEvents};
+pub use stream::{AnswerEvent, AnswerEventStream, AnswerEvents};
 
 use crate::domain::{Answer, AnswerMode, CollectionName, Filter, Readers, SearchHit, Timings};
 use crate::embed::Bm25Encoder;
@@ -40,6 +42,9 @@ pub enum AnswerError {
     LlmInvalidOutput(String),
     #[error("{0}")]
     LlmUnavailable(String),
+    /// A conversation's answer was written but could not be kept.
+    #[error("the answer could not be stored: {0}")]
+    NotStored(String),
     #[error(
         "the LLM is busy: {limit} answers are being written (LLM_MAX_CONCURRENCY); retry shortly, or ask with mode \"auto\" or \"extractive\""
     )]
@@ -77,6 +82,7 @@ pub struct QueryRequest {
 
 pub struct Answerer {
     retriever: Arc<Retriever>,
+    follow_ups: FollowUps,
     llm: Option<Arc<dyn LlmClient>>,
     bm25: Arc<Bm25Encoder>,
     /// One permit per LLM call in flight: the spend and the provider's load are
@@ -88,6 +94,8 @@ pub struct Answerer {
 /// A question whose chunks are found, ready to be answered.
 struct Prepared {
     started: Instant,
+    /// In a conversation: the standalone question retrieved with.
+    follow_up: Option<Rewritten>,
     query: SearchQuery,
     requested: AnswerMode,
     llm: Option<Arc<dyn LlmClient>>,
@@ -96,33 +104,71 @@ struct Prepared {
 }
 
 impl Answerer {
+    /// `tokenizer` and `history_tokens` bound the conversation history a
+    /// follow-up's rewrite sends to the LLM.
     pub fn new(
         retriever: Arc<Retriever>,
         llm: Option<Arc<dyn LlmClient>>,
         bm25: Arc<Bm25Encoder>,
         llm_max_concurrency: usize,
+        tokenizer: Option<tokenizers::Tokenizer>,
+        history_tokens: usize,
     ) -> Self {
+        let llm_slots = Arc::new(tokio::sync::Semaphore::new(llm_max_concurrency));
         Self {
             retriever,
+            follow_ups: FollowUps::new(llm.clone(), bm25.clone(), tokenizer, history_tokens, llm_slots.clone()),
             llm,
             bm25,
-            llm_slots: Arc::new(tokio::sync::Semaphore::new(llm_max_concurrency)),
+            llm_slots,
             llm_max_concurrency,
         }
+    }
+
+    /// Refuses a request whose question, `top_k` or filter cannot be searched
+    /// (before a follow-up is rewritten into something that could).
+    pub fn check(&self, request: &QueryRequest) -> Result<(), AnswerError> {
+        SearchQuery::parse(
+            &request.question,
+            request.top_k,
+            request.filter.clone(),
+            self.retriever.default_top_k(),
+        )?;
+        Ok(())
+    }
+
+    /// The last question of a conversation, rewritten to stand on its own
+    /// (by rule for an extractive answer, which promises no LLM call).
+    pub async fn rewrite(&self, history: &[Exchange], question: &str, mode: AnswerMode) -> Rewritten {
+        self.follow_ups
+            .rewrite(history, question, mode != AnswerMode::Extractive)
+            .await
+    }
+
+    /// Tokens of `text` by the embedding model's tokenizer (an estimate without one).
+    pub fn count_tokens(&self, text: &str) -> usize {
+        self.follow_ups.tokens(text)
+    }
+
+    /// Follow-up rewriting by rule (see [`FollowUps::rule_chain`]).
+    pub fn follow_ups(&self) -> &FollowUps {
+        &self.follow_ups
     }
 
     pub fn llm_model(&self) -> Option<&str> {
         self.llm.as_deref().map(LlmClient::model)
     }
 
-    /// The answer from the documents `readers` may see.
+    /// The answer from the documents `readers` may see. A conversation's
+    /// question comes `follow_up`: rewritten, retrieved and answered as such.
     pub async fn answer(
         &self,
         collection: &CollectionName,
         request: QueryRequest,
+        follow_up: Option<Rewritten>,
         readers: &Readers,
     ) -> Result<Answer, AnswerError> {
-        let prepared = self.prepare(collection, request, readers).await?;
+        let prepared = self.prepare(collection, request, follow_up, readers).await?;
         self.finish(prepared, None).await
     }
 
@@ -135,9 +181,10 @@ impl Answerer {
         self: Arc<Self>,
         collection: &CollectionName,
         request: QueryRequest,
+        follow_up: Option<Rewritten>,
         readers: &Readers,
     ) -> Result<AnswerEvents, AnswerError> {
-        let prepared = self.prepare(collection, request, readers).await?;
+        let prepared = self.prepare(collection, request, follow_up, readers).await?;
         let (events, receiver) = mpsc::unbounded_channel();
         // The receiver may be gone already: then nobody is listening, and the
         // task is aborted with the events.
@@ -160,15 +207,14 @@ impl Answerer {
         &self,
         collection: &CollectionName,
         request: QueryRequest,
+        follow_up: Option<Rewritten>,
         readers: &Readers,
     ) -> Result<Prepared, AnswerError> {
         let started = Instant::now();
-        let query = SearchQuery::parse(
-            &request.question,
-            request.top_k,
-            request.filter,
-            self.retriever.default_top_k(),
-        )?;
+        let question = follow_up
+            .as_ref()
+            .map_or(request.question.as_str(), |f| f.query.as_str());
+        let query = SearchQuery::parse(question, request.top_k, request.filter, self.retriever.default_top_k())?;
         // Decide before retrieving, so a request that cannot be served costs nothing.
         let llm = match (request.mode, &self.llm) {
             (AnswerMode::Extractive, _) | (AnswerMode::Auto, None) => None,
@@ -184,6 +230,7 @@ impl Answerer {
         };
         Ok(Prepared {
             started,
+            follow_up,
             query,
             requested: request.mode,
             llm,
@@ -193,8 +240,19 @@ impl Answerer {
     }
 
     async fn finish(&self, prepared: Prepared, on_delta: Option<OnDelta<'_>>) -> Result<Answer, AnswerError> {
+        let follow_up = prepared.follow_up.clone();
+        let mut answer = self.write(prepared, on_delta).await?;
+        if let Some(follow_up) = follow_up {
+            answer.retrieval_query = Some(follow_up.query);
+            answer.warnings.extend(follow_up.warning);
+        }
+        Ok(answer)
+    }
+
+    async fn write(&self, prepared: Prepared, on_delta: Option<OnDelta<'_>>) -> Result<Answer, AnswerError> {
         let Prepared {
             started,
+            follow_up: _,
             query,
             requested,
             llm,
@@ -269,6 +327,7 @@ impl Answerer {
             timings_ms: timings,
             warnings: retrieved.warnings,
             fallback_reason,
+            retrieval_query: None,
         })
     }
 }
@@ -306,6 +365,7 @@ fn not_found(mode: AnswerMode, timings: Timings, warnings: Vec<String>) -> Answe
         timings_ms: timings,
         warnings,
         fallback_reason: None,
+        retrieval_query: None,
     }
 }
 

@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use secrecy::ExposeSecret;
 
 use super::breaker::CircuitBreaker;
+use super::followup::{self, Exchange};
 use super::llm::{ContextPassage, LlmAnswer, LlmClient, LlmError, OnDelta};
 use super::partial_json::AnswerFieldScanner;
 use super::prompt;
@@ -45,11 +46,9 @@ impl OpenAiLlm {
     /// `on_delta` as it comes. Within the timeout, retries included.
     async fn call(
         &self,
-        question: &str,
-        context: &[ContextPassage],
+        request: CreateChatCompletionRequest,
         on_delta: Option<OnDelta<'_>>,
     ) -> Result<String, LlmError> {
-        let request = self.request(question, context);
         let call = async {
             match on_delta {
                 None => {
@@ -116,30 +115,30 @@ impl OpenAiLlm {
     /// Asks, unless the circuit is open; tells the breaker how it went.
     async fn guarded(
         &self,
-        question: &str,
-        context: &[ContextPassage],
+        request: CreateChatCompletionRequest,
         on_delta: Option<OnDelta<'_>>,
-    ) -> Result<LlmAnswer, LlmError> {
+    ) -> Result<String, LlmError> {
         self.breaker.permit().map_err(|open| LlmError::Unavailable {
             failures: open.failures,
             retry_in_secs: open.retry_in.as_secs().max(1),
         })?;
-        let content = self.call(question, context, on_delta).await;
+        let content = self.call(request, on_delta).await;
         match &content {
             // The provider is down or drowning; a bad reply still means it is up.
             Err(LlmError::Timeout(_) | LlmError::Upstream(_)) => self.breaker.failed(),
             _ => self.breaker.succeeded(),
         }
-        parse_answer(&content?)
+        content
     }
 
-    fn request(&self, question: &str, context: &[ContextPassage]) -> CreateChatCompletionRequest {
+    /// A system and a user message, and a strict JSON schema for the reply.
+    fn request(&self, system: &str, user: String, schema: Schema) -> CreateChatCompletionRequest {
         let system = ChatCompletionRequestMessage::System(ChatCompletionRequestSystemMessage {
-            content: ChatCompletionRequestSystemMessageContent::Text(prompt::SYSTEM_PROMPT.to_string()),
+            content: ChatCompletionRequestSystemMessageContent::Text(system.to_string()),
             name: None,
         });
         let user = ChatCompletionRequestMessage::User(ChatCompletionRequestUserMessage {
-            content: ChatCompletionRequestUserMessageContent::Text(prompt::user_message(question, context)),
+            content: ChatCompletionRequestUserMessageContent::Text(user),
             name: None,
         });
         CreateChatCompletionRequest {
@@ -148,15 +147,34 @@ impl OpenAiLlm {
             temperature: Some(0.0),
             response_format: Some(ResponseFormat::JsonSchema {
                 json_schema: ResponseFormatJsonSchema {
-                    description: Some("An answer whose claims cite verbatim quotes of the sources".into()),
-                    name: "cited_answer".into(),
-                    schema: prompt::answer_schema(),
+                    description: Some(schema.description.into()),
+                    name: schema.name.into(),
+                    schema: schema.schema,
                     strict: Some(true),
                 },
             }),
             ..Default::default()
         }
     }
+
+    fn answer_request(&self, question: &str, context: &[ContextPassage]) -> CreateChatCompletionRequest {
+        self.request(
+            prompt::SYSTEM_PROMPT,
+            prompt::user_message(question, context),
+            Schema {
+                name: "cited_answer",
+                description: "An answer whose claims cite verbatim quotes of the sources",
+                schema: prompt::answer_schema(),
+            },
+        )
+    }
+}
+
+/// The structured reply a request asks for.
+struct Schema {
+    name: &'static str,
+    description: &'static str,
+    schema: serde_json::Value,
 }
 
 #[async_trait]
@@ -166,7 +184,7 @@ impl LlmClient for OpenAiLlm {
     }
 
     async fn answer(&self, question: &str, context: &[ContextPassage]) -> Result<LlmAnswer, LlmError> {
-        self.guarded(question, context, None).await
+        parse_answer(&self.guarded(self.answer_request(question, context), None).await?)
     }
 
     async fn answer_streaming(
@@ -175,7 +193,24 @@ impl LlmClient for OpenAiLlm {
         context: &[ContextPassage],
         on_delta: OnDelta<'_>,
     ) -> Result<LlmAnswer, LlmError> {
-        self.guarded(question, context, Some(on_delta)).await
+        parse_answer(
+            &self
+                .guarded(self.answer_request(question, context), Some(on_delta))
+                .await?,
+        )
+    }
+
+    async fn rewrite(&self, history: &[Exchange], question: &str) -> Result<String, LlmError> {
+        let request = self.request(
+            followup::REWRITE_SYSTEM_PROMPT,
+            followup::rewrite_user_message(history, question),
+            Schema {
+                name: "standalone_question",
+                description: "The last question of the conversation, rewritten to stand on its own",
+                schema: followup::rewrite_schema(),
+            },
+        );
+        followup::parse_rewrite(&self.guarded(request, None).await?)
     }
 }
 

@@ -23,6 +23,10 @@ pub enum AnswerEvent {
     Error(Box<AnswerError>),
 }
 
+/// Answer events from wherever they come (a plain answer's task, or a
+/// conversation that stores the answer on its way out).
+pub type AnswerEventStream = Pin<Box<dyn Stream<Item = AnswerEvent> + Send>>;
+
 /// The events the answering task sends, until it is done.
 pub struct AnswerEvents {
     events: mpsc::UnboundedReceiver<AnswerEvent>,

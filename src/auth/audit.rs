@@ -54,7 +54,12 @@ pub fn route_action(method: &str, path: &str) -> RouteAction {
     // `/collections/{c}/rest…`, or the short form `rest…` on `default`.
     let (collection, rest): (Option<&str>, &[&str]) = match segments.as_slice() {
         ["collections", c, rest @ ..] => (Some(*c), rest),
-        [first, ..] if matches!(*first, "documents" | "search" | "query" | "reindex") => (Some("default"), &segments),
+        [first, ..]
+            if matches!(*first, "documents" | "search" | "query" | "reindex")
+                || (*first == "conversations" && segments.len() == 1) =>
+        {
+            (Some("default"), &segments)
+        }
         _ => (None, &segments),
     };
     let make = |action: &'static str, always: bool, document: Option<&str>| RouteAction {
@@ -76,6 +81,12 @@ pub fn route_action(method: &str, path: &str) -> RouteAction {
         ("POST", true, ["search"]) => make("search", true, None),
         ("POST", true, ["query"]) => make("query", true, None),
         ("POST", true, ["reindex"]) => make("reindex", true, None),
+        ("POST", true, ["conversations"]) => make("create_conversation", true, None),
+        ("GET", false, ["conversations", _]) => make("get_conversation", false, None),
+        ("DELETE", false, ["conversations", _]) => make("delete_conversation", true, None),
+        ("POST", false, ["conversations", _, "messages"]) => make("ask_in_conversation", true, None),
+        ("POST", false, ["chat", "completions"]) => make("chat_completion", true, None),
+        ("GET", false, ["models", ..]) => make("list_models", false, None),
         ("GET", false, ["jobs", _]) => make("get_job", false, None),
         ("POST", false, ["jobs", _, "retry"]) => make("retry_job", true, None),
         ("POST", false, ["keys"]) => make("create_key", true, None),

@@ -149,6 +149,22 @@ impl Scope {
         }
     }
 
+    /// Who a conversation belongs to: a key with the principals it acts for,
+    /// a signed-in user, or the operator.
+    pub fn owner(&self) -> String {
+        match &self.identity {
+            Identity::Operator => "operator".into(),
+            Identity::User { user, .. } => user.clone(),
+            Identity::Key { id, .. } if self.acting_for.is_empty() => format!("key:{id}"),
+            Identity::Key { id, .. } => {
+                let mut acting_for = self.acting_for.clone();
+                acting_for.sort();
+                acting_for.dedup();
+                format!("key:{id} for {}", acting_for.join(","))
+            }
+        }
+    }
+
     /// The signed-in user (`user:<sub>`) of a JWT.
     pub fn user(&self) -> Option<&str> {
         match &self.identity {

@@ -16,9 +16,9 @@ pub use connect::connect;
 pub use sql::SqlCatalog;
 
 use crate::domain::{
-    ApiKey, AuditEntry, AuditQuery, Chunk, Collection, CollectionName, Document, DocumentId, DocumentStatus,
-    EmbeddingModel, Job, JobId, JobProgress, KeyId, Metadata, NewApiKey, NewDocument, PageSource, Tenant, TenantName,
-    TenantUsage,
+    ApiKey, AuditEntry, AuditQuery, Chunk, Collection, CollectionName, Conversation, ConversationId, Document,
+    DocumentId, DocumentStatus, EmbeddingModel, Job, JobId, JobProgress, KeyId, Metadata, NewApiKey, NewDocument,
+    NewTurn, PageSource, Tenant, TenantName, TenantUsage, Turn,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -286,6 +286,14 @@ pub trait Catalog: Send + Sync {
     async fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, CatalogError>;
     /// Removes entries older than `before`; how many.
     async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64, CatalogError>;
+
+    async fn create_conversation(&self, conversation: &Conversation) -> Result<(), CatalogError>;
+    async fn get_conversation(&self, id: ConversationId) -> Result<Option<Conversation>, CatalogError>;
+    /// Its turns, oldest first.
+    async fn conversation_turns(&self, id: ConversationId) -> Result<Vec<Turn>, CatalogError>;
+    /// Appends a turn after the last one; `None` when the conversation is gone.
+    async fn append_turn(&self, id: ConversationId, turn: &NewTurn) -> Result<Option<Turn>, CatalogError>;
+    async fn delete_conversation(&self, id: ConversationId) -> Result<bool, CatalogError>;
 }
 
 /// The oldest queued job that may run now (see [`Catalog::claim_next_job`]):

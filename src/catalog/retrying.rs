@@ -12,8 +12,9 @@ use super::{Catalog, CatalogError, ClaimedJob, DocumentPage, DocumentQuery, Inse
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    ApiKey, AuditEntry, AuditQuery, Chunk, Collection, CollectionName, Document, DocumentId, Job, JobId, JobProgress,
-    KeyId, Metadata, NewApiKey, NewDocument, Tenant, TenantName, TenantUsage,
+    ApiKey, AuditEntry, AuditQuery, Chunk, Collection, CollectionName, Conversation, ConversationId, Document,
+    DocumentId, Job, JobId, JobProgress, KeyId, Metadata, NewApiKey, NewDocument, NewTurn, Tenant, TenantName,
+    TenantUsage, Turn,
 };
 
 /// Attempts in all, the first included.
@@ -208,6 +209,26 @@ impl Catalog for Retrying {
 
     async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64, CatalogError> {
         retrying("prune audit", || self.0.prune_audit(before)).await
+    }
+
+    async fn create_conversation(&self, conversation: &Conversation) -> Result<(), CatalogError> {
+        retrying("create conversation", || self.0.create_conversation(conversation)).await
+    }
+
+    async fn get_conversation(&self, id: ConversationId) -> Result<Option<Conversation>, CatalogError> {
+        self.0.get_conversation(id).await
+    }
+
+    async fn conversation_turns(&self, id: ConversationId) -> Result<Vec<Turn>, CatalogError> {
+        self.0.conversation_turns(id).await
+    }
+
+    async fn append_turn(&self, id: ConversationId, turn: &NewTurn) -> Result<Option<Turn>, CatalogError> {
+        retrying("append turn", || self.0.append_turn(id, turn)).await
+    }
+
+    async fn delete_conversation(&self, id: ConversationId) -> Result<bool, CatalogError> {
+        retrying("delete conversation", || self.0.delete_conversation(id)).await
     }
 }
 

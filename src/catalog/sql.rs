@@ -12,9 +12,9 @@ use super::{
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    ApiKey, AuditEntry, AuditQuery, Chunk, Collection, CollectionName, Document, DocumentId, DocumentStatus,
-    EmbeddingModel, Job, JobId, JobKind, JobProgress, JobStatus, KeyId, Metadata, NewApiKey, NewDocument, Role, Tenant,
-    TenantName, TenantUsage,
+    ApiKey, AuditEntry, AuditQuery, Chunk, Collection, CollectionName, Conversation, ConversationId, Document,
+    DocumentId, DocumentStatus, EmbeddingModel, Job, JobId, JobKind, JobProgress, JobStatus, KeyId, Metadata,
+    NewApiKey, NewDocument, NewTurn, Role, Tenant, TenantName, TenantUsage, Turn,
 };
 
 const COLLECTION_COLUMNS: &str = "name, description, embed_model, embed_variant, embed_dim, created_at";
@@ -30,6 +30,11 @@ const AUDIT_COLUMNS: &str = "id, at, request_id, tenant, key_id, acting_for, act
 const AUDIT_ARGUMENTS: usize = 12;
 /// Audit entries written per INSERT (12 arguments each).
 const AUDIT_PER_INSERT: usize = 200;
+const CONVERSATION_COLUMNS: &str = "id, collection, owner, created_at, updated_at";
+const TURN_COLUMNS: &str = "seq, question, retrieval_query, answer, created_at";
+/// Two turns appended to one conversation at once both want the next `seq`;
+/// the one that loses takes the one after.
+const TURN_APPEND_ATTEMPTS: u32 = 4;
 const CHUNK_COLUMNS: &str = "document_id, idx, page_start, page_end, char_start, char_end, text, page_breaks, layout";
 
 /// Chunks written per INSERT: 9 arguments each, well under both databases'
@@ -914,6 +919,117 @@ impl Catalog for SqlCatalog {
             .map(tenant_from_row)
             .collect()
     }
+
+    async fn create_conversation(&self, conversation: &Conversation) -> Result<(), CatalogError> {
+        let statement = Statement::new(format!(
+            "INSERT INTO conversations ({CONVERSATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
+        ))
+        .id(conversation.id)
+        .text(conversation.collection.as_str())
+        .text(conversation.owner.as_str())
+        .time(conversation.created_at)
+        .time(conversation.updated_at);
+        self.db.execute(&statement).await?;
+        Ok(())
+    }
+
+    async fn get_conversation(&self, id: ConversationId) -> Result<Option<Conversation>, CatalogError> {
+        let statement = Statement::new(format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1"
+        ))
+        .id(id);
+        self.db
+            .fetch_optional(&statement)
+            .await?
+            .as_ref()
+            .map(conversation_from_row)
+            .transpose()
+    }
+
+    async fn conversation_turns(&self, id: ConversationId) -> Result<Vec<Turn>, CatalogError> {
+        let statement = Statement::new(format!(
+            "SELECT {TURN_COLUMNS} FROM conversation_turns WHERE conversation_id = $1 ORDER BY seq"
+        ))
+        .id(id);
+        self.db.fetch_all(&statement).await?.iter().map(turn_from_row).collect()
+    }
+
+    async fn append_turn(&self, id: ConversationId, turn: &NewTurn) -> Result<Option<Turn>, CatalogError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_append_turn(id, turn).await {
+                Err(CatalogError::AlreadyExists) if attempt < TURN_APPEND_ATTEMPTS => continue,
+                Err(CatalogError::MissingParent(_)) => return Ok(None),
+                other => return other,
+            }
+        }
+    }
+
+    async fn delete_conversation(&self, id: ConversationId) -> Result<bool, CatalogError> {
+        let deleted = self
+            .db
+            .execute(&Statement::new("DELETE FROM conversations WHERE id = $1").id(id))
+            .await?;
+        Ok(deleted > 0)
+    }
+}
+
+impl SqlCatalog {
+    /// The turn after the conversation's last, and the conversation touched, in
+    /// one transaction.
+    async fn try_append_turn(&self, id: ConversationId, turn: &NewTurn) -> Result<Option<Turn>, CatalogError> {
+        let at = now();
+        let mut tx = self.db.begin().await?;
+        let touched = tx
+            .execute(
+                &Statement::new("UPDATE conversations SET updated_at = $1 WHERE id = $2")
+                    .time(at)
+                    .id(id),
+            )
+            .await?;
+        if touched == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let row = tx
+            .fetch_one(
+                &Statement::new(format!(
+                    "INSERT INTO conversation_turns (conversation_id, {TURN_COLUMNS}) \
+                     SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 \
+                     FROM conversation_turns WHERE conversation_id = $1 RETURNING {TURN_COLUMNS}"
+                ))
+                .id(id)
+                .text(turn.question.as_str())
+                .text(turn.retrieval_query.as_str())
+                .json(&turn.answer)
+                .time(at),
+            )
+            .await?;
+        let turn = turn_from_row(&row)?;
+        tx.commit().await?;
+        Ok(Some(turn))
+    }
+}
+
+fn conversation_from_row(row: &Row) -> Result<Conversation, CatalogError> {
+    Ok(Conversation {
+        id: ConversationId(row.id("id")?),
+        collection: collection_name(row.text("collection")?)?,
+        owner: row.text("owner")?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+    })
+}
+
+fn turn_from_row(row: &Row) -> Result<Turn, CatalogError> {
+    Ok(Turn {
+        seq: row.count("seq")?,
+        question: row.text("question")?,
+        retrieval_query: row.text("retrieval_query")?,
+        answer: row.json("answer")?,
+        created_at: row.time("created_at")?,
+    })
 }
 
 fn tenant_from_row(row: &Row) -> Result<Tenant, CatalogError> {

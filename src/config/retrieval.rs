@@ -11,6 +11,9 @@ pub struct RetrievalSettings {
     /// Chunks a search or an answer uses unless the request says.
     pub top_k: usize,
     pub hybrid: HybridSettings,
+    /// Tokens of a conversation's history the LLM gets to rewrite a follow-up
+    /// (`CONVERSATION_HISTORY_TOKENS`); the newest turns are kept.
+    pub history_tokens: usize,
 }
 
 /// How hybrid search gathers and fuses its candidates.
@@ -32,6 +35,7 @@ impl RetrievalSettings {
                 },
                 prefetch: vars.range("HYBRID_PREFETCH", 32, 1, 1000)?,
             },
+            history_tokens: vars.range("CONVERSATION_HISTORY_TOKENS", 1000, 0, 100_000)?,
         })
     }
 }

@@ -101,4 +101,8 @@ pub struct Answer {
     /// Set when `mode: auto` asked the LLM and it failed: why this answer is extractive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_reason: Option<String>,
+    /// In a conversation: the standalone question the message was rewritten
+    /// into, which retrieval ran on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrieval_query: Option<String>,
 }

@@ -30,6 +30,7 @@ mod answer;
 mod audit;
 mod chunk;
 mod collection;
+mod conversation;
 mod document;
 mod filter;
 mod fusion;
@@ -47,11 +48,12 @@ pub use chunk::{Chunk, PageBreak, page_at};
 pub use collection::{
     Collection, CollectionName, DEFAULT_COLLECTION, EmbeddingModel, InvalidCollectionName, ModelMismatch,
 };
+pub use conversation::{Conversation, NewTurn, Turn};
 pub use document::{
     ContentType, Document, DocumentStatus, InvalidMetadata, MAX_METADATA_BYTES, Metadata, NewDocument, is_metadata_key,
 };
 pub use filter::{Filter, MetadataValue};
 pub use fusion::Fusion;
-pub use ids::{ChunkId, DocumentId, JobId, KeyId};
+pub use ids::{ChunkId, ConversationId, DocumentId, JobId, KeyId};
 pub use job::{Job, JobKind, JobProgress, JobStage, JobStatus};
 pub use layout::{ChunkLayout, PageGeometry, PageSize, PageSource, QuoteBox, ReadMethod, Rect, WordBox};

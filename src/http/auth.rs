@@ -12,7 +12,7 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::middleware::Next;
 use actix_web::web::Data;
-use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError};
 
 use super::problem::AppError;
 use crate::auth::audit::{AuditLog, route_action};
@@ -79,7 +79,12 @@ pub async fn middleware(
         }
         // Answered here, inside the request's id scope, so that the problem carries the id.
         Err(refused) => {
-            let response = req.error_response(refused);
+            let response = if super::openai_compat::is_openai_route(req.path()) {
+                let response = super::openai_compat::OpenAiError(refused).error_response();
+                req.into_response(response)
+            } else {
+                req.error_response(refused)
+            };
             record(None, response.status().as_u16(), None).await;
             Ok(response.map_into_right_body())
         }
@@ -147,6 +152,19 @@ impl<A: Needs> FromRequest for Authorized<A> {
     }
 }
 
+/// The collection named `raw` in the scope's tenant, if the scope may use it;
+/// else "not found", as one that does not exist (checked before the access,
+/// so that what one may not see does not exist). A name that cannot exist
+/// names no collection.
+pub fn collection_in_scope(scope: &Scope, raw: &str) -> Result<CollectionName, StoreError> {
+    let not_found = |raw: &str| StoreError::CollectionNotFound(raw.chars().take(80).collect());
+    let collection = scope.collection(raw).map_err(|_| not_found(raw))?;
+    if !scope.allows(&collection) {
+        return Err(not_found(collection.name()));
+    }
+    Ok(collection)
+}
+
 /// The `{collection}` of the path (or `default` on the short routes), one the
 /// caller may use, with the caller's scope holding at least `A`'s access. A
 /// collection outside the scope is "not found", as one that does not exist.
@@ -162,16 +180,10 @@ impl<A: Needs> FromRequest for InCollection<A> {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(resolved(req).and_then(|scope| {
-            let not_found = |raw: &str| StoreError::CollectionNotFound(raw.chars().take(80).collect());
             let collection = match req.match_info().get("collection") {
-                // A name that cannot exist names no collection.
-                Some(raw) => scope.collection(raw).map_err(|_| not_found(raw))?,
-                None => CollectionName::default_in(&scope.tenant),
+                Some(raw) => collection_in_scope(&scope, raw)?,
+                None => collection_in_scope(&scope, crate::domain::DEFAULT_COLLECTION)?,
             };
-            // Before the access check: what one may not see does not exist.
-            if !scope.allows(&collection) {
-                return Err(not_found(collection.name()).into());
-            }
             allowed::<A>(&scope)?;
             Ok(Self {
                 scope,

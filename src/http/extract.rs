@@ -10,7 +10,8 @@ use actix_web::{FromRequest, HttpRequest};
 
 use super::problem::AppError;
 use crate::auth::keys::KeysError;
-use crate::domain::{DocumentId, JobId, KeyId};
+use crate::domain::{ConversationId, DocumentId, JobId, KeyId};
+use crate::service::conversations::ConversationsError;
 use crate::service::documents::DocumentsError;
 
 /// The `{document_id}` of the path.
@@ -21,6 +22,9 @@ pub struct JobIdParam(pub JobId);
 
 /// The `{key_id}` of the path.
 pub struct KeyIdParam(pub KeyId);
+
+/// The `{conversation_id}` of the path.
+pub struct ConversationIdParam(pub ConversationId);
 
 /// A path id that does not parse names nothing, so it is "not found".
 fn path_id<T: std::str::FromStr, E: Into<AppError>>(
@@ -57,6 +61,15 @@ impl FromRequest for JobIdParam {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(path_id(req, "job_id", DocumentsError::JobNotFound).map(Self))
+    }
+}
+
+impl FromRequest for ConversationIdParam {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(path_id(req, "conversation_id", ConversationsError::NotFound).map(Self))
     }
 }
 

@@ -4,6 +4,7 @@
 mod audit;
 pub mod auth;
 mod collections;
+mod conversations;
 pub mod cors;
 mod docs;
 mod documents;
@@ -11,6 +12,7 @@ pub mod extract;
 mod health;
 mod jobs;
 mod keys;
+pub mod openai_compat;
 pub mod openapi;
 pub mod origin;
 pub mod peer;
@@ -66,6 +68,31 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .configure(|cfg| document_routes(cfg, "/collections/{collection}"))
             // The same on `default`.
             .configure(|cfg| document_routes(cfg, ""))
+            .service(
+                web::resource("/conversations/{conversation_id}")
+                    .route(web::get().to(conversations::get))
+                    .route(web::delete().to(conversations::delete)),
+            )
+            .route(
+                "/conversations/{conversation_id}/messages",
+                web::post().to(conversations::ask),
+            )
+            // OpenAI-compatible: refusals in OpenAI's error shape.
+            .service(
+                web::resource("/models")
+                    .wrap(from_fn(openai_compat::error_shape))
+                    .route(web::get().to(openai_compat::list_models)),
+            )
+            .service(
+                web::resource("/models/{model}")
+                    .wrap(from_fn(openai_compat::error_shape))
+                    .route(web::get().to(openai_compat::get_model)),
+            )
+            .service(
+                web::resource("/chat/completions")
+                    .wrap(from_fn(openai_compat::error_shape))
+                    .route(web::post().to(openai_compat::chat_completions)),
+            )
             .route("/jobs/{job_id}", web::get().to(jobs::get))
             .route("/jobs/{job_id}/retry", web::post().to(jobs::retry))
             .service(
@@ -98,7 +125,11 @@ fn document_routes(cfg: &mut ServiceConfig, prefix: &str) {
     )
     .route(&format!("{prefix}/reindex"), web::post().to(collections::reindex))
     .route(&format!("{prefix}/search"), web::post().to(search::search))
-    .route(&format!("{prefix}/query"), web::post().to(search::query));
+    .route(&format!("{prefix}/query"), web::post().to(search::query))
+    .route(
+        &format!("{prefix}/conversations"),
+        web::post().to(conversations::create),
+    );
 }
 
 /// Runs a service call that must not stop half way when the client goes away

@@ -8,7 +8,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, collections, documents, health, jobs, keys, search, tenants};
+use super::{audit, collections, conversations, documents, health, jobs, keys, openai_compat, search, tenants};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,12 +28,16 @@ use super::{audit, collections, documents, health, jobs, keys, search, tenants};
         documents::upload, documents::list, documents::get, documents::update, documents::delete,
         jobs::get, jobs::retry,
         search::search, search::query,
+        conversations::create, conversations::get, conversations::delete, conversations::ask,
+        openai_compat::list_models, openai_compat::get_model, openai_compat::chat_completions,
         keys::create, keys::list, keys::revoke, audit::read, tenants::create, tenants::list,
     ),
     modifiers(&CommonResponses),
     tags(
         (name = "documents", description = "Uploading and managing documents and their ingestion jobs"),
         (name = "search", description = "Retrieval and answers"),
+        (name = "openai", description = "OpenAI-compatible: collections as models, chat completions with citations"),
+        (name = "conversations", description = "Questions asked one after another; follow-ups rewritten to stand alone"),
         (name = "collections", description = "Named sets of documents"),
         (name = "operations", description = "Health and metrics"),
         (name = "keys", description = "Tenants, API keys and the audit log: for the operator and tenant admins"),
@@ -106,6 +110,14 @@ impl Modify for CommonResponses {
                 &mut item.patch,
                 &mut item.delete,
             ];
+            // These answer in OpenAI's error shape, not with problems.
+            let error = match super::openai_compat::is_openai_route(path) {
+                true => ("application/json", "OpenAiErrorResponse"),
+                false => ("application/problem+json", "Problem"),
+            };
+            let add_problem = |operation: &mut Operation, status: u16, description: &str| {
+                add_error(operation, status, description, error)
+            };
             for operation in operations.into_iter().flatten() {
                 let json_body = operation
                     .request_body
@@ -132,7 +144,8 @@ impl Modify for CommonResponses {
     }
 }
 
-fn add_problem(operation: &mut Operation, status: u16, description: &str) {
+/// `(content type, schema name)` of the error body.
+fn add_error(operation: &mut Operation, status: u16, description: &str, (content_type, schema): (&str, &str)) {
     operation
         .responses
         .responses
@@ -142,9 +155,9 @@ fn add_problem(operation: &mut Operation, status: u16, description: &str) {
                 ResponseBuilder::new()
                     .description(description)
                     .content(
-                        "application/problem+json",
+                        content_type,
                         ContentBuilder::new()
-                            .schema(Some(Ref::from_schema_name("Problem")))
+                            .schema(Some(Ref::from_schema_name(schema)))
                             .build(),
                     )
                     .build(),

@@ -21,6 +21,7 @@ use crate::index::IndexError;
 use crate::ingest::{AcceptError, UploadedDocument};
 use crate::retrieve::RetrieveError;
 use crate::service::collections::CollectionsError;
+use crate::service::conversations::ConversationsError;
 use crate::service::documents::DocumentsError;
 use crate::service::tenants::TenantsError;
 use crate::store::StoreError;
@@ -79,6 +80,8 @@ pub enum AppError {
     Audit(#[from] AuditError),
     #[error(transparent)]
     Tenants(#[from] TenantsError),
+    #[error(transparent)]
+    Conversations(#[from] ConversationsError),
 }
 
 /// How an error shows over HTTP.
@@ -185,6 +188,22 @@ fn retrieve(error: &RetrieveError) -> Class {
     }
 }
 
+fn answer(error: &AnswerError) -> Class {
+    use StatusCode as S;
+    match error {
+        AnswerError::Retrieve(e) => retrieve(e),
+        AnswerError::LlmNotConfigured => class(S::BAD_REQUEST, "/problems/llm-not-configured", "No LLM configured"),
+        AnswerError::LlmTimeout(_) => class(S::GATEWAY_TIMEOUT, "/problems/llm-timeout", "LLM timeout"),
+        AnswerError::LlmFailed(_) => class(S::BAD_GATEWAY, "/problems/llm-error", "LLM error"),
+        AnswerError::LlmInvalidOutput(_) => {
+            class(S::BAD_GATEWAY, "/problems/llm-invalid-output", "LLM answer unusable")
+        }
+        AnswerError::LlmUnavailable(_) => class(S::BAD_GATEWAY, "/problems/llm-unavailable", "LLM unavailable"),
+        AnswerError::LlmOverloaded { .. } => class(S::SERVICE_UNAVAILABLE, "/problems/overloaded", "LLM busy"),
+        AnswerError::NotStored(_) => UNAVAILABLE,
+    }
+}
+
 impl AppError {
     fn class(&self) -> Class {
         use StatusCode as S;
@@ -259,18 +278,15 @@ impl AppError {
                 AcceptError::Store(e) => store(e),
             },
             Self::Retrieve(e) => retrieve(e),
-            Self::Answer(e) => match e {
-                AnswerError::Retrieve(e) => retrieve(e),
-                AnswerError::LlmNotConfigured => {
-                    class(S::BAD_REQUEST, "/problems/llm-not-configured", "No LLM configured")
-                }
-                AnswerError::LlmTimeout(_) => class(S::GATEWAY_TIMEOUT, "/problems/llm-timeout", "LLM timeout"),
-                AnswerError::LlmFailed(_) => class(S::BAD_GATEWAY, "/problems/llm-error", "LLM error"),
-                AnswerError::LlmInvalidOutput(_) => {
-                    class(S::BAD_GATEWAY, "/problems/llm-invalid-output", "LLM answer unusable")
-                }
-                AnswerError::LlmUnavailable(_) => class(S::BAD_GATEWAY, "/problems/llm-unavailable", "LLM unavailable"),
-                AnswerError::LlmOverloaded { .. } => class(S::SERVICE_UNAVAILABLE, "/problems/overloaded", "LLM busy"),
+            Self::Answer(e) => answer(e),
+            Self::Conversations(e) => match e {
+                ConversationsError::NotFound(_) => class(
+                    S::NOT_FOUND,
+                    "/problems/conversation-not-found",
+                    "Conversation not found",
+                ),
+                ConversationsError::Answer(e) => answer(e),
+                ConversationsError::Store(e) => store(e),
             },
             Self::Auth(e) => auth(e),
             Self::Tenants(e) => match e {
@@ -395,7 +411,8 @@ impl ResponseError for AppError {
         ));
         let retry_after = match (self, problem.status) {
             (Self::Auth(AuthError::RateLimited(wait)), _) => Some(crate::auth::retry_after_secs(wait)),
-            (Self::Answer(AnswerError::LlmOverloaded { .. }), _) => Some(1),
+            (Self::Answer(AnswerError::LlmOverloaded { .. }), _)
+            | (Self::Conversations(ConversationsError::Answer(AnswerError::LlmOverloaded { .. })), _) => Some(1),
             (Self::Accept(AcceptError::TooManyUploads { .. }), _) => Some(1),
             (_, 503) => Some(5),
             (_, 429) => Some(30),

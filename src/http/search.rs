@@ -7,7 +7,6 @@ use utoipa::ToSchema;
 
 use super::auth::{InCollection, Read, note_query_text};
 use super::problem::{AppError, Problem};
-use super::sse::EventStream;
 use crate::answer::{Answerer, QueryRequest};
 use crate::domain::{Answer, SearchHit};
 use crate::retrieve::{Retriever, SearchRequest};
@@ -89,22 +88,16 @@ pub async fn query(
     if request.stream || wants_event_stream(&http) {
         let events = answerer
             .into_inner()
-            .answer_events(&target.collection, request, &target.scope.readers())
+            .answer_events(&target.collection, request, None, &target.scope.readers())
             .await?;
-        let events = EventStream::new(events, super::request_id::current());
-        return Ok(HttpResponse::Ok()
-            .content_type("text/event-stream")
-            .insert_header((header::CACHE_CONTROL, "no-cache"))
-            // Proxies such as nginx would otherwise hold the events back.
-            .insert_header(("x-accel-buffering", "no"))
-            .streaming(events));
+        return Ok(super::sse::response(Box::pin(events)));
     }
     let readers = target.scope.readers();
-    let answer = answerer.answer(&target.collection, request, &readers);
+    let answer = answerer.answer(&target.collection, request, None, &readers);
     Ok(HttpResponse::Ok().json(super::peer::unless_client_leaves(&http, async { Ok(answer.await?) }).await?))
 }
 
-fn wants_event_stream(http: &HttpRequest) -> bool {
+pub(super) fn wants_event_stream(http: &HttpRequest) -> bool {
     http.headers()
         .get_all(header::ACCEPT)
         .filter_map(|value| value.to_str().ok())

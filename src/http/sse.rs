@@ -12,7 +12,7 @@ use futures_util::Stream;
 use serde::Serialize;
 
 use super::problem::AppError;
-use crate::answer::{AnswerEvent, AnswerEvents};
+use crate::answer::{AnswerEvent, AnswerEventStream};
 use crate::domain::SearchHit;
 
 /// How often an idle stream says it is alive.
@@ -44,15 +44,26 @@ fn frame(event: AnswerEvent, request_id: &str) -> Bytes {
     Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
 }
 
+/// A streamed answer's response: server-sent events, not cached nor held
+/// back by proxies.
+pub fn response(events: AnswerEventStream) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-cache"))
+        // Proxies such as nginx would otherwise hold the events back.
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(EventStream::new(events, super::request_id::current()))
+}
+
 /// The response body of a streamed answer.
 pub struct EventStream {
-    events: AnswerEvents,
+    events: AnswerEventStream,
     heartbeat: tokio::time::Interval,
     request_id: String,
 }
 
 impl EventStream {
-    pub fn new(events: AnswerEvents, request_id: String) -> Self {
+    pub fn new(events: AnswerEventStream, request_id: String) -> Self {
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Self {
@@ -68,7 +79,7 @@ impl Stream for EventStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        match Pin::new(&mut this.events).poll_next(cx) {
+        match this.events.as_mut().poll_next(cx) {
             Poll::Ready(Some(event)) => return Poll::Ready(Some(Ok(frame(event, &this.request_id)))),
             // The answer is done and every event is out.
             Poll::Ready(None) => return Poll::Ready(None),

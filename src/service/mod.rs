@@ -2,5 +2,6 @@
 //! arguments and answer with their own errors (`src/http` maps them to HTTP).
 
 pub mod collections;
+pub mod conversations;
 pub mod documents;
 pub mod tenants;

@@ -12,7 +12,7 @@ use crate::backends::{Backend, on_every_backend};
 use crate::fixtures::unique_text;
 use crate::helpers::{TestApp, TestOptions, assert_problem, http_client};
 
-const OPERATOR_KEY: &str = "operator-key-for-the-tests-0123456789abcdef";
+pub(crate) const OPERATOR_KEY: &str = "operator-key-for-the-tests-0123456789abcdef";
 
 /// A server that needs keys, whose test client speaks as the operator.
 async fn secured(backend: Backend, test: &str) -> Option<TestApp> {
@@ -314,8 +314,21 @@ async fn acting_for_end_users_is_for_service_keys_only(backend: Backend) {
 fn access_of(operation: &str) -> Option<&'static str> {
     Some(match operation {
         "healthz" | "readyz" => return None,
-        "metrics" | "list_collections" | "get_collection" | "list_documents" | "get_document" | "get_job"
-        | "search" | "query" => "read",
+        "metrics"
+        | "list_collections"
+        | "get_collection"
+        | "list_documents"
+        | "get_document"
+        | "get_job"
+        | "search"
+        | "query"
+        | "create_conversation"
+        | "get_conversation"
+        | "delete_conversation"
+        | "ask_in_conversation"
+        | "list_models"
+        | "get_model"
+        | "chat_completions" => "read",
         "upload_documents" | "update_document" | "delete_document" | "retry_job" => "write",
         "create_collection" | "delete_collection" | "reindex_collection" | "create_key" | "list_keys"
         | "revoke_key" | "read_audit" => "manage",
@@ -333,6 +346,12 @@ fn body_of(operation: &str) -> Option<Value> {
         "create_key" => Some(json!({"role": "reader"})),
         "update_document" => Some(json!({"access": []})),
         "create_tenant" => Some(json!({"name": "made-by-the-matrix"})),
+        "ask_in_conversation" => Some(json!({"content": "how long is the warranty?", "mode": "extractive"})),
+        "chat_completions" => Some(json!({
+            "model": "team",
+            "mode": "extractive",
+            "messages": [{"role": "user", "content": "how long is the warranty?"}]
+        })),
         _ => None,
     }
 }
@@ -377,6 +396,17 @@ async fn every_route_refuses_every_identity_that_may_not_use_it(backend: Backend
         shown["sha256"].as_str().unwrap().to_string()
     };
 
+    // The operator's conversation in `team`: nobody else's to see.
+    let conversation = app
+        .client
+        .post(app.url("/v1/collections/team/conversations"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(conversation.status(), 201);
+    let conversation: Value = conversation.json().await.unwrap();
+    let conversation = conversation["id"].as_str().unwrap().to_string();
+
     let (revoked_id, revoked) = make_key(&app, json!({"role": "admin"})).await;
     assert_eq!(app.delete(&format!("/v1/keys/{revoked_id}")).await.status(), 204);
     let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(800)).to_rfc3339();
@@ -405,11 +435,15 @@ async fn every_route_refuses_every_identity_that_may_not_use_it(backend: Backend
                     .replace("{document_id}", &document)
                     .replace("{job_id}", &job)
                     .replace("{key_id}", &victim_key)
+                    .replace("{conversation_id}", &conversation)
+                    .replace("{model}", "team")
             };
+            // The model of a chat completion names `team` in the body.
+            let names_team = template.contains('{') || id == "chat_completions";
             // The short routes act on `default`: tried too.
             // With whether the path names something of this tenant's (a short
             // route without an id names the caller's own `default`).
-            let mut paths = vec![(fill(template), template.contains('{'))];
+            let mut paths = vec![(fill(template), names_team)];
             if let Some(rest) = template.strip_prefix("/v1/collections/{collection}/") {
                 paths.push((fill(&format!("/v1/{rest}")), rest.contains('{')));
             }
@@ -436,12 +470,16 @@ async fn every_route_refuses_every_identity_that_may_not_use_it(backend: Backend
             }
             // A key limited to another collection finds nothing in `team` or `default`
             // (its job included).
-            if template.contains("{collection}") || id == "get_job" || id == "retry_job" {
+            let names_a_collection = template.contains("{collection}") || template.contains("{model}");
+            if names_a_collection
+                || matches!(id, "get_job" | "retry_job" | "chat_completions")
+                || template.contains("{conversation_id}")
+            {
                 expected.push(("a key limited to another collection", Some(&elsewhere), 404));
             }
             // Another tenant's admin finds nothing of this tenant's by its name or id.
             const OTHER_TENANT: &str = "a key of another tenant (by name or id)";
-            if template.contains('{') {
+            if names_team {
                 expected.push((OTHER_TENANT, Some(&other_tenant), 404));
             }
             for (path, names_ours) in &paths {

@@ -4,6 +4,7 @@
 //! `EMBEDDING_DIMENSION` dimensions, another "model" than the local one, whose
 //! vectors still rank texts that share words.
 
+use std::collections::HashMap;
 use std::net::TcpListener;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -67,6 +68,9 @@ struct State {
     streamed: Arc<AtomicUsize>,
     /// A streamed reply was dropped before its end: the caller hung up.
     hung_up: Arc<AtomicBool>,
+    /// Follow-up → the standalone question a rewrite request answers with.
+    rewrites: Arc<Mutex<HashMap<String, String>>>,
+    rewrite_prompts: Arc<Mutex<Vec<String>>>,
 }
 
 pub struct FakeLlm {
@@ -77,6 +81,8 @@ pub struct FakeLlm {
     call_times: Arc<Mutex<Vec<Instant>>>,
     streamed: Arc<AtomicUsize>,
     hung_up: Arc<AtomicBool>,
+    rewrites: Arc<Mutex<HashMap<String, String>>>,
+    rewrite_prompts: Arc<Mutex<Vec<String>>>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -93,6 +99,8 @@ impl FakeLlm {
             call_times: Arc::new(Mutex::new(Vec::new())),
             streamed: Arc::new(AtomicUsize::new(0)),
             hung_up: Arc::new(AtomicBool::new(false)),
+            rewrites: Arc::new(Mutex::new(HashMap::new())),
+            rewrite_prompts: Arc::new(Mutex::new(Vec::new())),
         };
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -117,8 +125,24 @@ impl FakeLlm {
             call_times: state.call_times,
             streamed: state.streamed,
             hung_up: state.hung_up,
+            rewrites: state.rewrites,
+            rewrite_prompts: state.rewrite_prompts,
             handle,
         }
+    }
+
+    /// A rewrite request whose last question is `question` gets `standalone`
+    /// (any other gets its question back as it is).
+    pub fn rewrite_as(&self, question: &str, standalone: &str) {
+        self.rewrites
+            .lock()
+            .unwrap()
+            .insert(question.to_string(), standalone.to_string());
+    }
+
+    /// The user messages of the rewrite requests, in order.
+    pub fn rewrite_prompts(&self) -> Vec<String> {
+        self.rewrite_prompts.lock().unwrap().clone()
     }
 
     pub fn calls(&self) -> usize {
@@ -219,6 +243,23 @@ async fn chat(state: web::Data<State>, body: web::Json<Value>) -> HttpResponse {
         .and_then(|m| m["content"].as_str())
         .unwrap_or_default()
         .to_string();
+    if body["response_format"]["json_schema"]["name"] == "standalone_question" {
+        state.rewrite_prompts.lock().unwrap().push(prompt.clone());
+        let last = prompt
+            .rsplit("Last question: ")
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let content = match state.behaviour {
+            Behaviour::InvalidJson => "Sure! That question is clear.".to_string(),
+            _ => {
+                let standalone = state.rewrites.lock().unwrap().get(&last).cloned();
+                json!({"question": standalone.unwrap_or(last)}).to_string()
+            }
+        };
+        return HttpResponse::Ok().json(completion(&content));
+    }
     state.prompts.lock().unwrap().push(prompt.clone());
     let sources = sources(&prompt);
     let (first_id, first_text) = sources.first().cloned().unwrap_or_default();

@@ -31,7 +31,7 @@ async fn app_with(llm: Option<&FakeLlm>) -> TestApp {
 }
 
 /// (event, data) of each server-sent event; comment lines are skipped.
-fn events(body: &str) -> Vec<(String, Value)> {
+pub(crate) fn events(body: &str) -> Vec<(String, Value)> {
     body.split("\n\n")
         .filter_map(|block| {
             let mut name = None;

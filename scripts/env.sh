@@ -112,15 +112,19 @@ ensure_schemathesis() {
 }
 
 # The client libraries the integration tests drive docqa with, as their users
-# would: the official `openai` package (tests/api/openai_compat.rs). In a venv
-# of its own; exports DOCQA_TEST_CLIENTS_PYTHON.
+# would: the official `openai` package (tests/api/openai_compat.rs) and the
+# official `mcp` package (tests/api/mcp.rs). In a venv of their own; exports
+# DOCQA_TEST_CLIENTS_PYTHON.
 OPENAI_PY_VERSION=3.63.0
+MCP_PY_VERSION=2.3.0
 ensure_clients() {
     local venv="${DOCQA_CACHE_DIR:-$HOME/.cache/docqa}/clients-venv"
-    if ! "$venv/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '$OPENAI_PY_VERSION')" 2>/dev/null; then
-        echo "installing the openai $OPENAI_PY_VERSION client into $venv…" >&2
+    local check="import sys, importlib.metadata as m; sys.exit(m.version('openai') != '$OPENAI_PY_VERSION' or m.version('mcp') != '$MCP_PY_VERSION')"
+    if ! "$venv/bin/python" -c "$check" 2>/dev/null; then
+        echo "installing the openai $OPENAI_PY_VERSION and mcp $MCP_PY_VERSION clients into $venv…" >&2
         python3 -m venv "$venv" >&2 \
-            && "$venv/bin/pip" install --quiet --disable-pip-version-check "openai==$OPENAI_PY_VERSION" >&2 \
+            && "$venv/bin/pip" install --quiet --disable-pip-version-check \
+                "openai==$OPENAI_PY_VERSION" "mcp==$MCP_PY_VERSION" >&2 \
             || return 1
     fi
     export DOCQA_TEST_CLIENTS_PYTHON="$venv/bin/python"

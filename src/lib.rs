@@ -22,6 +22,7 @@ pub mod retrieve;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -83,6 +84,9 @@ pub struct App {
     retriever: Data<Retriever>,
     answerer: Data<Answerer>,
     conversations: Data<Conversations>,
+    webhooks: Data<webhooks::Webhooks>,
+    /// Posts the webhook outbox; stops with the app.
+    _dispatcher: webhooks::dispatch::Dispatcher,
     authenticator: Data<Authenticator>,
     keys: Data<Keys>,
     audit: Data<AuditLog>,
@@ -264,6 +268,9 @@ impl App {
             }),
             retriever: Data::from(retriever),
             conversations: Data::new(Conversations::new(catalog.clone(), answerer.clone())),
+            webhooks: Data::new(webhooks::Webhooks::new(catalog.clone(), config.webhooks)),
+            _dispatcher: webhooks::dispatch::Dispatcher::start(catalog.clone(), config.webhooks)
+                .map_err(|e| StartError::Setup(format!("webhook client: {e}")))?,
             answerer: Data::from(answerer),
             health: Data::new(HealthChecks::new(
                 catalog.clone(),
@@ -291,7 +298,7 @@ impl App {
         );
         let (health, metrics) = (self.health.clone(), self.metrics.clone());
         let (authenticator, keys, audit) = (self.authenticator.clone(), self.keys.clone(), self.audit.clone());
-        let tenants = self.tenants.clone();
+        let (tenants, webhooks) = (self.tenants.clone(), self.webhooks.clone());
         let metrics_access = Data::new(http::MetricsAccess {
             public: self.config.auth.metrics_public,
         });
@@ -299,6 +306,13 @@ impl App {
         let origin_policy = Data::new(http::origin::OriginPolicy {
             hosts: self.config.auth.allowed_hosts.clone(),
             cors: cors_origins.clone(),
+        });
+        // Built once: every HTTP worker serves the same MCP transport.
+        let mcp = http::mcp::service(http::mcp::McpServices {
+            collections: self.collections.clone().into_inner(),
+            documents: self.documents.clone().into_inner(),
+            retriever: self.retriever.clone().into_inner(),
+            answerer: self.answerer.clone().into_inner(),
         });
         let http_threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let server = actix_web::HttpServer::new(move || {
@@ -313,6 +327,7 @@ impl App {
                 .app_data(retriever.clone())
                 .app_data(answerer.clone())
                 .app_data(conversations.clone())
+                .app_data(webhooks.clone())
                 .app_data(health.clone())
                 .app_data(metrics.clone())
                 .app_data(authenticator.clone())
@@ -321,6 +336,12 @@ impl App {
                 .app_data(tenants.clone())
                 .app_data(metrics_access.clone())
                 .app_data(origin_policy.clone())
+                // Behind the same request scope as /v1.
+                .service(
+                    mcp.clone()
+                        .scope_with_path("/mcp")
+                        .wrap(from_fn(http::auth::middleware)),
+                )
                 .configure(http::routes)
         })
         .on_connect(http::peer::on_connect)

@@ -295,6 +295,10 @@ impl Transaction {
         self.on().fetch_optional(statement).await
     }
 
+    pub async fn fetch_all(&mut self, statement: &Statement) -> Result<Vec<Row>, CatalogError> {
+        self.on().fetch_all(statement).await
+    }
+
     pub async fn fetch_one(&mut self, statement: &Statement) -> Result<Row, CatalogError> {
         self.on().fetch_optional(statement).await?.ok_or_else(|| {
             CatalogError::Corrupt(format!(

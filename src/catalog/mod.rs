@@ -16,9 +16,9 @@ pub use connect::connect;
 pub use sql::SqlCatalog;
 
 use crate::domain::{
-    ApiKey, AuditEntry, AuditQuery, Chunk, Collection, CollectionName, Conversation, ConversationId, Document,
-    DocumentId, DocumentStatus, EmbeddingModel, Job, JobId, JobProgress, KeyId, Metadata, NewApiKey, NewDocument,
-    NewTurn, PageSource, Tenant, TenantName, TenantUsage, Turn,
+    ApiKey, AttemptOutcome, AuditEntry, AuditQuery, Chunk, Collection, CollectionName, Conversation, ConversationId,
+    Delivery, Document, DocumentId, DocumentStatus, EmbeddingModel, Job, JobId, JobProgress, KeyId, Metadata,
+    NewApiKey, NewDocument, NewTurn, PageSource, Tenant, TenantName, TenantUsage, Turn, Webhook, WebhookId,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -294,6 +294,26 @@ pub trait Catalog: Send + Sync {
     /// Appends a turn after the last one; `None` when the conversation is gone.
     async fn append_turn(&self, id: ConversationId, turn: &NewTurn) -> Result<Option<Turn>, CatalogError>;
     async fn delete_conversation(&self, id: ConversationId) -> Result<bool, CatalogError>;
+
+    async fn create_webhook(&self, webhook: &Webhook) -> Result<(), CatalogError>;
+    /// A tenant's webhooks, oldest first.
+    async fn list_webhooks(&self, tenant: &TenantName) -> Result<Vec<Webhook>, CatalogError>;
+    async fn get_webhook(&self, id: WebhookId) -> Result<Option<Webhook>, CatalogError>;
+    /// Removes the webhook (of `tenant`) with its deliveries; false when there is none.
+    async fn delete_webhook(&self, tenant: &TenantName, id: WebhookId) -> Result<bool, CatalogError>;
+    /// A webhook's deliveries, newest first, up to `limit`.
+    async fn webhook_deliveries(&self, id: WebhookId, limit: u32) -> Result<Vec<Delivery>, CatalogError>;
+    /// Takes up to `limit` pending deliveries due at `now`, each with its
+    /// webhook, and puts them out of reach until `lease_until` (so that another
+    /// dispatcher does not send them too, and a crash mid-send retries them then).
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(Delivery, Webhook)>, CatalogError>;
+    /// Records how an attempt went.
+    async fn record_attempt(&self, id: uuid::Uuid, outcome: &AttemptOutcome) -> Result<(), CatalogError>;
 }
 
 /// The oldest queued job that may run now (see [`Catalog::claim_next_job`]):

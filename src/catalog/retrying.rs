@@ -12,9 +12,9 @@ use super::{Catalog, CatalogError, ClaimedJob, DocumentPage, DocumentQuery, Inse
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    ApiKey, AuditEntry, AuditQuery, Chunk, Collection, CollectionName, Conversation, ConversationId, Document,
-    DocumentId, Job, JobId, JobProgress, KeyId, Metadata, NewApiKey, NewDocument, NewTurn, Tenant, TenantName,
-    TenantUsage, Turn,
+    ApiKey, AttemptOutcome, AuditEntry, AuditQuery, Chunk, Collection, CollectionName, Conversation, ConversationId,
+    Delivery, Document, DocumentId, Job, JobId, JobProgress, KeyId, Metadata, NewApiKey, NewDocument, NewTurn, Tenant,
+    TenantName, TenantUsage, Turn, Webhook, WebhookId,
 };
 
 /// Attempts in all, the first included.
@@ -229,6 +229,39 @@ impl Catalog for Retrying {
 
     async fn delete_conversation(&self, id: ConversationId) -> Result<bool, CatalogError> {
         retrying("delete conversation", || self.0.delete_conversation(id)).await
+    }
+
+    async fn create_webhook(&self, webhook: &Webhook) -> Result<(), CatalogError> {
+        retrying("create webhook", || self.0.create_webhook(webhook)).await
+    }
+
+    async fn list_webhooks(&self, tenant: &TenantName) -> Result<Vec<Webhook>, CatalogError> {
+        self.0.list_webhooks(tenant).await
+    }
+
+    async fn get_webhook(&self, id: WebhookId) -> Result<Option<Webhook>, CatalogError> {
+        self.0.get_webhook(id).await
+    }
+
+    async fn delete_webhook(&self, tenant: &TenantName, id: WebhookId) -> Result<bool, CatalogError> {
+        retrying("delete webhook", || self.0.delete_webhook(tenant, id)).await
+    }
+
+    async fn webhook_deliveries(&self, id: WebhookId, limit: u32) -> Result<Vec<Delivery>, CatalogError> {
+        self.0.webhook_deliveries(id, limit).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(Delivery, Webhook)>, CatalogError> {
+        retrying("claim deliveries", || self.0.claim_deliveries(now, lease_until, limit)).await
+    }
+
+    async fn record_attempt(&self, id: uuid::Uuid, outcome: &AttemptOutcome) -> Result<(), CatalogError> {
+        retrying("record delivery attempt", || self.0.record_attempt(id, outcome)).await
     }
 }
 

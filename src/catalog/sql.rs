@@ -12,9 +12,10 @@ use super::{
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    ApiKey, AuditEntry, AuditQuery, Chunk, Collection, CollectionName, Conversation, ConversationId, Document,
-    DocumentId, DocumentStatus, EmbeddingModel, Job, JobId, JobKind, JobProgress, JobStatus, KeyId, Metadata,
-    NewApiKey, NewDocument, NewTurn, Role, Tenant, TenantName, TenantUsage, Turn,
+    ApiKey, AttemptOutcome, AuditEntry, AuditQuery, Chunk, Collection, CollectionName, Conversation, ConversationId,
+    Delivery, DeliveryStatus, Document, DocumentId, DocumentStatus, EmbeddingModel, Job, JobId, JobKind, JobProgress,
+    JobStatus, KeyId, Metadata, NewApiKey, NewDocument, NewTurn, Role, Tenant, TenantName, TenantUsage, Turn, Webhook,
+    WebhookEvent, WebhookId,
 };
 
 const COLLECTION_COLUMNS: &str = "name, description, embed_model, embed_variant, embed_dim, created_at";
@@ -35,6 +36,9 @@ const TURN_COLUMNS: &str = "seq, question, retrieval_query, answer, created_at";
 /// Two turns appended to one conversation at once both want the next `seq`;
 /// the one that loses takes the one after.
 const TURN_APPEND_ATTEMPTS: u32 = 4;
+const WEBHOOK_COLUMNS: &str = "id, tenant, url, events, secret, created_at";
+const DELIVERY_COLUMNS: &str = "id, webhook_id, event, payload, status, attempts, last_status, last_error, \
+                                next_attempt_at, delivered_at, created_at";
 const CHUNK_COLUMNS: &str = "document_id, idx, page_start, page_end, char_start, char_end, text, page_breaks, layout";
 
 /// Chunks written per INSERT: 9 arguments each, well under both databases'
@@ -636,7 +640,11 @@ impl Catalog for SqlCatalog {
             return Ok(false);
         };
         let document = row.opt_id("document_id")?.map(DocumentId);
-        let applied = apply_outcome(&mut tx, id, outcome, &row.text("collection")?, document).await?;
+        let collection = row.text("collection")?;
+        let applied = apply_outcome(&mut tx, id, outcome, &collection, document).await?;
+        if applied.is_none_or(|rows| rows > 0) {
+            enqueue_webhook_event(&mut tx, id, outcome, &collection, document).await?;
+        }
         tx.commit().await?;
         Ok(applied.is_none_or(|rows| rows > 0))
     }
@@ -973,6 +981,130 @@ impl Catalog for SqlCatalog {
             .await?;
         Ok(deleted > 0)
     }
+
+    async fn create_webhook(&self, webhook: &Webhook) -> Result<(), CatalogError> {
+        let statement = Statement::new(format!(
+            "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+        ))
+        .id(webhook.id)
+        .text(webhook.tenant.as_str())
+        .text(webhook.url.as_str())
+        .text(events_column(&webhook.events))
+        .text(webhook.secret.as_str())
+        .time(webhook.created_at);
+        self.db.execute(&statement).await?;
+        Ok(())
+    }
+
+    async fn list_webhooks(&self, tenant: &TenantName) -> Result<Vec<Webhook>, CatalogError> {
+        let statement = Statement::new(format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE tenant = $1 ORDER BY created_at, id"
+        ))
+        .text(tenant.as_str());
+        self.db
+            .fetch_all(&statement)
+            .await?
+            .iter()
+            .map(webhook_from_row)
+            .collect()
+    }
+
+    async fn get_webhook(&self, id: WebhookId) -> Result<Option<Webhook>, CatalogError> {
+        let statement = Statement::new(format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1")).id(id);
+        self.db
+            .fetch_optional(&statement)
+            .await?
+            .as_ref()
+            .map(webhook_from_row)
+            .transpose()
+    }
+
+    async fn delete_webhook(&self, tenant: &TenantName, id: WebhookId) -> Result<bool, CatalogError> {
+        let statement = Statement::new("DELETE FROM webhooks WHERE id = $1 AND tenant = $2")
+            .id(id)
+            .text(tenant.as_str());
+        Ok(self.db.execute(&statement).await? > 0)
+    }
+
+    async fn webhook_deliveries(&self, id: WebhookId, limit: u32) -> Result<Vec<Delivery>, CatalogError> {
+        let statement = Statement::new(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = $1 \
+             ORDER BY created_at DESC, id DESC LIMIT $2"
+        ))
+        .id(id)
+        .int(i64::from(limit));
+        self.db
+            .fetch_all(&statement)
+            .await?
+            .iter()
+            .map(delivery_from_row)
+            .collect()
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(Delivery, Webhook)>, CatalogError> {
+        // The outer condition again: of two dispatchers that picked the same
+        // row, the one whose UPDATE comes second finds it leased and skips it.
+        let statement = Statement::new(format!(
+            "UPDATE webhook_deliveries SET next_attempt_at = $1 \
+             WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $2 \
+                          ORDER BY next_attempt_at, id LIMIT $3) \
+             AND status = 'pending' AND next_attempt_at <= $2 RETURNING {DELIVERY_COLUMNS}"
+        ))
+        .time(lease_until)
+        .time(now)
+        .int(i64::from(limit));
+        let deliveries: Vec<Delivery> = self
+            .db
+            .fetch_all(&statement)
+            .await?
+            .iter()
+            .map(delivery_from_row)
+            .collect::<Result<_, _>>()?;
+        let mut claimed = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            // Deleted meanwhile: its deliveries went with it.
+            if let Some(webhook) = self.get_webhook(delivery.webhook_id).await? {
+                claimed.push((delivery, webhook));
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn record_attempt(&self, id: uuid::Uuid, outcome: &AttemptOutcome) -> Result<(), CatalogError> {
+        let at = now();
+        let statement = match outcome {
+            AttemptOutcome::Delivered { status } => Statement::new(
+                "UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, last_status = $1, \
+                 last_error = NULL, next_attempt_at = NULL, delivered_at = $2 WHERE id = $3",
+            )
+            .int(i64::from(*status))
+            .time(at)
+            .id(id),
+            AttemptOutcome::Failed {
+                status,
+                error,
+                retry_at,
+            } => Statement::new(
+                "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, last_status = $2, \
+                 last_error = $3, next_attempt_at = $4 WHERE id = $5",
+            )
+            .text(match retry_at {
+                Some(_) => DeliveryStatus::Pending.as_str(),
+                None => DeliveryStatus::Failed.as_str(),
+            })
+            .opt_int(status.map(i64::from))
+            .text(error.as_str())
+            .opt_time(*retry_at)
+            .id(id),
+        };
+        self.db.execute(&statement).await?;
+        Ok(())
+    }
 }
 
 impl SqlCatalog {
@@ -1010,6 +1142,110 @@ impl SqlCatalog {
         tx.commit().await?;
         Ok(Some(turn))
     }
+}
+
+/// `,document.ready,reindex.done,`: framed by commas, so that `LIKE '%,e,%'` finds an event.
+fn events_column(events: &[WebhookEvent]) -> String {
+    let names: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
+    format!(",{},", names.join(","))
+}
+
+fn webhook_from_row(row: &Row) -> Result<Webhook, CatalogError> {
+    let events = row
+        .text("events")?
+        .split(',')
+        .filter(|e| !e.is_empty())
+        .map(|e| e.parse().map_err(CatalogError::Corrupt))
+        .collect::<Result<_, _>>()?;
+    Ok(Webhook {
+        id: WebhookId(row.id("id")?),
+        tenant: row.parsed("tenant")?,
+        url: row.text("url")?,
+        events,
+        secret: row.text("secret")?,
+        created_at: row.time("created_at")?,
+    })
+}
+
+fn delivery_from_row(row: &Row) -> Result<Delivery, CatalogError> {
+    Ok(Delivery {
+        id: row.id("id")?,
+        webhook_id: WebhookId(row.id("webhook_id")?),
+        event: row.parsed("event")?,
+        payload: row.json("payload")?,
+        status: row.parsed("status")?,
+        attempts: row.count("attempts")?,
+        last_status: row.opt_count("last_status")?,
+        last_error: row.opt_text("last_error")?,
+        next_attempt_at: row.opt_time("next_attempt_at")?,
+        delivered_at: row.opt_time("delivered_at")?,
+        created_at: row.time("created_at")?,
+    })
+}
+
+/// Puts the event a job's end tells of into the outbox of every webhook of
+/// the collection's tenant that asked for it, in the job's transaction.
+async fn enqueue_webhook_event(
+    tx: &mut Transaction,
+    job: JobId,
+    outcome: &JobOutcome,
+    collection: &str,
+    document: Option<DocumentId>,
+) -> Result<(), CatalogError> {
+    let at = now();
+    let name = collection_name(collection.to_string())?;
+    let (event, details) = match (outcome, document) {
+        (JobOutcome::Ingested { pages, chunks, .. }, Some(document)) => (
+            WebhookEvent::DocumentReady,
+            serde_json::json!({"document_id": document, "pages": pages, "chunks": chunks}),
+        ),
+        (JobOutcome::Failed { reason }, Some(document)) => (
+            WebhookEvent::DocumentFailed,
+            serde_json::json!({"document_id": document, "error": reason}),
+        ),
+        (JobOutcome::Reindexed { model }, None) => (
+            WebhookEvent::ReindexDone,
+            serde_json::json!({"embedding_model": model.as_ref().map(|m| m.name.clone())}),
+        ),
+        _ => return Ok(()),
+    };
+    let subscribers = tx
+        .fetch_all(
+            &Statement::new(
+                "SELECT w.id FROM webhooks w JOIN collections c ON c.tenant = w.tenant \
+                 WHERE c.name = $1 AND w.events LIKE $2",
+            )
+            .text(collection)
+            .text(format!("%,{},%", event.as_str())),
+        )
+        .await?;
+    for subscriber in subscribers {
+        let delivery = uuid::Uuid::new_v4();
+        let mut payload = serde_json::json!({
+            "id": delivery,
+            "event": event.as_str(),
+            "tenant": name.tenant().as_str(),
+            "collection": name.name(),
+            "job_id": job,
+            "at": super::timestamp(at),
+        });
+        if let (Some(fields), serde_json::Value::Object(details)) = (payload.as_object_mut(), details.clone()) {
+            fields.extend(details);
+        }
+        tx.execute(
+            &Statement::new(format!(
+                "INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, 'pending', 0, NULL, NULL, $5, NULL, $5)"
+            ))
+            .id(delivery)
+            .id(subscriber.id("id")?)
+            .text(event.as_str())
+            .json(&payload)
+            .time(at),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 fn conversation_from_row(row: &Row) -> Result<Conversation, CatalogError> {

@@ -13,6 +13,7 @@ mod llm;
 mod retrieval;
 mod storage;
 mod vars;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,6 +27,7 @@ pub use llm::LlmSettings;
 pub use retrieval::{HybridSettings, MAX_TOP_K, RetrievalSettings};
 pub use storage::{DatabaseSettings, IndexSettings, QdrantSettings};
 use vars::Vars;
+pub use webhooks::WebhookSettings;
 
 /// The variables this server reads. Anything else starting with `DOCQA_` is a typo.
 pub const KNOWN_VARIABLES: &[&str] = &[
@@ -105,6 +107,10 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "AUTH_JWT_ROLE_CLAIM",
     "AUTH_JWT_JWKS_REFRESH_SECS",
     "AUTH_JWT_JWKS_MIN_REFETCH_SECS",
+    "WEBHOOK_ALLOW_PRIVATE",
+    "WEBHOOK_MAX_ATTEMPTS",
+    "WEBHOOK_RETRY_BASE_MS",
+    "WEBHOOK_TIMEOUT_SECS",
 ];
 
 /// `DOCQA_` variables of the scripts and tests, not of the server: set in a
@@ -113,6 +119,8 @@ pub const TOOLING_VARIABLES: &[&str] = &[
     "DOCQA_SHARED_DIR",
     "DOCQA_CACHE_DIR",
     "DOCQA_TEST_POSTGRES_URL",
+    // The Python with the openai and mcp clients the compatibility tests drive.
+    "DOCQA_TEST_CLIENTS_PYTHON",
     // The key `docqa ingest --url` and `docqa eval --url` send.
     "DOCQA_API_KEY",
 ];
@@ -150,6 +158,7 @@ pub struct Config {
     pub extract: ExtractSettings,
     pub retrieval: RetrievalSettings,
     pub auth: AuthSettings,
+    pub webhooks: WebhookSettings,
 }
 
 impl Config {
@@ -195,6 +204,7 @@ impl Config {
             extract: ExtractSettings::parse(&vars)?,
             retrieval: RetrievalSettings::parse(&vars)?,
             auth: AuthSettings::parse(&vars, addr)?,
+            webhooks: WebhookSettings::parse(&vars)?,
             data_dir,
         })
     }

@@ -40,6 +40,48 @@ impl Chunk {
     }
 }
 
+/// The text of one page of a document, put back together from its chunks
+/// (which overlap, and may leave the whitespace between them out); `None`
+/// when no chunk holds text of that page.
+pub fn page_text(chunks: &[Chunk], page: u32) -> Option<String> {
+    // (the piece's first character in the document's text, the piece)
+    let mut pieces: Vec<(u64, &str)> = chunks
+        .iter()
+        .filter(|c| (c.page_start..=c.page_end).contains(&page))
+        .filter_map(|chunk| {
+            let starts = std::iter::once((chunk.page_start, 0))
+                .chain(chunk.page_breaks.iter().map(|b| (b.page, b.offset as usize)));
+            let bounds: Vec<(u32, usize)> = starts.collect();
+            let from = bounds.iter().rev().find(|(p, _)| *p <= page)?.1;
+            let to = bounds
+                .iter()
+                .find(|(p, _)| *p > page)
+                .map_or(chunk.text.len(), |(_, offset)| *offset);
+            let piece = chunk.text.get(from..to)?;
+            let start = chunk.char_start + chunk.text.get(..from)?.chars().count() as u64;
+            Some((start, piece))
+        })
+        .collect();
+    pieces.sort_by_key(|(start, _)| *start);
+    let mut text = String::new();
+    let mut covered = None;
+    for (start, piece) in pieces {
+        let length = piece.chars().count() as u64;
+        match covered {
+            Some(end) if start + length <= end => continue,
+            Some(end) if start < end => text.extend(piece.chars().skip((end - start) as usize)),
+            Some(_) => {
+                text.push(' ');
+                text.push_str(piece);
+            }
+            None => text.push_str(piece),
+        }
+        covered = Some(covered.map_or(start + length, |end: u64| end.max(start + length)));
+    }
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
 pub fn page_at(page_start: u32, page_breaks: &[PageBreak], offset: usize) -> u32 {
     page_breaks
         .iter()
@@ -51,6 +93,39 @@ pub fn page_at(page_start: u32, page_breaks: &[PageBreak], offset: usize) -> u32
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn chunk(index: u32, char_start: u64, text: &str, page_start: u32, breaks: &[(u32, u32)]) -> Chunk {
+        let page_breaks: Vec<PageBreak> = breaks
+            .iter()
+            .map(|&(page, offset)| PageBreak { page, offset })
+            .collect();
+        Chunk {
+            document_id: DocumentId(uuid::Uuid::nil()),
+            index,
+            page_start,
+            page_end: page_breaks.last().map_or(page_start, |b| b.page),
+            char_start,
+            char_end: char_start + text.chars().count() as u64,
+            text: text.to_string(),
+            page_breaks,
+            layout: None,
+        }
+    }
+
+    #[test]
+    fn a_page_is_put_back_together_from_overlapping_chunks() {
+        // Document: "Alpha beta. Gamma délta.\n\nEpsilon zeta." (page 2 from char 26).
+        let chunks = [
+            chunk(0, 0, "Alpha beta. Gamma délta.", 1, &[]),
+            chunk(1, 12, "Gamma délta.\n\nEpsilon zeta.", 1, &[(2, 15)]),
+        ];
+        assert_eq!(page_text(&chunks, 1).as_deref(), Some("Alpha beta. Gamma délta."));
+        assert_eq!(page_text(&chunks, 2).as_deref(), Some("Epsilon zeta."));
+        assert_eq!(page_text(&chunks, 3), None);
+        // Chunks that leave the space between them out get one back.
+        let apart = [chunk(0, 0, "One two.", 1, &[]), chunk(1, 9, "Three.", 1, &[])];
+        assert_eq!(page_text(&apart, 1).as_deref(), Some("One two. Three."));
+    }
 
     #[test]
     fn page_at_follows_the_breaks() {

@@ -69,6 +69,10 @@ uuid_id!(
     /// A conversation: questions asked one after another in one collection.
     ConversationId
 );
+uuid_id!(
+    /// A webhook: an endpoint told of a tenant's events.
+    WebhookId
+);
 
 /// Namespace for chunk ids; any fixed UUID works, it only has to never change.
 const CHUNK_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2a4e_9d3b_4c55_8e2f_d0c9_a1b7_3e64);

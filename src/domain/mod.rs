@@ -37,6 +37,7 @@ mod fusion;
 mod ids;
 mod job;
 mod layout;
+mod webhook;
 
 pub use access::{
     Access, ApiKey, DEFAULT_TENANT, InvalidTenantName, NewApiKey, QuotaExceeded, Readers, Role, Tenant, TenantName,
@@ -44,7 +45,7 @@ pub use access::{
 };
 pub use answer::{Answer, AnswerMode, Citation, SearchHit, Timings};
 pub use audit::{AuditEntry, AuditQuery};
-pub use chunk::{Chunk, PageBreak, page_at};
+pub use chunk::{Chunk, PageBreak, page_at, page_text};
 pub use collection::{
     Collection, CollectionName, DEFAULT_COLLECTION, EmbeddingModel, InvalidCollectionName, ModelMismatch,
 };
@@ -54,6 +55,7 @@ pub use document::{
 };
 pub use filter::{Filter, MetadataValue};
 pub use fusion::Fusion;
-pub use ids::{ChunkId, ConversationId, DocumentId, JobId, KeyId};
+pub use ids::{ChunkId, ConversationId, DocumentId, JobId, KeyId, WebhookId};
 pub use job::{Job, JobKind, JobProgress, JobStage, JobStatus};
 pub use layout::{ChunkLayout, PageGeometry, PageSize, PageSource, QuoteBox, ReadMethod, Rect, WordBox};
+pub use webhook::{AttemptOutcome, Delivery, DeliveryStatus, Webhook, WebhookEvent};

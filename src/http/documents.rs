@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{InCollection, Read, Write};
-use super::extract::DocumentIdParam;
+use super::extract::{DocumentIdParam, PageParam};
 use super::problem::{AppError, Problem};
 use crate::domain::Document;
 use crate::ingest::{Ingestor, UploadStatus, UploadedDocument};
-use crate::service::documents::{Documents, ListDocuments, UpdateDocument};
+use crate::service::documents::{Documents, ListDocuments, PageText, UpdateDocument};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -161,6 +161,27 @@ pub async fn get(
     documents: web::Data<Documents>,
 ) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(documents.get(&target.collection, id.0, &target.scope.readers()).await?))
+}
+
+/// The text of one page (slide, sheet) of a ready document.
+#[utoipa::path(
+    get, path = "/v1/collections/{collection}/documents/{document_id}/pages/{page}", operation_id = "get_page",
+    tag = "documents",
+    params(("collection" = String, Path), ("document_id" = String, Path), ("page" = u32, Path, minimum = 1)),
+    responses(
+        (status = 200, body = PageText),
+        (status = 409, description = "The document is not ready", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The page is not a number from 1", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn page(
+    target: InCollection<Read>,
+    id: DocumentIdParam,
+    page: PageParam,
+    documents: web::Data<Documents>,
+) -> Result<HttpResponse, AppError> {
+    let readers = target.scope.readers();
+    Ok(HttpResponse::Ok().json(documents.page(&target.collection, id.0, page.0, &readers).await?))
 }
 
 /// Delete a document; its vectors are gone before its row is.

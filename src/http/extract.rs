@@ -10,9 +10,10 @@ use actix_web::{FromRequest, HttpRequest};
 
 use super::problem::AppError;
 use crate::auth::keys::KeysError;
-use crate::domain::{ConversationId, DocumentId, JobId, KeyId};
+use crate::domain::{ConversationId, DocumentId, JobId, KeyId, WebhookId};
 use crate::service::conversations::ConversationsError;
 use crate::service::documents::DocumentsError;
+use crate::webhooks::WebhooksError;
 
 /// The `{document_id}` of the path.
 pub struct DocumentIdParam(pub DocumentId);
@@ -22,6 +23,12 @@ pub struct JobIdParam(pub JobId);
 
 /// The `{key_id}` of the path.
 pub struct KeyIdParam(pub KeyId);
+
+/// The `{webhook_id}` of the path.
+pub struct WebhookIdParam(pub WebhookId);
+
+/// The `{page}` of the path: 1 or more (anything else names no page).
+pub struct PageParam(pub u32);
 
 /// The `{conversation_id}` of the path.
 pub struct ConversationIdParam(pub ConversationId);
@@ -61,6 +68,31 @@ impl FromRequest for JobIdParam {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(path_id(req, "job_id", DocumentsError::JobNotFound).map(Self))
+    }
+}
+
+impl FromRequest for WebhookIdParam {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(path_id(req, "webhook_id", WebhooksError::NotFound).map(Self))
+    }
+}
+
+impl FromRequest for PageParam {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let raw = req.match_info().get("page").unwrap_or_default();
+        ready(match raw.parse::<u32>() {
+            Ok(page) if page >= 1 => Ok(Self(page)),
+            _ => Err(AppError::InvalidRequest(format!(
+                "page must be a number from 1, got {:?}",
+                raw.chars().take(20).collect::<String>()
+            ))),
+        })
     }
 }
 

@@ -12,6 +12,7 @@ pub mod extract;
 mod health;
 mod jobs;
 mod keys;
+pub mod mcp;
 pub mod openai_compat;
 pub mod openapi;
 pub mod origin;
@@ -22,6 +23,7 @@ mod search;
 mod sse;
 mod tenants;
 mod upload;
+mod webhooks;
 
 use actix_web::middleware::from_fn;
 use actix_web::web::{self, ServiceConfig};
@@ -103,6 +105,13 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .route("/keys/{key_id}", web::delete().to(keys::revoke))
             .route("/audit", web::get().to(audit::read))
             .service(
+                web::resource("/webhooks")
+                    .route(web::post().to(webhooks::create))
+                    .route(web::get().to(webhooks::list)),
+            )
+            .route("/webhooks/{webhook_id}", web::delete().to(webhooks::delete))
+            .route("/webhooks/{webhook_id}/deliveries", web::get().to(webhooks::deliveries))
+            .service(
                 web::resource("/tenants")
                     .route(web::post().to(tenants::create))
                     .route(web::get().to(tenants::list)),
@@ -122,6 +131,10 @@ fn document_routes(cfg: &mut ServiceConfig, prefix: &str) {
             .route(web::get().to(documents::get))
             .route(web::patch().to(documents::update))
             .route(web::delete().to(documents::delete)),
+    )
+    .route(
+        &format!("{prefix}/documents/{{document_id}}/pages/{{page}}"),
+        web::get().to(documents::page),
     )
     .route(&format!("{prefix}/reindex"), web::post().to(collections::reindex))
     .route(&format!("{prefix}/search"), web::post().to(search::search))

@@ -8,7 +8,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, collections, conversations, documents, health, jobs, keys, openai_compat, search, tenants};
+use super::{
+    audit, collections, conversations, documents, health, jobs, keys, openai_compat, search, tenants, webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,17 +27,19 @@ use super::{audit, collections, conversations, documents, health, jobs, keys, op
     paths(
         health::healthz, health::readyz, health::metrics,
         collections::create, collections::list, collections::get, collections::delete, collections::reindex,
-        documents::upload, documents::list, documents::get, documents::update, documents::delete,
+        documents::upload, documents::list, documents::get, documents::update, documents::delete, documents::page,
         jobs::get, jobs::retry,
         search::search, search::query,
         conversations::create, conversations::get, conversations::delete, conversations::ask,
         openai_compat::list_models, openai_compat::get_model, openai_compat::chat_completions,
         keys::create, keys::list, keys::revoke, audit::read, tenants::create, tenants::list,
+        webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
     ),
     modifiers(&CommonResponses),
     tags(
         (name = "documents", description = "Uploading and managing documents and their ingestion jobs"),
         (name = "search", description = "Retrieval and answers"),
+        (name = "webhooks", description = "Signed notices of a tenant's documents and re-indexes, retried from a durable outbox"),
         (name = "openai", description = "OpenAI-compatible: collections as models, chat completions with citations"),
         (name = "conversations", description = "Questions asked one after another; follow-ups rewritten to stand alone"),
         (name = "collections", description = "Named sets of documents"),

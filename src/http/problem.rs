@@ -25,6 +25,7 @@ use crate::service::conversations::ConversationsError;
 use crate::service::documents::DocumentsError;
 use crate::service::tenants::TenantsError;
 use crate::store::StoreError;
+use crate::webhooks::WebhooksError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -82,6 +83,8 @@ pub enum AppError {
     Tenants(#[from] TenantsError),
     #[error(transparent)]
     Conversations(#[from] ConversationsError),
+    #[error(transparent)]
+    Webhooks(#[from] WebhooksError),
 }
 
 /// How an error shows over HTTP.
@@ -249,6 +252,9 @@ impl AppError {
                 DocumentsError::JobNotFound(_) => class(S::NOT_FOUND, "/problems/job-not-found", "Job not found"),
                 DocumentsError::Invalid(_) => INVALID,
                 DocumentsError::NotReady(_) => class(S::CONFLICT, "/problems/document-not-ready", "Document not ready"),
+                DocumentsError::PageNotFound { .. } => {
+                    class(S::NOT_FOUND, "/problems/page-not-found", "Page not found")
+                }
                 DocumentsError::Store(e) => store(e),
             },
             Self::Accept(e) => match e {
@@ -287,6 +293,12 @@ impl AppError {
                 ),
                 ConversationsError::Answer(e) => answer(e),
                 ConversationsError::Store(e) => store(e),
+            },
+            Self::Webhooks(e) => match e {
+                WebhooksError::Invalid(_) => INVALID,
+                WebhooksError::NotFound(_) => class(S::NOT_FOUND, "/problems/webhook-not-found", "Webhook not found"),
+                WebhooksError::Random(_) => INTERNAL,
+                WebhooksError::Catalog(e) => catalog(e),
             },
             Self::Auth(e) => auth(e),
             Self::Tenants(e) => match e {

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Scope, parse_principal};
 use crate::catalog::{Catalog, DocumentCursor, DocumentQuery};
-use crate::domain::{CollectionName, Document, DocumentId, DocumentStatus, Job, JobId, Metadata, Readers};
+use crate::domain::{CollectionName, Document, DocumentId, DocumentStatus, Job, JobId, Metadata, Readers, page_text};
 use crate::index::VectorIndex;
 use crate::ingest::{FileStore, HoldTarget, InFlight};
 use crate::store::{StoreError, errors_through_store, find_collection, find_job};
@@ -21,8 +21,10 @@ pub enum DocumentsError {
     JobNotFound(String),
     #[error("{0}")]
     Invalid(String),
-    #[error("document {0} is still being processed; change it once it is ready")]
+    #[error("document {0} is not ready (still being processed, or failed)")]
     NotReady(String),
+    #[error("no page {page}: the document has {pages}")]
+    PageNotFound { page: u32, pages: u32 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -70,6 +72,18 @@ pub struct ListDocuments {
     pub cursor: Option<String>,
     /// Only documents in this status.
     pub status: Option<DocumentStatus>,
+}
+
+/// One page's text.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PageText {
+    pub document_id: DocumentId,
+    pub filename: String,
+    /// 1-based.
+    pub page: u32,
+    /// The document's page count.
+    pub pages: u32,
+    pub text: String,
 }
 
 pub struct DocumentsPage {
@@ -154,6 +168,34 @@ impl Documents {
             .await?
             .filter(|document| readers.may_read(&document.access))
             .ok_or_else(|| DocumentsError::DocumentNotFound(id.to_string()))
+    }
+
+    /// The text of one page (slide, sheet) of a ready document, put back
+    /// together from its chunks.
+    pub async fn page(
+        &self,
+        collection: &CollectionName,
+        id: DocumentId,
+        page: u32,
+        readers: &Readers,
+    ) -> Result<PageText, DocumentsError> {
+        let document = self.get(collection, id, readers).await?;
+        if document.status != DocumentStatus::Ready {
+            return Err(DocumentsError::NotReady(id.to_string()));
+        }
+        let pages = document.pages.unwrap_or(0);
+        if !(1..=pages).contains(&page) {
+            return Err(DocumentsError::PageNotFound { page, pages });
+        }
+        let chunks = self.catalog.chunks_of(id).await?;
+        Ok(PageText {
+            document_id: id,
+            filename: document.filename,
+            page,
+            pages,
+            // A page without text (a blank or unread one) has none.
+            text: page_text(&chunks, page).unwrap_or_default(),
+        })
     }
 
     /// Changes a document's `access` and/or `metadata`: in the catalog, then on

@@ -319,6 +319,7 @@ fn access_of(operation: &str) -> Option<&'static str> {
         | "get_collection"
         | "list_documents"
         | "get_document"
+        | "get_page"
         | "get_job"
         | "search"
         | "query"
@@ -331,7 +332,9 @@ fn access_of(operation: &str) -> Option<&'static str> {
         | "chat_completions" => "read",
         "upload_documents" | "update_document" | "delete_document" | "retry_job" => "write",
         "create_collection" | "delete_collection" | "reindex_collection" | "create_key" | "list_keys"
-        | "revoke_key" | "read_audit" => "manage",
+        | "revoke_key" | "read_audit" | "create_webhook" | "list_webhooks" | "delete_webhook" | "list_deliveries" => {
+            "manage"
+        }
         "create_tenant" | "list_tenants" => "operate",
         other => panic!("operation {other} is not in the access matrix of tests/api/auth.rs: add it"),
     })
@@ -346,6 +349,7 @@ fn body_of(operation: &str) -> Option<Value> {
         "create_key" => Some(json!({"role": "reader"})),
         "update_document" => Some(json!({"access": []})),
         "create_tenant" => Some(json!({"name": "made-by-the-matrix"})),
+        "create_webhook" => Some(json!({"url": "http://93.184.215.14/hook", "events": ["document.ready"]})),
         "ask_in_conversation" => Some(json!({"content": "how long is the warranty?", "mode": "extractive"})),
         "chat_completions" => Some(json!({
             "model": "team",
@@ -407,6 +411,17 @@ async fn every_route_refuses_every_identity_that_may_not_use_it(backend: Backend
     let conversation: Value = conversation.json().await.unwrap();
     let conversation = conversation["id"].as_str().unwrap().to_string();
 
+    // The operator's webhook in tenant `default` (a public address: no leave needed).
+    let webhook = app
+        .post_json(
+            "/v1/webhooks",
+            &json!({"url": "http://93.184.215.14/hook", "events": ["document.ready"]}),
+        )
+        .await;
+    assert_eq!(webhook.status(), 201);
+    let webhook: Value = webhook.json().await.unwrap();
+    let webhook = webhook["id"].as_str().unwrap().to_string();
+
     let (revoked_id, revoked) = make_key(&app, json!({"role": "admin"})).await;
     assert_eq!(app.delete(&format!("/v1/keys/{revoked_id}")).await.status(), 204);
     let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(800)).to_rfc3339();
@@ -437,6 +452,8 @@ async fn every_route_refuses_every_identity_that_may_not_use_it(backend: Backend
                     .replace("{key_id}", &victim_key)
                     .replace("{conversation_id}", &conversation)
                     .replace("{model}", "team")
+                    .replace("{page}", "1")
+                    .replace("{webhook_id}", &webhook)
             };
             // The model of a chat completion names `team` in the body.
             let names_team = template.contains('{') || id == "chat_completions";

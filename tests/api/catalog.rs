@@ -8,8 +8,8 @@ use std::time::Duration;
 use docqa::Config;
 use docqa::catalog::{Catalog, ClaimedJob, InsertOutcome, JobOutcome, NewCollection};
 use docqa::domain::{
-    CollectionName, ContentType, DocumentId, DocumentStatus, EmbeddingModel, JobId, JobKind, JobStatus, Metadata,
-    NewDocument,
+    AttemptOutcome, CollectionName, ContentType, DeliveryStatus, DocumentId, DocumentStatus, EmbeddingModel, JobId,
+    JobKind, JobStatus, Metadata, NewDocument, TenantName, Webhook, WebhookEvent, WebhookId,
 };
 
 use crate::backends::Backend;
@@ -417,6 +417,132 @@ async fn a_refused_statement_is_not_reported_as_an_outage(backend: Backend) {
     assert!(matches!(CatalogError::from(down), CatalogError::Unavailable(_)));
 }
 
+/// The webhook outbox: a job's end puts its event in the outbox of the
+/// tenant's subscribers (and only theirs), in the same transaction; a claimed
+/// delivery is leased; an attempt's outcome is kept.
+async fn a_jobs_end_fills_the_webhook_outbox_and_claims_are_leased(backend: Backend) {
+    let test = "a_jobs_end_fills_the_webhook_outbox_and_claims_are_leased";
+    let Some(t) = open(backend, test).await else {
+        return;
+    };
+    let catalog = t.catalog.as_ref();
+    let docs = collection(catalog, "docs").await;
+    let hook = |events: Vec<WebhookEvent>, tenant: &str| Webhook {
+        id: WebhookId::new(),
+        tenant: TenantName::parse(tenant).unwrap(),
+        url: "http://93.184.215.14/hook".into(),
+        events,
+        secret: "a-secret-for-the-test".into(),
+        created_at: chrono::Utc::now(),
+    };
+    let ready_only = hook(vec![WebhookEvent::DocumentReady], "default");
+    let failures = hook(vec![WebhookEvent::DocumentFailed, WebhookEvent::ReindexDone], "default");
+    catalog
+        .create_tenant(&TenantName::parse("acme").unwrap())
+        .await
+        .unwrap();
+    let other_tenant = hook(vec![WebhookEvent::DocumentReady], "acme");
+    for webhook in [&ready_only, &failures, &other_tenant] {
+        catalog.create_webhook(webhook).await.unwrap();
+    }
+    let listed = catalog.list_webhooks(&TenantName::default_tenant()).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    let stored = listed.iter().find(|w| w.id == failures.id).unwrap();
+    assert_eq!((&stored.events, &stored.url), (&failures.events, &failures.url));
+
+    let (document, job) = upload(catalog, &docs, "told").await;
+    assert_eq!(claimed_id(catalog.claim_next_job().await.unwrap()), Some(job));
+    let ready = JobOutcome::Ingested {
+        pages: 1,
+        chunks: 3,
+        page_sources: Vec::new(),
+    };
+    assert!(catalog.finish_job(job, &ready).await.unwrap());
+    // Only the subscriber to `document.ready` of the document's tenant.
+    assert!(catalog.webhook_deliveries(failures.id, 10).await.unwrap().is_empty());
+    assert!(
+        catalog
+            .webhook_deliveries(other_tenant.id, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let queued = catalog.webhook_deliveries(ready_only.id, 10).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    let delivery = &queued[0];
+    assert_eq!(
+        (delivery.event, delivery.status, delivery.attempts),
+        (WebhookEvent::DocumentReady, DeliveryStatus::Pending, 0)
+    );
+    assert_eq!(delivery.payload["document_id"], document.to_string());
+    assert_eq!(delivery.payload["chunks"], 3);
+    assert_eq!(delivery.payload["id"], delivery.id.to_string());
+
+    let now = chrono::Utc::now();
+    let lease = now + chrono::Duration::seconds(30);
+    let claimed = catalog.claim_deliveries(now, lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].1.secret, ready_only.secret);
+    // Leased: not claimed again until the lease is out.
+    assert!(catalog.claim_deliveries(now, lease, 10).await.unwrap().is_empty());
+    assert_eq!(catalog.claim_deliveries(lease, lease, 10).await.unwrap().len(), 1);
+
+    let retry_at = chrono::Utc::now() + chrono::Duration::hours(1);
+    let failed = AttemptOutcome::Failed {
+        status: Some(503),
+        error: "the endpoint answered HTTP 503".into(),
+        retry_at: Some(retry_at),
+    };
+    catalog.record_attempt(delivery.id, &failed).await.unwrap();
+    let after = &catalog.webhook_deliveries(ready_only.id, 10).await.unwrap()[0];
+    assert_eq!(
+        (after.status, after.attempts, after.last_status),
+        (DeliveryStatus::Pending, 1, Some(503))
+    );
+    assert!(
+        catalog
+            .claim_deliveries(chrono::Utc::now(), lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    catalog
+        .record_attempt(delivery.id, &AttemptOutcome::Delivered { status: 200 })
+        .await
+        .unwrap();
+    let after = &catalog.webhook_deliveries(ready_only.id, 10).await.unwrap()[0];
+    assert_eq!(
+        (after.status, after.attempts, after.last_error.as_deref()),
+        (DeliveryStatus::Delivered, 2, None)
+    );
+    assert!(after.delivered_at.is_some());
+
+    // A failed document tells the other subscriber; a deleted webhook goes with its deliveries.
+    let (_, job) = upload(catalog, &docs, "broken").await;
+    assert_eq!(claimed_id(catalog.claim_next_job().await.unwrap()), Some(job));
+    let broken = JobOutcome::Failed {
+        reason: "corrupt: no xref".into(),
+    };
+    assert!(catalog.finish_job(job, &broken).await.unwrap());
+    let told = catalog.webhook_deliveries(failures.id, 10).await.unwrap();
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0].payload["error"], "corrupt: no xref");
+    assert!(
+        !catalog
+            .delete_webhook(&TenantName::parse("acme").unwrap(), failures.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        catalog
+            .delete_webhook(&TenantName::default_tenant(), failures.id)
+            .await
+            .unwrap()
+    );
+    assert!(catalog.get_webhook(failures.id).await.unwrap().is_none());
+    assert!(catalog.webhook_deliveries(failures.id, 10).await.unwrap().is_empty());
+}
+
 macro_rules! on_every_catalog {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -434,4 +560,5 @@ on_every_catalog!(
     a_reindex_runs_alone_in_its_collection,
     a_job_that_meets_a_backend_down_waits_and_keeps_its_reason,
     concurrent_inserts_of_the_same_bytes_make_one_document,
+    a_jobs_end_fills_the_webhook_outbox_and_claims_are_leased,
 );

@@ -20,6 +20,20 @@ fn distinctive_passage(pages: &[String], page: usize) -> Option<String> {
         .find(|passage| alnum(passage).len() > 40 && others.iter().all(|o| !o.contains(&alnum(passage))))
 }
 
+/// Every word of `text` is on the reference page, and nine in ten of the
+/// page's words are in `text`.
+fn words_cover(text: &str, reference: &str) -> bool {
+    let (shown, page) = (alnum(text), alnum(reference));
+    let every_word = text.split_whitespace().map(alnum).all(|word| page.contains(&word));
+    let words: Vec<String> = reference
+        .split_whitespace()
+        .map(alnum)
+        .filter(|w| !w.is_empty())
+        .collect();
+    let found = words.iter().filter(|word| shown.contains(word.as_str())).count();
+    every_word && found * 10 >= words.len() * 9
+}
+
 /// Every hit's text stands within the pages it claims.
 fn assert_hits_on_their_pages(results: &Value, pages: &[String], document_id: &str) {
     for hit in results["results"].as_array().unwrap() {
@@ -71,6 +85,29 @@ async fn search_hits_and_citations_name_the_right_pages() {
         let id = document["id"].as_str().unwrap();
         let stored: Value = app.get(&format!("/v1/documents/{id}")).await.json().await.unwrap();
         assert_eq!(stored["pages"], pages.len(), "{file}");
+        // Each page's text, put back together from the chunks, is that page's.
+        for (n, reference) in pages.iter().enumerate() {
+            let shown: Value = app
+                .get(&format!("/v1/documents/{id}/pages/{}", n + 1))
+                .await
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(shown["page"], n + 1, "{shown}");
+            let text = shown["text"].as_str().unwrap();
+            // Words, not lines: the server's cleaning rejoins lines and
+            // pdf-extract's reading order within a page is not stable.
+            assert!(words_cover(text, reference), "{file} page {}: {text}", n + 1);
+            // And it is this page: the words of a passage no other page has.
+            if let Some(passage) = distinctive_passage(&pages, n) {
+                let shown = alnum(text);
+                let every_word = passage.split_whitespace().all(|word| shown.contains(&alnum(word)));
+                assert!(every_word, "{file} page {}: {passage:?} in {text}", n + 1);
+            }
+        }
+        let past_the_end = app.get(&format!("/v1/documents/{id}/pages/{}", pages.len() + 1)).await;
+        assert_eq!(past_the_end.status(), 404, "{file}");
+        assert_eq!(app.get(&format!("/v1/documents/{id}/pages/0")).await.status(), 422);
 
         for page in 0..pages.len() {
             let Some(passage) = distinctive_passage(&pages, page) else {

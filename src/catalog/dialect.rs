@@ -226,6 +226,24 @@ impl Db {
     pub async fn fetch_all(&self, statement: &Statement) -> Result<Vec<Row>, CatalogError> {
         self.connection().await?.on().fetch_all(statement).await
     }
+
+    /// The row, if any, as a domain value.
+    pub async fn fetch_optional_as<T>(
+        &self,
+        statement: &Statement,
+        from_row: impl Fn(&Row) -> Result<T, CatalogError>,
+    ) -> Result<Option<T>, CatalogError> {
+        self.fetch_optional(statement).await?.as_ref().map(from_row).transpose()
+    }
+
+    /// Every row, as domain values.
+    pub async fn fetch_all_as<T>(
+        &self,
+        statement: &Statement,
+        from_row: impl Fn(&Row) -> Result<T, CatalogError>,
+    ) -> Result<Vec<T>, CatalogError> {
+        self.fetch_all(statement).await?.iter().map(from_row).collect()
+    }
 }
 
 enum Connection {

@@ -322,12 +322,7 @@ impl Catalog for SqlCatalog {
     async fn get_collection(&self, name: &CollectionName) -> Result<Option<Collection>, CatalogError> {
         let statement =
             Statement::new(format!("SELECT {COLLECTION_COLUMNS} FROM collections WHERE name = $1")).text(name.as_str());
-        self.db
-            .fetch_optional(&statement)
-            .await?
-            .as_ref()
-            .map(collection_from_row)
-            .transpose()
+        self.db.fetch_optional_as(&statement, collection_from_row).await
     }
 
     async fn list_collections(&self, tenant: &TenantName) -> Result<Vec<Collection>, CatalogError> {
@@ -335,12 +330,7 @@ impl Catalog for SqlCatalog {
             "SELECT {COLLECTION_COLUMNS} FROM collections WHERE tenant = $1 ORDER BY name"
         ))
         .text(tenant.as_str());
-        self.db
-            .fetch_all(&statement)
-            .await?
-            .iter()
-            .map(collection_from_row)
-            .collect()
+        self.db.fetch_all_as(&statement, collection_from_row).await
     }
 
     async fn delete_collection(&self, name: &CollectionName) -> Result<bool, CatalogError> {
@@ -416,12 +406,7 @@ impl Catalog for SqlCatalog {
         ))
         .text(collection.as_str())
         .id(id);
-        self.db
-            .fetch_optional(&statement)
-            .await?
-            .as_ref()
-            .map(document_from_row)
-            .transpose()
+        self.db.fetch_optional_as(&statement, document_from_row).await
     }
 
     async fn list_documents(
@@ -449,11 +434,8 @@ impl Catalog for SqlCatalog {
     async fn document_ids(&self, collection: &CollectionName) -> Result<Vec<DocumentId>, CatalogError> {
         let statement = Statement::new("SELECT id FROM documents WHERE collection = $1").text(collection.as_str());
         self.db
-            .fetch_all(&statement)
-            .await?
-            .iter()
-            .map(|row| Ok(DocumentId(row.id("id")?)))
-            .collect()
+            .fetch_all_as(&statement, |row| Ok(DocumentId(row.id("id")?)))
+            .await
     }
 
     async fn has_document(&self, id: DocumentId) -> Result<bool, CatalogError> {
@@ -483,22 +465,12 @@ impl Catalog for SqlCatalog {
             "SELECT {CHUNK_COLUMNS} FROM chunks WHERE document_id = $1 ORDER BY idx"
         ))
         .id(document);
-        self.db
-            .fetch_all(&statement)
-            .await?
-            .iter()
-            .map(chunk_from_row)
-            .collect()
+        self.db.fetch_all_as(&statement, chunk_from_row).await
     }
 
     async fn get_job(&self, id: JobId) -> Result<Option<Job>, CatalogError> {
         let statement = Statement::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1")).id(id);
-        self.db
-            .fetch_optional(&statement)
-            .await?
-            .as_ref()
-            .map(job_from_row)
-            .transpose()
+        self.db.fetch_optional_as(&statement, job_from_row).await
     }
 
     async fn enqueue_reindex(&self, collection: &CollectionName) -> Result<Job, CatalogError> {
@@ -536,11 +508,8 @@ impl Catalog for SqlCatalog {
 
     async fn active_reindex(&self, collection: &CollectionName) -> Result<Option<Job>, CatalogError> {
         self.db
-            .fetch_optional(&active_reindex(collection))
-            .await?
-            .as_ref()
-            .map(job_from_row)
-            .transpose()
+            .fetch_optional_as(&active_reindex(collection), job_from_row)
+            .await
     }
 
     async fn claim_next_job(&self) -> Result<Option<ClaimedJob>, CatalogError> {
@@ -745,12 +714,7 @@ impl Catalog for SqlCatalog {
 
     async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, CatalogError> {
         let statement = Statement::new(format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = $1")).text(hash);
-        self.db
-            .fetch_optional(&statement)
-            .await?
-            .as_ref()
-            .map(key_from_row)
-            .transpose()
+        self.db.fetch_optional_as(&statement, key_from_row).await
     }
 
     async fn list_keys(&self, tenant: Option<&TenantName>) -> Result<Vec<ApiKey>, CatalogError> {
@@ -761,7 +725,7 @@ impl Catalog for SqlCatalog {
             .text(tenant.as_str()),
             None => Statement::new(format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id")),
         };
-        self.db.fetch_all(&statement).await?.iter().map(key_from_row).collect()
+        self.db.fetch_all_as(&statement, key_from_row).await
     }
 
     async fn revoke_key(
@@ -860,12 +824,7 @@ impl Catalog for SqlCatalog {
             statement = statement.time(at).id(id);
         }
         statement = statement.int(i64::from(query.limit));
-        self.db
-            .fetch_all(&statement)
-            .await?
-            .iter()
-            .map(audit_from_row)
-            .collect()
+        self.db.fetch_all_as(&statement, audit_from_row).await
     }
 
     async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64, CatalogError> {
@@ -890,12 +849,7 @@ impl Catalog for SqlCatalog {
         .time(now())
         .text(collection.as_str())
         .id(id);
-        self.db
-            .fetch_optional(&statement)
-            .await?
-            .as_ref()
-            .map(document_from_row)
-            .transpose()
+        self.db.fetch_optional_as(&statement, document_from_row).await
     }
 
     async fn create_tenant(&self, name: &TenantName) -> Result<Tenant, CatalogError> {
@@ -910,22 +864,12 @@ impl Catalog for SqlCatalog {
 
     async fn get_tenant(&self, name: &TenantName) -> Result<Option<Tenant>, CatalogError> {
         let statement = Statement::new("SELECT name, created_at FROM tenants WHERE name = $1").text(name.as_str());
-        self.db
-            .fetch_optional(&statement)
-            .await?
-            .as_ref()
-            .map(tenant_from_row)
-            .transpose()
+        self.db.fetch_optional_as(&statement, tenant_from_row).await
     }
 
     async fn list_tenants(&self) -> Result<Vec<Tenant>, CatalogError> {
         let statement = Statement::new("SELECT name, created_at FROM tenants ORDER BY name");
-        self.db
-            .fetch_all(&statement)
-            .await?
-            .iter()
-            .map(tenant_from_row)
-            .collect()
+        self.db.fetch_all_as(&statement, tenant_from_row).await
     }
 
     async fn create_conversation(&self, conversation: &Conversation) -> Result<(), CatalogError> {
@@ -946,12 +890,7 @@ impl Catalog for SqlCatalog {
             "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1"
         ))
         .id(id);
-        self.db
-            .fetch_optional(&statement)
-            .await?
-            .as_ref()
-            .map(conversation_from_row)
-            .transpose()
+        self.db.fetch_optional_as(&statement, conversation_from_row).await
     }
 
     async fn conversation_turns(&self, id: ConversationId) -> Result<Vec<Turn>, CatalogError> {
@@ -1001,22 +940,12 @@ impl Catalog for SqlCatalog {
             "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE tenant = $1 ORDER BY created_at, id"
         ))
         .text(tenant.as_str());
-        self.db
-            .fetch_all(&statement)
-            .await?
-            .iter()
-            .map(webhook_from_row)
-            .collect()
+        self.db.fetch_all_as(&statement, webhook_from_row).await
     }
 
     async fn get_webhook(&self, id: WebhookId) -> Result<Option<Webhook>, CatalogError> {
         let statement = Statement::new(format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1")).id(id);
-        self.db
-            .fetch_optional(&statement)
-            .await?
-            .as_ref()
-            .map(webhook_from_row)
-            .transpose()
+        self.db.fetch_optional_as(&statement, webhook_from_row).await
     }
 
     async fn delete_webhook(&self, tenant: &TenantName, id: WebhookId) -> Result<bool, CatalogError> {
@@ -1033,12 +962,7 @@ impl Catalog for SqlCatalog {
         ))
         .id(id)
         .int(i64::from(limit));
-        self.db
-            .fetch_all(&statement)
-            .await?
-            .iter()
-            .map(delivery_from_row)
-            .collect()
+        self.db.fetch_all_as(&statement, delivery_from_row).await
     }
 
     async fn claim_deliveries(

@@ -44,41 +44,28 @@ fn path_id<T: std::str::FromStr, E: Into<AppError>>(
         .map_err(|_| not_found(raw.chars().take(80).collect()).into())
 }
 
-impl FromRequest for DocumentIdParam {
-    type Error = AppError;
-    type Future = Ready<Result<Self, AppError>>;
+/// An id path segment's extractor: an id that does not parse is the same
+/// not-found as an unknown one.
+macro_rules! path_id_extractors {
+    ($($param:ident from $name:literal else $not_found:path),+ $(,)?) => {$(
+        impl FromRequest for $param {
+            type Error = AppError;
+            type Future = Ready<Result<Self, AppError>>;
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(path_id(req, "document_id", DocumentsError::DocumentNotFound).map(Self))
-    }
+            fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+                ready(path_id(req, $name, $not_found).map(Self))
+            }
+        }
+    )+};
 }
 
-impl FromRequest for KeyIdParam {
-    type Error = AppError;
-    type Future = Ready<Result<Self, AppError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(path_id(req, "key_id", KeysError::NotFound).map(Self))
-    }
-}
-
-impl FromRequest for JobIdParam {
-    type Error = AppError;
-    type Future = Ready<Result<Self, AppError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(path_id(req, "job_id", DocumentsError::JobNotFound).map(Self))
-    }
-}
-
-impl FromRequest for WebhookIdParam {
-    type Error = AppError;
-    type Future = Ready<Result<Self, AppError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(path_id(req, "webhook_id", WebhooksError::NotFound).map(Self))
-    }
-}
+path_id_extractors!(
+    DocumentIdParam from "document_id" else DocumentsError::DocumentNotFound,
+    KeyIdParam from "key_id" else KeysError::NotFound,
+    JobIdParam from "job_id" else DocumentsError::JobNotFound,
+    WebhookIdParam from "webhook_id" else WebhooksError::NotFound,
+    ConversationIdParam from "conversation_id" else ConversationsError::NotFound,
+);
 
 impl FromRequest for PageParam {
     type Error = AppError;
@@ -93,15 +80,6 @@ impl FromRequest for PageParam {
                 raw.chars().take(20).collect::<String>()
             ))),
         })
-    }
-}
-
-impl FromRequest for ConversationIdParam {
-    type Error = AppError;
-    type Future = Ready<Result<Self, AppError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(path_id(req, "conversation_id", ConversationsError::NotFound).map(Self))
     }
 }
 

@@ -142,3 +142,28 @@ ensure_mold() {
     fi
     return 0
 }
+
+# The browser tests' browser and packages: Debian's chromium (apt-get, when
+# this shell may install) and tests/browser's npm packages (playwright-core,
+# axe-core) from its package-lock.json. Sets BROWSER_TEST_CHROMIUM.
+ensure_browser() {
+    if ! command -v chromium >/dev/null 2>&1; then
+        command -v apt-get >/dev/null 2>&1 || return 1
+        local sudo=""
+        if [ "$(id -u)" != 0 ]; then
+            sudo -n true 2>/dev/null || return 1
+            sudo="sudo -n"
+        fi
+        echo "installing chromium (apt-get)…" >&2
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2 \
+            || { $sudo apt-get update -q >&2 && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2; } \
+            || return 1
+    fi
+    export BROWSER_TEST_CHROMIUM="$(command -v chromium)"
+    # npm ci again only when the lock file changed since the last install.
+    local stamp="tests/browser/node_modules/.package-lock.json"
+    if [ ! -f "$stamp" ] || [ tests/browser/package-lock.json -nt "$stamp" ]; then
+        echo "installing the browser tests' npm packages (tests/browser)…" >&2
+        (cd tests/browser && npm ci --silent --no-audit --no-fund >&2) || return 1
+    fi
+}

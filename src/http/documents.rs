@@ -184,6 +184,38 @@ pub async fn page(
     Ok(HttpResponse::Ok().json(documents.page(&target.collection, id.0, page.0, &readers).await?))
 }
 
+/// The file a document was made from, as uploaded (any status): range requests,
+/// `ETag`, and its type and name in `Content-Type` and `Content-Disposition`.
+///
+/// PDFs and images are `inline` (the web page renders them); every other type
+/// is an `attachment` under a sandboxing policy, so that an uploaded HTML page
+/// never runs as this site.
+#[utoipa::path(
+    get, path = "/v1/collections/{collection}/documents/{document_id}/file", operation_id = "get_document_file",
+    tag = "documents",
+    params(("collection" = String, Path), ("document_id" = String, Path)),
+    responses(
+        (status = 200, description = "The file, in the type it was recognised as (`Content-Type`)", content(
+            (Vec<u8> = "*/*"),
+        )),
+        (status = 206, description = "The byte range asked for with `Range`", content(
+            (Vec<u8> = "*/*"),
+        )),
+        (status = 304, description = "Unchanged (`If-None-Match`)"),
+        (status = 416, description = "The range is not within the file"),
+    )
+)]
+pub async fn file(
+    target: InCollection<Read>,
+    id: DocumentIdParam,
+    request: HttpRequest,
+    documents: web::Data<Documents>,
+) -> Result<HttpResponse, AppError> {
+    let readers = target.scope.readers();
+    let stored = documents.file(&target.collection, id.0, &readers).await?;
+    super::files::response(stored, &request)
+}
+
 /// Delete a document; its vectors are gone before its row is.
 #[utoipa::path(
     delete, path = "/v1/collections/{collection}/documents/{document_id}", operation_id = "delete_document", tag = "documents",

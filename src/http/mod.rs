@@ -9,6 +9,7 @@ pub mod cors;
 mod docs;
 mod documents;
 pub mod extract;
+mod files;
 mod health;
 mod jobs;
 mod keys;
@@ -22,6 +23,7 @@ pub mod request_id;
 mod search;
 mod sse;
 mod tenants;
+mod ui;
 mod upload;
 mod webhooks;
 
@@ -54,6 +56,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     .route("/metrics", web::get().to(health::metrics))
     .route("/openapi.json", web::get().to(openapi::openapi_json))
     .configure(docs::routes)
+    .configure(ui::routes)
     .service(
         web::scope("/v1")
             .wrap(from_fn(auth::middleware))
@@ -131,6 +134,10 @@ fn document_routes(cfg: &mut ServiceConfig, prefix: &str) {
             .route(web::get().to(documents::get))
             .route(web::patch().to(documents::update))
             .route(web::delete().to(documents::delete)),
+    )
+    .route(
+        &format!("{prefix}/documents/{{document_id}}/file"),
+        web::get().to(documents::file),
     )
     .route(
         &format!("{prefix}/documents/{{document_id}}/pages/{{page}}"),

@@ -27,7 +27,7 @@ use super::{
     paths(
         health::healthz, health::readyz, health::metrics,
         collections::create, collections::list, collections::get, collections::delete, collections::reindex,
-        documents::upload, documents::list, documents::get, documents::update, documents::delete, documents::page,
+        documents::upload, documents::list, documents::get, documents::update, documents::delete, documents::page, documents::file,
         jobs::get, jobs::retry,
         search::search, search::query,
         conversations::create, conversations::get, conversations::delete, conversations::ask,

@@ -86,6 +86,13 @@ pub struct PageText {
     pub text: String,
 }
 
+/// A document's file, open, with what is needed to serve it.
+pub struct StoredFile {
+    pub document: Document,
+    pub file: std::fs::File,
+    pub path: std::path::PathBuf,
+}
+
 pub struct DocumentsPage {
     pub documents: Vec<Document>,
     pub next_cursor: Option<String>,
@@ -195,6 +202,26 @@ impl Documents {
             pages,
             // A page without text (a blank or unread one) has none.
             text: page_text(&chunks, page).unwrap_or_default(),
+        })
+    }
+
+    /// The file a document was made from, as uploaded, opened for reading:
+    /// whoever may read the document may read it, whatever its status.
+    pub async fn file(
+        &self,
+        collection: &CollectionName,
+        id: DocumentId,
+        readers: &Readers,
+    ) -> Result<StoredFile, DocumentsError> {
+        let document = self.get(collection, id, readers).await?;
+        // Gone when a delete ran between the lookup and here: as gone as the document.
+        let file = tokio::fs::File::open(self.files.path(id))
+            .await
+            .map_err(|_| DocumentsError::DocumentNotFound(id.to_string()))?;
+        Ok(StoredFile {
+            document,
+            file: file.into_std().await,
+            path: self.files.path(id),
         })
     }
 

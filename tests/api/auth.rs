@@ -320,6 +320,7 @@ fn access_of(operation: &str) -> Option<&'static str> {
         | "list_documents"
         | "get_document"
         | "get_page"
+        | "get_document_file"
         | "get_job"
         | "search"
         | "query"
@@ -975,6 +976,21 @@ async fn documents_are_seen_only_by_their_principals(backend: Backend) {
     )
     .await;
     assert_eq!(send(&app, Some(&lawyer), Method::GET, &path, None).await.status(), 200);
+    // Nor its file, nor the text of its pages.
+    for below in ["/file", "/pages/1"] {
+        let below = format!("{path}{below}");
+        assert_problem(
+            send(&app, Some(&plain), Method::GET, &below, None).await,
+            404,
+            "/problems/document-not-found",
+        )
+        .await;
+        assert_eq!(
+            send(&app, Some(&lawyer), Method::GET, &below, None).await.status(),
+            200,
+            "{below}"
+        );
+    }
     let listed: Value = send(&app, Some(&plain), Method::GET, "/v1/collections/kb/documents", None)
         .await
         .json()

@@ -340,6 +340,101 @@ async fn filters_by_metadata_and_document_apply_inside_the_index(backend: Backen
     );
 }
 
+/// `GET …/documents/{id}/file`: the bytes as uploaded, ranges, ETag, and a
+/// type that a browser may show inline (PDF) or must download, inert (HTML).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_documents_file_is_served_as_uploaded_with_ranges() {
+    let app = TestApp::spawn().await;
+    let pdf = crate::helpers::corpus("multicolumn.pdf");
+    let document = app.ingest("Étude multicolumn.pdf", pdf.clone()).await;
+    let path = format!(
+        "/v1/collections/default/documents/{}/file",
+        document["id"].as_str().unwrap()
+    );
+
+    let whole = app.get(&path).await;
+    assert_eq!(whole.status(), 200);
+    let header = |response: &reqwest::Response, name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(header(&whole, "content-type"), "application/pdf");
+    assert_eq!(header(&whole, "accept-ranges"), "bytes");
+    let disposition = header(&whole, "content-disposition");
+    assert!(disposition.starts_with("inline"), "{disposition}");
+    assert!(
+        disposition.contains("filename*=UTF-8''%C3%89tude%20multicolumn.pdf"),
+        "{disposition}"
+    );
+    assert!(
+        disposition.contains("filename=\"_tude multicolumn.pdf\""),
+        "{disposition}"
+    );
+    assert_eq!(header(&whole, "x-content-type-options"), "nosniff");
+    let etag = header(&whole, "etag");
+    assert!(!etag.is_empty());
+    assert_eq!(whole.bytes().await.unwrap().as_ref(), pdf.as_slice());
+
+    let part = app
+        .client
+        .get(app.url(&path))
+        .header("range", "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(header(&part, "content-range"), format!("bytes 100-199/{}", pdf.len()));
+    assert_eq!(part.bytes().await.unwrap().as_ref(), &pdf[100..200]);
+    let outside = app
+        .client
+        .get(app.url(&path))
+        .header("range", format!("bytes={}-", pdf.len() + 10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outside.status(), 416);
+    let unchanged = app
+        .client
+        .get(app.url(&path))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unchanged.status(), 304);
+
+    // An uploaded web page is never served as a page of this site.
+    let html = app
+        .ingest(
+            "notes.html",
+            b"<html><body><p>Quarterly notes on the harbour crane.</p><script>alert(1)</script></body></html>".to_vec(),
+        )
+        .await;
+    let served = app
+        .get(&format!("/v1/documents/{}/file", html["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(served.status(), 200);
+    assert_eq!(header(&served, "content-type"), "text/html");
+    assert!(header(&served, "content-disposition").starts_with("attachment"));
+    assert!(header(&served, "content-security-policy").contains("sandbox"));
+
+    let unknown = app.get("/v1/documents/00000000-0000-4000-8000-000000000000/file").await;
+    assert_problem(unknown, 404, "/problems/document-not-found").await;
+    let deleted = app
+        .delete(&format!("/v1/documents/{}", html["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(deleted.status(), 204);
+    assert_problem(
+        app.get(&format!("/v1/documents/{}/file", html["id"].as_str().unwrap()))
+            .await,
+        404,
+        "/problems/document-not-found",
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn html_pages_are_read_for_their_visible_text() {
     let app = TestApp::spawn().await;

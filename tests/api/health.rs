@@ -211,3 +211,70 @@ async fn a_hybrid_collection_stays_searchable_when_the_model_is_gone() {
     let found = app.search(None, json!({"query": "quokka supplier contracts"})).await;
     assert_eq!(found["results"][0]["document_id"], memo["id"], "{found}");
 }
+
+/// `/` is the web page, open without a key (it asks for one), under a strict
+/// policy; its files are revalidated by ETag and compressed on request.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_web_page_is_served_under_a_strict_policy() {
+    let app = crate::auth::secured_with(crate::backends::Backend::SqliteEdge, "web_page", &[])
+        .await
+        .expect("the embedded backend is always there");
+    let anonymous = crate::helpers::http_client();
+    let page = anonymous.get(app.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let header = |response: &reqwest::Response, name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(header(&page, "content-type"), "text/html; charset=utf-8");
+    let policy = header(&page, "content-security-policy");
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(policy.contains(directive), "{policy}");
+    }
+    assert!(!policy.contains("unsafe"), "{policy}");
+    let html = page.text().await.unwrap();
+    for contract in [
+        r#"<label class="button" for="upload">Upload</label>"#,
+        r#"<label for="question">Question</label>"#,
+        r#"aria-label="Evidence""#,
+    ] {
+        assert!(html.contains(contract), "{contract}");
+    }
+
+    let script = anonymous.get(app.url("/ui/app.js")).send().await.unwrap();
+    assert_eq!(script.status(), 200);
+    assert_eq!(header(&script, "content-type"), "text/javascript; charset=utf-8");
+    let etag = header(&script, "etag");
+    assert!(etag.starts_with('"'), "{etag}");
+    let again = anonymous
+        .get(app.url("/ui/app.js"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    let worker = anonymous
+        .get(app.url("/ui/pdf.worker.min.mjs"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&worker, "content-encoding"), "gzip");
+    let compressed = worker.bytes().await.unwrap().len();
+    assert!(
+        compressed < 1_000_000,
+        "the 1.2 MB worker compressed to {compressed} bytes"
+    );
+    assert_eq!(
+        anonymous.get(app.url("/ui/nothing.js")).send().await.unwrap().status(),
+        404
+    );
+}

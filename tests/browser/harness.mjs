@@ -114,3 +114,54 @@ export function overlap(a, b) {
   if (width <= 0 || height <= 0) return 0;
   return (width * height) / (a.width * a.height);
 }
+
+/**
+ * A stand-in for an OpenAI-compatible LLM (the only part the tests may fake),
+ * so docqa's real client runs: it answers citing the first source with its
+ * first eight words, streamed in 7-character pieces, each `delayMs` apart
+ * (the page must show the answer as it comes). `stop()` ends it.
+ */
+export async function startScriptedLlm({ delayMs = 30 } = {}) {
+  const { createServer: createHttpServer } = await import("node:http");
+  const server = createHttpServer(async (request, response) => {
+    let raw = "";
+    for await (const part of request) raw += part;
+    const body = JSON.parse(raw);
+    const prompt = body.messages.find((m) => m.role === "user")?.content || "";
+    const source = /<source chunk_id="([^"]+)"[^>]*>\n([\s\S]*?)\n<\/source>/.exec(prompt);
+    const words = source ? source[2].trimStart().match(/\S+/g) || [] : [];
+    const quote = words.slice(0, 8).join(" ");
+    const content = JSON.stringify({
+      answer: `The documents say: ${quote} [1].`,
+      citations: source ? [{ chunk_id: source[1], quote }] : [],
+    });
+    if (!body.stream) {
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify({
+        id: "chatcmpl-scripted", object: "chat.completion", created: 0, model: "scripted",
+        choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }],
+        usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+      }));
+      return;
+    }
+    response.writeHead(200, { "content-type": "text/event-stream" });
+    for (let i = 0; i < content.length; i += 7) {
+      const chunk = {
+        id: "chatcmpl-scripted", object: "chat.completion.chunk", created: 0, model: "scripted",
+        choices: [{ index: 0, delta: { content: content.slice(i, i + 7) }, finish_reason: null }],
+      };
+      response.write(`data: ${JSON.stringify(chunk)}\n\n`);
+      await new Promise((wake) => setTimeout(wake, delayMs));
+    }
+    response.end("data: [DONE]\n\n");
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return {
+    url: `http://127.0.0.1:${server.address().port}/v1`,
+    async stop() {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}

@@ -19,6 +19,7 @@ import {
   overlap,
   screenshot,
   startDocqa,
+  startScriptedLlm,
 } from "./harness.mjs";
 
 const require = createRequire(import.meta.url);
@@ -236,6 +237,100 @@ describe("the web page, authentication off", () => {
       .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
     assert.deepEqual(grave, [], "axe: no serious or critical violation");
     onlyThisServer(seen, server);
+    await context.close();
+  });
+});
+
+describe("the web page, formats without boxes", () => {
+  let server;
+  before(async () => {
+    server = await startDocqa("text");
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  test("a file dropped on the page, and its quote marked in the page's text", async () => {
+    const { page, seen, context } = await openPage(browser, server.url);
+    await page.locator("#collection option[value=default]").waitFor({ state: "attached" });
+    const notes = [
+      "# Harbour operations",
+      "",
+      "The night shift checks every mooring line at two in the morning.",
+      "",
+      "The harbour crane is serviced each spring by the maintenance crew from Rotterdam.",
+      "",
+    ].join("\n");
+    // A drop of a file, as a browser hands it over.
+    await page.evaluate((text) => {
+      const files = new DataTransfer();
+      files.items.add(new File([text], "harbour.md", { type: "text/markdown" }));
+      for (const type of ["dragover", "drop"]) {
+        document.getElementById("drop").dispatchEvent(new DragEvent(type, { dataTransfer: files, bubbles: true, cancelable: true }));
+      }
+    }, notes);
+    await page.waitForFunction(() => document.querySelector("#uploads li")?.dataset.state, null, { timeout: 60_000 });
+    assert.equal(await page.locator("#uploads li").first().getAttribute("data-state"), "ready");
+
+    const question = "Who services the harbour crane?";
+    const first = await askThroughPage(page, question);
+    const answer = await callApi(server, "/v1/query", { method: "POST", body: { question } });
+    const citation = answer.citations[0];
+    assert.equal((citation.boxes || []).length, 0, "a Markdown citation has no boxes");
+    await first.click();
+    await page.waitForFunction(() => document.getElementById("evidence-view").dataset.paintMs !== undefined);
+    const evidence = page.getByRole("region", { name: "Evidence" });
+    assert.match(await evidence.innerText(), /harbour\.md, page 1 of 1/);
+    const marked = await evidence.locator("mark.highlight").innerText();
+    assert.match(marked, /harbour crane is serviced each spring/, "the quote is marked in the page's text");
+    assert.equal(await evidence.locator("canvas").count(), 0);
+    await screenshot(page, "text-1-evidence");
+    onlyThisServer(seen, server);
+    assert.deepEqual(seen.errors, [], "no script error");
+    await context.close();
+  });
+});
+
+describe("the web page, with an LLM", () => {
+  let server;
+  let llm;
+  before(async () => {
+    llm = await startScriptedLlm({ delayMs: 40 });
+    server = await startDocqa("llm", { LLM_BASE_URL: llm.url, LLM_API_KEY: "sk-test", LLM_MODEL: "scripted" });
+  });
+  after(async () => {
+    await server?.stop();
+    await llm?.stop();
+  });
+
+  test("the generative answer streams in, then its citation opens the highlighted page", async () => {
+    const { page, seen, context } = await openPage(browser, server.url);
+    await page.locator("#collection option[value=default]").waitFor({ state: "attached" });
+    const item = await uploadThroughPage(page, PDF);
+    assert.equal(await item.getAttribute("data-state"), "ready", await item.innerText());
+
+    await page.getByLabel("Generative").check();
+    await page.getByRole("textbox", { name: "Question" }).fill(QUESTION);
+    await page.getByRole("button", { name: "Ask" }).click();
+    // Part of the answer is on the page while the LLM is still writing.
+    await page.waitForFunction(() => {
+      const answer = document.getElementById("answer");
+      return answer.getAttribute("aria-busy") === "true" && answer.textContent.length > 0;
+    });
+    const partial = await page.locator("#answer").innerText();
+    const first = page.getByRole("link", { name: /^\[1\]/ });
+    await first.waitFor({ timeout: 60_000 });
+    const final = await page.locator("#answer").innerText();
+    assert.ok(final.startsWith("The documents say:"), final);
+    assert.ok(partial.length < final.length, `streamed: "${partial}" before "${final}"`);
+    assert.match(await page.locator("#answer-note").innerText(), /Written by scripted/);
+
+    const answer = await callApi(server, "/v1/query", { method: "POST", body: { question: QUESTION, mode: "generative" } });
+    assert.equal(answer.mode, "generative");
+    await checkEvidence(page, first, answer.citations[0]);
+    await screenshot(page, "llm-1-evidence");
+    onlyThisServer(seen, server);
+    assert.deepEqual(seen.errors, [], "no script error");
     await context.close();
   });
 });

@@ -13,6 +13,7 @@ import { after, before, describe, test } from "node:test";
 
 import {
   CORPUS,
+  ROOT,
   callApi,
   launchBrowser,
   openPage,
@@ -72,8 +73,9 @@ async function checkEvidence(page, link, citation) {
   const view = page.locator("#evidence-view");
   assert.equal(await view.getAttribute("data-page"), String(citation.page));
   assert.match(await evidence.innerText(), new RegExp(`page ${citation.page} of \\d+`));
-  const canvas = evidence.locator("canvas");
-  assert.equal(await canvas.count(), 1, "one page rendered");
+  // A PDF page is drawn into a canvas, an image shown as it is.
+  const canvas = evidence.locator("canvas, .page img");
+  assert.equal(await canvas.count(), 1, "one page shown");
   const marks = evidence.locator("mark.highlight");
   const onPage = citation.boxes.filter((box) => box.page === citation.page);
   assert.equal(await marks.count(), onPage.length, "one highlight per box of the quote on the page");
@@ -92,12 +94,19 @@ async function checkEvidence(page, link, citation) {
 
   // The highlight lies on printed text: dark pixels of the rendered page under it.
   const ink = await canvas.evaluate((element, rect) => {
-    const scale = element.width / rect.canvas.width;
+    let pixelsOf = element;
+    if (element instanceof HTMLImageElement) {
+      pixelsOf = document.createElement("canvas");
+      pixelsOf.width = element.naturalWidth;
+      pixelsOf.height = element.naturalHeight;
+      pixelsOf.getContext("2d").drawImage(element, 0, 0);
+    }
+    const scale = pixelsOf.width / rect.canvas.width;
     const x = Math.max(0, Math.floor((rect.mark.x - rect.canvas.x) * scale));
     const y = Math.max(0, Math.floor((rect.mark.y - rect.canvas.y) * scale));
     const width = Math.max(1, Math.floor(rect.mark.width * scale));
     const height = Math.max(1, Math.floor(rect.mark.height * scale));
-    const pixels = element.getContext("2d").getImageData(x, y, width, height).data;
+    const pixels = pixelsOf.getContext("2d").getImageData(x, y, width, height).data;
     let dark = 0;
     for (let i = 0; i < pixels.length; i += 4) if (pixels[i] + pixels[i + 1] + pixels[i + 2] < 300) dark += 1;
     return dark / (pixels.length / 4);
@@ -285,6 +294,33 @@ describe("the web page, formats without boxes", () => {
     assert.match(marked, /harbour crane is serviced each spring/, "the quote is marked in the page's text");
     assert.equal(await evidence.locator("canvas").count(), 0);
     await screenshot(page, "text-1-evidence");
+    onlyThisServer(seen, server);
+    assert.deepEqual(seen.errors, [], "no script error");
+    await context.close();
+  });
+});
+
+describe("the web page, images read by OCR", () => {
+  let server;
+  before(async () => {
+    server = await startDocqa("image");
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  test("a scanned page's quote is highlighted on the image", async () => {
+    const { page, seen, context } = await openPage(browser, server.url);
+    await page.locator("#collection option[value=default]").waitFor({ state: "attached" });
+    const item = await uploadThroughPage(page, join(ROOT, "tests/fixtures/scans/crazyones.png"));
+    assert.equal(await item.getAttribute("data-state"), "ready", await item.innerText());
+    const question = "Who are the crazy ones?";
+    const first = await askThroughPage(page, question);
+    const answer = await callApi(server, "/v1/query", { method: "POST", body: { question } });
+    assert.ok(answer.citations[0].boxes.length > 0, JSON.stringify(answer.citations[0]));
+    await checkEvidence(page, first, answer.citations[0]);
+    assert.equal(await page.getByRole("region", { name: "Evidence" }).locator("img").count(), 1);
+    await screenshot(page, "image-1-evidence");
     onlyThisServer(seen, server);
     assert.deepEqual(seen.errors, [], "no script error");
     await context.close();

@@ -59,16 +59,21 @@ ensure_onnx() {
 # server still runs and says `ocr: unavailable` at /readyz.
 ensure_ocr() {
     command -v "${OCR_COMMAND:-tesseract}" >/dev/null 2>&1 && command -v pdftoppm >/dev/null 2>&1 && return 0
-    command -v apt-get >/dev/null 2>&1 || return 0
+    apt_install tesseract-ocr poppler-utils || true
+}
+
+# Installs Debian packages with apt-get when this shell may (root, or sudo
+# without a password); the package lists are refreshed once if the first try fails.
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 || return 1
     local sudo=""
     if [ "$(id -u)" != 0 ]; then
-        sudo -n true 2>/dev/null || return 0
+        sudo -n true 2>/dev/null || return 1
         sudo="sudo -n"
     fi
-    echo "installing tesseract-ocr (apt-get)…" >&2
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q tesseract-ocr poppler-utils >&2 \
-        || { $sudo apt-get update -q >&2 && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q tesseract-ocr poppler-utils >&2; } \
-        || true
+    echo "installing $* (apt-get)…" >&2
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >&2 \
+        || { $sudo apt-get update -q >&2 && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >&2; }
 }
 
 # Postgres for the conformance tests: DOCQA_TEST_POSTGRES_URL (default the
@@ -130,35 +135,31 @@ ensure_clients() {
     export DOCQA_TEST_CLIENTS_PYTHON="$venv/bin/python"
 }
 
-# mold, the fast linker scripts/cc-link uses when present: from Debian's
-# packages when we may install them (root, apt-get), else linking uses cc's.
+# mold, the fast linker, from Debian's packages when we may install them;
+# without it linking uses cc's own linker.
 ensure_mold() {
-    command -v mold >/dev/null 2>&1 && return 0
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "installing the mold linker (Debian package)…" >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mold >/dev/null 2>&1 \
-            || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mold >/dev/null 2>&1; } \
-            || echo "mold could not be installed; linking with cc" >&2
-    fi
+    command -v mold >/dev/null 2>&1 || apt_install mold >/dev/null || echo "mold could not be installed; linking with cc" >&2
+    use_mold
     return 0
 }
+
+# Links with mold when the machine has it: linking the test binaries is most of
+# an incremental build. A flag, not a linker path in .cargo/config.toml: cargo
+# fingerprints the configured linker, and a path is a different one in every
+# clone, so two clones sharing CARGO_TARGET_DIR (CI's and yours) would rebuild
+# every crate in turn.
+use_mold() {
+    if command -v mold >/dev/null 2>&1; then
+        export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C link-arg=-fuse-ld=mold"
+    fi
+}
+use_mold
 
 # The browser tests' browser and packages: Debian's chromium (apt-get, when
 # this shell may install) and tests/browser's npm packages (playwright-core,
 # axe-core) from its package-lock.json. Sets BROWSER_TEST_CHROMIUM.
 ensure_browser() {
-    if ! command -v chromium >/dev/null 2>&1; then
-        command -v apt-get >/dev/null 2>&1 || return 1
-        local sudo=""
-        if [ "$(id -u)" != 0 ]; then
-            sudo -n true 2>/dev/null || return 1
-            sudo="sudo -n"
-        fi
-        echo "installing chromium (apt-get)…" >&2
-        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2 \
-            || { $sudo apt-get update -q >&2 && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2; } \
-            || return 1
-    fi
+    command -v chromium >/dev/null 2>&1 || apt_install chromium || return 1
     export BROWSER_TEST_CHROMIUM="$(command -v chromium)"
     # npm ci again only when the lock file changed since the last install.
     local stamp="tests/browser/node_modules/.package-lock.json"

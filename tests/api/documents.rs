@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use crate::backends::{Backend, on_every_backend};
 use crate::fixtures::{GARDENING_TXT, ONBOARDING_MD, WARRANTY_TXT, unique_text};
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{TestApp, assert_problem, header};
 
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
@@ -354,13 +354,6 @@ async fn a_documents_file_is_served_as_uploaded_with_ranges() {
 
     let whole = app.get(&path).await;
     assert_eq!(whole.status(), 200);
-    let header = |response: &reqwest::Response, name: &str| {
-        response
-            .headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default()
-    };
     assert_eq!(header(&whole, "content-type"), "application/pdf");
     assert_eq!(header(&whole, "accept-ranges"), "bytes");
     let disposition = header(&whole, "content-disposition");

@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestOptions, model_dir};
+use crate::helpers::{TestApp, TestOptions, header, model_dir};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn healthz_answers_ok() {
@@ -222,13 +222,6 @@ async fn the_web_page_is_served_under_a_strict_policy() {
     let anonymous = crate::helpers::http_client();
     let page = anonymous.get(app.url("/")).send().await.unwrap();
     assert_eq!(page.status(), 200);
-    let header = |response: &reqwest::Response, name: &str| {
-        response
-            .headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default()
-    };
     assert_eq!(header(&page, "content-type"), "text/html; charset=utf-8");
     let policy = header(&page, "content-security-policy");
     for directive in [

@@ -337,6 +337,16 @@ pub async fn assert_problem(response: reqwest::Response, status: u16, problem_ty
 
 /// An HTTP client for the tests; rustls needs its crypto provider first,
 /// whichever test runs first.
+/// A response header as text; empty when it is absent.
+pub fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
 pub fn http_client() -> reqwest::Client {
     docqa::openai::install_crypto_provider();
     reqwest::Client::new()

@@ -12,6 +12,8 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { after, before } from "node:test";
+
 import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -64,6 +66,22 @@ export async function startDocqa(name, vars = {}) {
       await rm(data, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A docqa server for the tests of the enclosing `describe`: started before
+ * them, stopped after. `vars` may be a function, called at start (for values
+ * known only then, such as a stand-in LLM's address).
+ */
+export function useDocqa(name, vars = {}) {
+  const server = {};
+  before(async () => {
+    Object.assign(server, await startDocqa(name, typeof vars === "function" ? vars() : vars));
+  });
+  after(async () => {
+    await server.stop?.();
+  });
+  return server;
 }
 
 export async function launchBrowser() {

@@ -19,8 +19,8 @@ import {
   openPage,
   overlap,
   screenshot,
-  startDocqa,
   startScriptedLlm,
+  useDocqa,
 } from "./harness.mjs";
 
 const require = createRequire(import.meta.url);
@@ -121,13 +121,7 @@ function onlyThisServer(seen, server) {
 }
 
 describe("the web page, authentication off", () => {
-  let server;
-  before(async () => {
-    server = await startDocqa("open");
-  });
-  after(async () => {
-    await server?.stop();
-  });
+  const server = useDocqa("open");
 
   test("upload a PDF, ask, and see the quote highlighted on its page", async () => {
     const started = performance.now();
@@ -251,13 +245,7 @@ describe("the web page, authentication off", () => {
 });
 
 describe("the web page, formats without boxes", () => {
-  let server;
-  before(async () => {
-    server = await startDocqa("text");
-  });
-  after(async () => {
-    await server?.stop();
-  });
+  const server = useDocqa("text");
 
   test("a file dropped on the page, and its quote marked in the page's text", async () => {
     const { page, seen, context } = await openPage(browser, server.url);
@@ -301,13 +289,7 @@ describe("the web page, formats without boxes", () => {
 });
 
 describe("the web page, images read by OCR", () => {
-  let server;
-  before(async () => {
-    server = await startDocqa("image");
-  });
-  after(async () => {
-    await server?.stop();
-  });
+  const server = useDocqa("image");
 
   test("a scanned page's quote is highlighted on the image", async () => {
     const { page, seen, context } = await openPage(browser, server.url);
@@ -328,16 +310,14 @@ describe("the web page, images read by OCR", () => {
 });
 
 describe("the web page, with an LLM", () => {
-  let server;
   let llm;
   before(async () => {
     llm = await startScriptedLlm({ delayMs: 40 });
-    server = await startDocqa("llm", { LLM_BASE_URL: llm.url, LLM_API_KEY: "sk-test", LLM_MODEL: "scripted" });
   });
   after(async () => {
-    await server?.stop();
     await llm?.stop();
   });
+  const server = useDocqa("llm", () => ({ LLM_BASE_URL: llm.url, LLM_API_KEY: "sk-test", LLM_MODEL: "scripted" }));
 
   test("the generative answer streams in, then its citation opens the highlighted page", async () => {
     const { page, seen, context } = await openPage(browser, server.url);
@@ -372,13 +352,7 @@ describe("the web page, with an LLM", () => {
 });
 
 describe("the web page, authentication on", () => {
-  let server;
-  before(async () => {
-    server = await startDocqa("secured", { DOCQA_AUTH: "required", DOCQA_ADMIN_KEY: OPERATOR_KEY });
-  });
-  after(async () => {
-    await server?.stop();
-  });
+  const server = useDocqa("secured", { DOCQA_AUTH: "required", DOCQA_ADMIN_KEY: OPERATOR_KEY });
 
   test("asks for a key, asks again when one is refused, then works with it", async () => {
     const { page, seen, context } = await openPage(browser, server.url);

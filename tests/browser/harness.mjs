@@ -5,7 +5,7 @@
 
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -18,9 +18,23 @@ import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const ROOT = resolve(here, "../..");
-export const CORPUS = join(process.env.DOCQA_SHARED_DIR || resolve(ROOT, "../shared"), "corpus");
+export const CORPUS = join(sharedDir(), "corpus");
 export const ARTIFACTS = process.env.BROWSER_TEST_ARTIFACTS || join(tmpdir(), "docqa-browser-artifacts");
 const BIN = process.env.BROWSER_TEST_DOCQA_BIN;
+
+/** ../shared as the Rust tests find it: DOCQA_SHARED_DIR, a `shared` beside an ancestor, or /work/shared. */
+function sharedDir() {
+  if (process.env.DOCQA_SHARED_DIR) return process.env.DOCQA_SHARED_DIR;
+  const candidates = [];
+  for (let dir = ROOT; ; dir = dirname(dir)) {
+    candidates.push(join(dir, "shared"));
+    if (dirname(dir) === dir) break;
+  }
+  candidates.push("/work/shared");
+  const found = candidates.find((candidate) => existsSync(join(candidate, "corpus")));
+  if (!found) throw new Error("the shared corpus was not found: set DOCQA_SHARED_DIR to the folder holding corpus/");
+  return found;
+}
 const CHROMIUM = process.env.BROWSER_TEST_CHROMIUM || "/usr/bin/chromium";
 
 async function freePort() {

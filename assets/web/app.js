@@ -6,6 +6,8 @@
 const KEY_STORAGE = "docqa.key";
 const COLLECTION_STORAGE = "docqa.collection";
 const JOB_POLL_MS = 500;
+// Image types a browser draws (a TIFF scan is shown as its text, like other formats).
+const BROWSER_IMAGES = new Set(["image/png", "image/jpeg", "image/webp"]);
 
 const $ = (id) => document.getElementById(id);
 
@@ -512,7 +514,7 @@ async function showEvidence(target, page = target.page) {
     const boxes = (target.boxes || []).filter((box) => box.page === page);
     let shown;
     if (document_.content_type === "application/pdf") shown = await pdfPage(document_, page, boxes, target.page_sizes);
-    else if (document_.content_type.startsWith("image/")) shown = await imagePage(document_, boxes, target.page_sizes);
+    else if (BROWSER_IMAGES.has(document_.content_type)) shown = await imagePage(document_, boxes, target.page_sizes);
     else shown = await textPage(document_, page, page === target.page ? target.quote : null);
     if (ticket !== state.shown) return; // a later click won
     view.replaceChildren(shown);

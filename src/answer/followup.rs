@@ -236,13 +236,7 @@ struct RewriteReply {
 /// The model's rewrite, checked: JSON with one non-empty question, within a
 /// question's length; line breaks become spaces.
 pub fn parse_rewrite(content: &str) -> Result<String, LlmError> {
-    let trimmed = content.trim();
-    let json = trimmed
-        .strip_prefix("```json")
-        .or_else(|| trimmed.strip_prefix("```"))
-        .and_then(|rest| rest.strip_suffix("```"))
-        .unwrap_or(trimmed);
-    let reply: RewriteReply = serde_json::from_str(json).map_err(|e| LlmError::InvalidOutput(e.to_string()))?;
+    let reply: RewriteReply = super::llm::json_reply(content)?;
     let question = reply.question.split_whitespace().collect::<Vec<_>>().join(" ");
     if question.is_empty() {
         return Err(LlmError::InvalidOutput("the rewritten question is empty".into()));

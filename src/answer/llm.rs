@@ -45,6 +45,18 @@ pub enum LlmError {
     Unavailable { failures: u32, retry_in_secs: u64 },
 }
 
+/// A model's JSON reply, read as `T`. Tolerates a Markdown code fence around
+/// the JSON, which some OpenAI-compatible servers add.
+pub fn json_reply<T: serde::de::DeserializeOwned>(content: &str) -> Result<T, LlmError> {
+    let trimmed = content.trim();
+    let json = trimmed
+        .strip_prefix("```json")
+        .or_else(|| trimmed.strip_prefix("```"))
+        .and_then(|rest| rest.strip_suffix("```"))
+        .unwrap_or(trimmed);
+    serde_json::from_str(json).map_err(|e| LlmError::InvalidOutput(e.to_string()))
+}
+
 #[async_trait]
 pub trait LlmClient: Send + Sync {
     /// The model's name, reported with every answer it writes.

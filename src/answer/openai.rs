@@ -218,16 +218,9 @@ fn no_content() -> LlmError {
     LlmError::InvalidOutput("the reply has no message content".into())
 }
 
-/// The model's content as an answer. Tolerates a Markdown code fence around the
-/// JSON, which some OpenAI-compatible servers add.
+/// The model's content as an answer.
 pub fn parse_answer(content: &str) -> Result<LlmAnswer, LlmError> {
-    let trimmed = content.trim();
-    let json = trimmed
-        .strip_prefix("```json")
-        .or_else(|| trimmed.strip_prefix("```"))
-        .and_then(|rest| rest.strip_suffix("```"))
-        .unwrap_or(trimmed);
-    serde_json::from_str(json).map_err(|e| LlmError::InvalidOutput(format!("{e}")))
+    super::llm::json_reply(content)
 }
 
 #[cfg(test)]

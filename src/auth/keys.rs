@@ -202,17 +202,8 @@ mod tests {
 
     fn admin_limited_to(collections: &[&str]) -> Scope {
         let key = ApiKey {
-            id: KeyId::new(),
-            tenant: TenantName::default_tenant(),
-            role: Role::Admin,
-            rights: None,
             collections: Some(collections.iter().map(|c| CollectionName::parse(c).unwrap()).collect()),
-            principals: vec![],
-            name: None,
-            expires_at: None,
-            created_at: Utc::now(),
-            last_used_at: None,
-            revoked_at: None,
+            ..ApiKey::for_test(Role::Admin, None)
         };
         Scope::of_key(&key, vec![])
     }

@@ -237,11 +237,10 @@ pub struct NewApiKey {
     pub hash: String,
 }
 
+/// A key of the default tenant with this role, for unit tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(role: Role, rights: Option<Role>) -> ApiKey {
+impl ApiKey {
+    pub(crate) fn for_test(role: Role, rights: Option<Role>) -> Self {
         ApiKey {
             id: KeyId::new(),
             tenant: TenantName::default_tenant(),
@@ -255,6 +254,15 @@ mod tests {
             last_used_at: None,
             revoked_at: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(role: Role, rights: Option<Role>) -> ApiKey {
+        ApiKey::for_test(role, rights)
     }
 
     #[test]

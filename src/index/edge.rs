@@ -12,12 +12,21 @@
 //! its directory is removed and is never dropped while a thread unwinds
 //! ([`OpenShard`]). Creating, dropping and swapping generations run on a blocking
 //! thread under one lock, to completion even when the caller goes away.
+//!
+//! Edge runs no optimizer of its own: without [`ShardSlot::optimize`] a shard
+//! stays one growing segment, searched point by point, whose deleted points are
+//! never reclaimed. So after writes, and when a shard is loaded, its optimizers
+//! run on a blocking thread (one at a time per shard, as the writer): segments
+//! past Edge's indexing threshold get their HNSW index, small ones are merged,
+//! deleted points vacuumed.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use qdrant_edge::external::ordered_float::OrderedFloat;
@@ -66,6 +75,10 @@ struct ShardSlot {
     generation: u32,
     shard: RwLock<Option<OpenShard>>,
     writer: Mutex<()>,
+    /// Writes since the optimizers last looked at the shard.
+    optimize_wanted: AtomicBool,
+    /// An optimizer task runs for this shard.
+    optimizing: AtomicBool,
 }
 
 impl ShardSlot {
@@ -74,6 +87,8 @@ impl ShardSlot {
             generation,
             shard: RwLock::new(Some(shard)),
             writer: Mutex::new(()),
+            optimize_wanted: AtomicBool::new(false),
+            optimizing: AtomicBool::new(false),
         })
     }
 
@@ -101,6 +116,61 @@ impl ShardSlot {
         shard.flush();
         Ok(())
     }
+
+    /// Runs Edge's optimizers until they have nothing left to do, as the
+    /// writer (Edge's flush must not meet another writer); searches go on
+    /// meanwhile. Whether anything changed.
+    fn optimize(&self) -> Result<bool, IndexError> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = read(&self.shard);
+        let Some(shard) = guard.as_ref() else {
+            return Ok(false);
+        };
+        let optimized = shard.optimize().map_err(op_error)?;
+        if optimized {
+            shard.flush();
+        }
+        Ok(optimized)
+    }
+}
+
+/// Asks for the shard's optimizers to run after a write or a load: on a
+/// blocking thread, one task per shard at a time, which looks again as long
+/// as writes came meanwhile. Without a Tokio runtime (never in the server),
+/// nothing runs.
+fn request_optimize(slot: &Arc<ShardSlot>, collection: &str) {
+    slot.optimize_wanted.store(true, Ordering::Release);
+    if slot.optimizing.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        slot.optimizing.store(false, Ordering::Release);
+        return;
+    };
+    let slot = Arc::clone(slot);
+    let collection = collection.to_string();
+    runtime.spawn_blocking(move || {
+        loop {
+            while slot.optimize_wanted.swap(false, Ordering::AcqRel) {
+                let started = Instant::now();
+                match guarded("optimize", || slot.optimize()) {
+                    Ok(true) => tracing::info!(
+                        collection = %collection,
+                        ms = started.elapsed().as_millis() as u64,
+                        "index optimized"
+                    ),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(collection = %collection, error = %e, "optimizing the index failed"),
+                }
+            }
+            slot.optimizing.store(false, Ordering::Release);
+            // A request between the last look and the store above found the
+            // task still running: take it up unless another task has.
+            if !slot.optimize_wanted.load(Ordering::Acquire) || slot.optimizing.swap(true, Ordering::AcqRel) {
+                break;
+            }
+        }
+    });
 }
 
 /// An open Edge shard that is never dropped in a way that can abort the process.
@@ -255,6 +325,8 @@ impl Edge {
         let shard = guarded("load", || EdgeShard::load(&dir, None).map_err(op_error))?;
         let slot = ShardSlot::new(generation, OpenShard::new(shard));
         shards.live.insert(collection.to_string(), Arc::clone(&slot));
+        // Shards written before the optimizers ran here get their index now.
+        request_optimize(&slot, collection.as_str());
         Ok(slot)
     }
 
@@ -499,9 +571,12 @@ async fn write_to(
     collection: &CollectionName,
 ) -> Result<(), IndexError> {
     let name = collection.to_string();
-    tokio::task::spawn_blocking(move || guarded("write", || slot.write(operations, &name)))
+    let written = Arc::clone(&slot);
+    tokio::task::spawn_blocking(move || guarded("write", || written.write(operations, &name)))
         .await
-        .map_err(task_failed)?
+        .map_err(task_failed)??;
+    request_optimize(&slot, collection.as_str());
+    Ok(())
 }
 
 fn json_path(path: &str) -> Result<JsonPath, IndexError> {
@@ -810,5 +885,121 @@ fn remove_dir(dir: &Path) -> Result<(), IndexError> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(op_error(format!("{}: {e}", dir.display()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::domain::{ChunkId, Metadata};
+    use crate::embed::SparseVector;
+
+    /// Edge indexes a segment past 10,000 KB: 700 vectors of 4,096 floats.
+    const DIMENSION: usize = 4096;
+    const POINTS: u32 = 700;
+
+    fn vector(seed: u32) -> Vec<f32> {
+        (0..DIMENSION)
+            .map(|j| ((seed as f32 + 1.0) * 0.37 + j as f32 * 0.0131).sin())
+            .collect()
+    }
+
+    fn point(document: DocumentId, index: u32) -> ChunkPoint {
+        ChunkPoint {
+            id: ChunkId::for_chunk(document, index),
+            dense: Some(vector(index)),
+            bm25: SparseVector {
+                indices: vec![index],
+                values: vec![1.0],
+            },
+            payload: ChunkPayload {
+                collection: "big".into(),
+                document_id: document,
+                chunk_index: index,
+                page_start: 1,
+                page_end: 1,
+                filename: "big.txt".into(),
+                text: format!("chunk {index}"),
+                page_breaks: Vec::new(),
+                metadata: Metadata::default(),
+                access: Vec::new(),
+                pending: false,
+                layout: None,
+            },
+        }
+    }
+
+    fn nearest_to(seed: u32) -> HybridQuery {
+        HybridQuery {
+            dense: Some(vector(seed)),
+            bm25: SparseVector::default(),
+            filter: Filter::default(),
+            readers: Readers::All,
+            limit: 3,
+            prefetch: 16,
+            fusion: Default::default(),
+            min_dense_score: 0.25,
+        }
+    }
+
+    /// Waits until no optimizer task runs for the collection; its shard's info.
+    async fn settled(index: &EdgeIndex, collection: &CollectionName) -> qdrant_edge::ShardInfo {
+        let slot = index.edge.slot(collection).unwrap();
+        for _ in 0..1200 {
+            if !slot.optimizing.load(Ordering::Acquire) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            !slot.optimizing.load(Ordering::Acquire),
+            "the optimizer still runs after 120 s"
+        );
+        read(&slot.shard).as_ref().unwrap().info()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_shard_past_the_indexing_threshold_gets_its_hnsw_index_and_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let collection = CollectionName::parse("big").unwrap();
+        let document = DocumentId::new();
+        let layout = IndexLayout {
+            dense_dimension: Some(DIMENSION),
+        };
+        let index = EdgeIndex::open(dir.path()).unwrap();
+        index.ensure_collection(&collection, layout).await.unwrap();
+        // A few points: below the threshold, no HNSW index; Edge counts the
+        // sparse (BM25) vectors as indexed, so 10 means only them.
+        index
+            .upsert(&collection, (0..10).map(|i| point(document, i)).collect())
+            .await
+            .unwrap();
+        assert_eq!(settled(&index, &collection).await.indexed_vectors_count, 10);
+
+        for batch in (10..POINTS).collect::<Vec<_>>().chunks(100) {
+            index
+                .upsert(&collection, batch.iter().map(|&i| point(document, i)).collect())
+                .await
+                .unwrap();
+        }
+        let info = settled(&index, &collection).await;
+        assert_eq!(info.points_count, POINTS as usize);
+        // The dense vectors in the HNSW index, and the sparse ones.
+        assert_eq!(info.indexed_vectors_count, 2 * POINTS as usize, "{info:?}");
+        for seed in [0, 345, POINTS - 1] {
+            let found = index.search(&collection, nearest_to(seed)).await.unwrap();
+            assert_eq!(found[0].id, ChunkId::for_chunk(document, seed), "nearest to {seed}");
+        }
+
+        // Loaded again from disk: the index is there, searched the same.
+        drop(index);
+        let index = EdgeIndex::open(dir.path()).unwrap();
+        let info = settled(&index, &collection).await;
+        assert_eq!(info.points_count, POINTS as usize);
+        assert_eq!(info.indexed_vectors_count, 2 * POINTS as usize, "{info:?}");
+        let found = index.search(&collection, nearest_to(345)).await.unwrap();
+        assert_eq!(found[0].id, ChunkId::for_chunk(document, 345));
     }
 }

@@ -99,7 +99,7 @@ ensure_postgres() {
 # because the examples bring the dev-dependencies' features and building the binary
 # alone would rebuild much of the tree without them.
 build_for_bench() {
-    cargo build --release --locked --bin docqa --example extractors --example pipeline >&2
+    cargo build --release --locked --bin docqa --example extractors --example pipeline --example edge_scale >&2
 }
 
 # schemathesis, which checks the running server against its OpenAPI document

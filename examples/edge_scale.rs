@@ -115,16 +115,21 @@ async fn main() {
     let mut document = DocumentId::new();
     let mut batch = Vec::with_capacity(BATCH);
     let mut lap = Instant::now();
+    // How long each batch's upsert took: a write waits while the shard's
+    // writer is busy (an optimizer building an index, say).
+    let mut waits: Vec<f64> = Vec::new();
     for i in 0..points {
         if i % CHUNKS_PER_DOCUMENT == 0 {
             document = DocumentId::new();
         }
         batch.push(point(&mut rng, document, i % CHUNKS_PER_DOCUMENT));
         if batch.len() == BATCH || i + 1 == points {
+            let write = Instant::now();
             index
                 .upsert(&collection, std::mem::take(&mut batch))
                 .await
                 .expect("upsert");
+            waits.push(write.elapsed().as_secs_f64() * 1000.0);
         }
         if (i + 1) % 20_000 == 0 {
             let rate = 20_000.0 / lap.elapsed().as_secs_f64();
@@ -136,10 +141,13 @@ async fn main() {
         }
     }
     let upserted = started.elapsed().as_secs_f64();
+    waits.sort_by(f64::total_cmp);
+    let batch_ms = |q: f64| waits[((waits.len() - 1) as f64 * q) as usize].round();
     println!(
         "{}",
         json!({"step": "upserted", "points": points, "seconds": (upserted * 10.0).round() / 10.0,
-               "points_per_s": (points as f64 / upserted).round()})
+               "points_per_s": (points as f64 / upserted).round(),
+               "batch_ms_p50": batch_ms(0.5), "batch_ms_p99": batch_ms(0.99), "batch_ms_max": batch_ms(1.0)})
     );
 
     // The index as searches find it while it settles (the optimizers, when

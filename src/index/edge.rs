@@ -15,10 +15,13 @@
 //!
 //! Edge runs no optimizer of its own: without [`ShardSlot::optimize`] a shard
 //! stays one growing segment, searched point by point, whose deleted points are
-//! never reclaimed. So after writes, and when a shard is loaded, its optimizers
-//! run on a blocking thread (one at a time per shard, as the writer): segments
-//! past Edge's indexing threshold get their HNSW index, small ones are merged,
-//! deleted points vacuumed.
+//! never reclaimed. So when a shard is loaded, and once its writes go quiet, its
+//! optimizers run on a blocking thread (one at a time per shard, as the
+//! writer): segments past Edge's indexing threshold get their HNSW index, small
+//! ones are merged, deleted points vacuumed. Waiting for the quiet is what keeps
+//! a bulk load fast: run after every batch, the optimizers indexed and merged
+//! the growing segments again and again, holding the writer each time
+//! ([`optimize_wait`]).
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -26,7 +29,7 @@ use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use qdrant_edge::external::ordered_float::OrderedFloat;
@@ -77,8 +80,10 @@ struct ShardSlot {
     writer: Mutex<()>,
     /// Writes since the optimizers last looked at the shard.
     optimize_wanted: AtomicBool,
-    /// An optimizer task runs for this shard.
+    /// An optimizer task runs (or waits for the writes to go quiet) for this shard.
     optimizing: AtomicBool,
+    /// When the last write to the shard ended.
+    last_write: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl ShardSlot {
@@ -89,6 +94,7 @@ impl ShardSlot {
             writer: Mutex::new(()),
             optimize_wanted: AtomicBool::new(false),
             optimizing: AtomicBool::new(false),
+            last_write: Mutex::new(None),
         })
     }
 
@@ -132,12 +138,43 @@ impl ShardSlot {
         }
         Ok(optimized)
     }
+
+    fn wants_optimizing(&self) -> bool {
+        self.optimize_wanted.load(Ordering::Acquire)
+    }
+
+    fn last_write(&self) -> Option<tokio::time::Instant> {
+        *self.last_write.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn written(&self) {
+        *self.last_write.lock().unwrap_or_else(|p| p.into_inner()) = Some(tokio::time::Instant::now());
+    }
 }
 
-/// Asks for the shard's optimizers to run after a write or a load: on a
-/// blocking thread, one task per shard at a time, which looks again as long
-/// as writes came meanwhile. Without a Tokio runtime (never in the server),
-/// nothing runs.
+/// How long a shard's writes must have been quiet before its optimizers run:
+/// the batches of one upload, or of a bulk load, come closer together.
+const WRITES_QUIET_FOR: Duration = Duration::from_secs(2);
+/// The longest the optimizers wait for the quiet: a shard written to without a
+/// pause still gets its index.
+const OPTIMIZE_WITHIN: Duration = Duration::from_secs(60);
+
+/// How much longer the optimizers wait, given when the last write ended and
+/// when they began to wait; `None`: run now.
+fn optimize_wait(
+    last_write: Option<tokio::time::Instant>,
+    waiting_since: tokio::time::Instant,
+    now: tokio::time::Instant,
+) -> Option<Duration> {
+    let quiet = WRITES_QUIET_FOR.checked_sub(now.saturating_duration_since(last_write?))?;
+    let deadline = OPTIMIZE_WITHIN.checked_sub(now.saturating_duration_since(waiting_since))?;
+    Some(quiet.min(deadline)).filter(|wait| !wait.is_zero())
+}
+
+/// Asks for the shard's optimizers to run, after a write or a load: once the
+/// writes have gone quiet, on a blocking thread, one task per shard at a time,
+/// which looks again as long as writes came meanwhile. Without a Tokio runtime
+/// (never in the server), nothing runs.
 fn request_optimize(slot: &Arc<ShardSlot>, collection: &str) {
     slot.optimize_wanted.store(true, Ordering::Release);
     if slot.optimizing.swap(true, Ordering::AcqRel) {
@@ -147,13 +184,35 @@ fn request_optimize(slot: &Arc<ShardSlot>, collection: &str) {
         slot.optimizing.store(false, Ordering::Release);
         return;
     };
-    let slot = Arc::clone(slot);
+    // Weak while it waits: a shard nobody else holds any more (its index
+    // dropped, the server stopping) is closed now, not once the wait is over.
+    let slot = Arc::downgrade(slot);
     let collection = collection.to_string();
-    runtime.spawn_blocking(move || {
+    // An async task while it waits, so that a runtime shutting down does not
+    // wait for it.
+    runtime.spawn(async move {
         loop {
-            while slot.optimize_wanted.swap(false, Ordering::AcqRel) {
+            while slot.upgrade().is_some_and(|slot| slot.wants_optimizing()) {
+                let waiting_since = tokio::time::Instant::now();
+                loop {
+                    let Some(last_write) = slot.upgrade().map(|slot| slot.last_write()) else {
+                        return;
+                    };
+                    match optimize_wait(last_write, waiting_since, tokio::time::Instant::now()) {
+                        Some(wait) => tokio::time::sleep(wait).await,
+                        None => break,
+                    }
+                }
+                let Some(optimizing) = slot.upgrade() else {
+                    return;
+                };
+                optimizing.optimize_wanted.store(false, Ordering::Release);
                 let started = Instant::now();
-                match guarded("optimize", || slot.optimize()) {
+                let optimized = tokio::task::spawn_blocking(move || guarded("optimize", || optimizing.optimize()))
+                    .await
+                    .map_err(task_failed)
+                    .and_then(|result| result);
+                match optimized {
                     Ok(true) => tracing::info!(
                         collection = %collection,
                         ms = started.elapsed().as_millis() as u64,
@@ -163,6 +222,9 @@ fn request_optimize(slot: &Arc<ShardSlot>, collection: &str) {
                     Err(e) => tracing::warn!(collection = %collection, error = %e, "optimizing the index failed"),
                 }
             }
+            let Some(slot) = slot.upgrade() else {
+                return;
+            };
             slot.optimizing.store(false, Ordering::Release);
             // A request between the last look and the store above found the
             // task still running: take it up unless another task has.
@@ -575,6 +637,7 @@ async fn write_to(
     tokio::task::spawn_blocking(move || guarded("write", || written.write(operations, &name)))
         .await
         .map_err(task_failed)??;
+    slot.written();
     request_optimize(&slot, collection.as_str());
     Ok(())
 }
@@ -890,11 +953,32 @@ fn remove_dir(dir: &Path) -> Result<(), IndexError> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::domain::{ChunkId, Metadata};
     use crate::embed::SparseVector;
+
+    #[test]
+    fn the_optimizers_wait_for_the_writes_to_go_quiet_but_not_forever() {
+        let start = tokio::time::Instant::now();
+        let second = Duration::from_secs(1);
+        // Loaded, never written: now.
+        assert_eq!(optimize_wait(None, start, start), None);
+        // Just written: the whole quiet period.
+        assert_eq!(optimize_wait(Some(start), start, start), Some(WRITES_QUIET_FOR));
+        // Written a second ago: the rest of it.
+        assert_eq!(
+            optimize_wait(Some(start), start, start + second),
+            Some(WRITES_QUIET_FOR - second)
+        );
+        // Quiet long enough: now.
+        assert_eq!(optimize_wait(Some(start), start, start + WRITES_QUIET_FOR), None);
+        // Written without a pause: the deadline wins when it comes first...
+        let late = start + OPTIMIZE_WITHIN - second;
+        assert_eq!(optimize_wait(Some(late), start, late), Some(second));
+        // ...and once it has passed, now, however recent the last write.
+        let past = start + OPTIMIZE_WITHIN;
+        assert_eq!(optimize_wait(Some(past), start, past), None);
+    }
 
     /// Edge indexes a segment past 10,000 KB: 700 vectors of 4,096 floats.
     const DIMENSION: usize = 4096;

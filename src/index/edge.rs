@@ -222,13 +222,13 @@ fn request_optimize(slot: &Arc<ShardSlot>, collection: &str) {
                     Err(e) => tracing::warn!(collection = %collection, error = %e, "optimizing the index failed"),
                 }
             }
-            let Some(slot) = slot.upgrade() else {
+            let Some(held) = slot.upgrade() else {
                 return;
             };
-            slot.optimizing.store(false, Ordering::Release);
+            held.optimizing.store(false, Ordering::Release);
             // A request between the last look and the store above found the
             // task still running: take it up unless another task has.
-            if !slot.optimize_wanted.load(Ordering::Acquire) || slot.optimizing.swap(true, Ordering::AcqRel) {
+            if !held.wants_optimizing() || held.optimizing.swap(true, Ordering::AcqRel) {
                 break;
             }
         }

@@ -188,9 +188,13 @@ fn request_optimize(slot: &Arc<ShardSlot>, collection: &str) {
     // dropped, the server stopping) is closed now, not once the wait is over.
     let slot = Arc::downgrade(slot);
     let collection = collection.to_string();
+    // Made out here, so that it also clears the flag for a task dropped before
+    // it first ran.
+    let abandoned = Abandoned(Some(slot.clone()));
     // An async task while it waits, so that a runtime shutting down does not
     // wait for it.
     runtime.spawn(async move {
+        let mut abandoned = abandoned;
         loop {
             while slot.upgrade().is_some_and(|slot| slot.wants_optimizing()) {
                 let waiting_since = tokio::time::Instant::now();
@@ -229,10 +233,24 @@ fn request_optimize(slot: &Arc<ShardSlot>, collection: &str) {
             // A request between the last look and the store above found the
             // task still running: take it up unless another task has.
             if !held.wants_optimizing() || held.optimizing.swap(true, Ordering::AcqRel) {
+                abandoned.0 = None;
                 break;
             }
         }
     });
+}
+
+/// Clears a slot's `optimizing` when its optimizer task is dropped unfinished
+/// (the runtime it ran on shut down while the slot lives on), so that the next
+/// write starts another.
+struct Abandoned(Option<std::sync::Weak<ShardSlot>>);
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if let Some(slot) = self.0.take().and_then(|slot| slot.upgrade()) {
+            slot.optimizing.store(false, Ordering::Release);
+        }
+    }
 }
 
 /// An open Edge shard that is never dropped in a way that can abort the process.
@@ -1042,6 +1060,45 @@ mod tests {
             "the optimizer still runs after 120 s"
         );
         read(&slot.shard).as_ref().unwrap().info()
+    }
+
+    #[test]
+    fn an_optimizer_task_dropped_with_its_runtime_lets_the_next_write_start_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let collection = CollectionName::parse("dropped").unwrap();
+        let layout = IndexLayout {
+            dense_dimension: Some(DIMENSION),
+        };
+        let index = EdgeIndex::open(dir.path()).unwrap();
+        let setup = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        setup.block_on(index.ensure_collection(&collection, layout)).unwrap();
+        let slot = index.edge.slot(&collection).unwrap();
+        drop(setup);
+
+        // A runtime that never runs the task it is handed: it is dropped first.
+        let short_lived = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        short_lived.block_on(async { request_optimize(&slot, collection.as_str()) });
+        assert!(slot.optimizing.load(Ordering::Acquire), "a task was started");
+        drop(short_lived);
+        assert!(!slot.optimizing.load(Ordering::Acquire), "the dropped task let go");
+
+        // The next write's request starts a task that runs.
+        let next = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        next.block_on(async {
+            request_optimize(&slot, collection.as_str());
+            assert!(slot.optimizing.load(Ordering::Acquire));
+            settled(&index, &collection).await;
+        });
+        assert!(!slot.wants_optimizing());
     }
 
     #[tokio::test(flavor = "multi_thread")]

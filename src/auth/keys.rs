@@ -38,15 +38,16 @@ pub enum KeysError {
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// The tenant it belongs to; default: the caller's.
-    #[schema(value_type = Option<String>, example = "default")]
+    #[schema(value_type = Option<crate::domain::TenantName>)]
     pub tenant: Option<String>,
     pub role: Role,
     /// For a `service` key: `reader` (default) or `writer`.
     pub rights: Option<Role>,
     /// The collections it may use; absent: all of its tenant.
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Option<Vec<crate::domain::CollectionName>>)]
     pub collections: Option<Vec<String>>,
     /// Principals every request with it acts as: `user:<id>`, `group:<id>`.
+    #[schema(value_type = Option<Vec<crate::domain::Principal>>)]
     pub principals: Option<Vec<String>>,
     pub expires_at: Option<DateTime<Utc>>,
     pub name: Option<String>,

@@ -90,6 +90,14 @@ pub enum Role {
 
 text_enum!(Role, "role", { Reader => "reader", Writer => "writer", Admin => "admin", Service => "service" });
 
+/// A principal as the API documents it: `user:<id>` or `group:<id>`, at most
+/// 256 characters, no spaces or commas (the rule itself is
+/// `crate::auth::parse_principal`). Only a schema: requests carry principals as
+/// strings, checked where they are used.
+#[derive(ToSchema)]
+#[schema(value_type = String, pattern = "^(user|group):[^\\s,]+$", example = "group:legal")]
+pub struct Principal(#[allow(dead_code)] String);
+
 /// What a request may do, each level including the ones below it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Access {

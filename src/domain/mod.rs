@@ -40,8 +40,8 @@ mod layout;
 mod webhook;
 
 pub use access::{
-    Access, ApiKey, DEFAULT_TENANT, InvalidTenantName, NewApiKey, QuotaExceeded, Readers, Role, Tenant, TenantName,
-    TenantQuota, TenantUsage,
+    Access, ApiKey, DEFAULT_TENANT, InvalidTenantName, NewApiKey, Principal, QuotaExceeded, Readers, Role, Tenant,
+    TenantName, TenantQuota, TenantUsage,
 };
 pub use answer::{Answer, AnswerMode, Citation, SearchHit, Timings};
 pub use audit::{AuditEntry, AuditQuery};

@@ -46,7 +46,7 @@ pub async fn list(caller: Authorized<Read>, collections: web::Data<Collections>)
 /// Show a collection.
 #[utoipa::path(
     get, path = "/v1/collections/{collection}", operation_id = "get_collection", tag = "collections",
-    params(("collection" = String, Path)),
+    params(("collection" = crate::domain::CollectionName, Path)),
     responses((status = 200, body = CollectionView))
 )]
 pub async fn get(target: InCollection<Read>, collections: web::Data<Collections>) -> Result<HttpResponse, AppError> {
@@ -56,7 +56,7 @@ pub async fn get(target: InCollection<Read>, collections: web::Data<Collections>
 /// Delete a collection with its documents and vectors.
 #[utoipa::path(
     delete, path = "/v1/collections/{collection}", operation_id = "delete_collection", tag = "collections",
-    params(("collection" = String, Path)),
+    params(("collection" = crate::domain::CollectionName, Path)),
     responses(
         (status = 204, description = "Deleted"),
         (status = 409, description = "`default` cannot be deleted", body = Problem, content_type = "application/problem+json"),
@@ -79,9 +79,12 @@ pub async fn delete(
 /// that job.
 #[utoipa::path(
     post, path = "/v1/collections/{collection}/reindex", operation_id = "reindex_collection", tag = "collections",
-    params(("collection" = String, Path)),
+    params(("collection" = crate::domain::CollectionName, Path)),
     responses(
-        (status = 202, description = "Queued (or already queued)", body = Job),
+        (status = 202, description = "Queued (or already queued)", body = Job, links(
+            ("job" = (operation_id = "get_job", parameters(("job_id" = "$response.body#/id")))),
+            ("retry" = (operation_id = "retry_job", parameters(("job_id" = "$response.body#/id")))),
+        )),
         (status = 409, description = "The server runs without an embedding model", body = Problem, content_type = "application/problem+json"),
     )
 )]

@@ -41,7 +41,7 @@ impl ConversationView {
 #[utoipa::path(
     post, path = "/v1/collections/{collection}/conversations", operation_id = "create_conversation",
     tag = "conversations",
-    params(("collection" = String, Path)),
+    params(("collection" = crate::domain::CollectionName, Path)),
     responses(
         (status = 201, body = ConversationView),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -60,7 +60,7 @@ pub async fn create(
 /// A conversation with its questions and answers.
 #[utoipa::path(
     get, path = "/v1/conversations/{conversation_id}", operation_id = "get_conversation", tag = "conversations",
-    params(("conversation_id" = String, Path)),
+    params(("conversation_id" = crate::domain::ConversationId, Path)),
     responses(
         (status = 200, body = ConversationView),
         (status = 404, description = "No such conversation, or another caller's", body = Problem, content_type = "application/problem+json"),
@@ -79,7 +79,7 @@ pub async fn get(
 #[utoipa::path(
     delete, path = "/v1/conversations/{conversation_id}", operation_id = "delete_conversation",
     tag = "conversations",
-    params(("conversation_id" = String, Path)),
+    params(("conversation_id" = crate::domain::ConversationId, Path)),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -101,7 +101,7 @@ pub async fn delete(
 #[utoipa::path(
     post, path = "/v1/conversations/{conversation_id}/messages", operation_id = "ask_in_conversation",
     tag = "conversations",
-    params(("conversation_id" = String, Path)),
+    params(("conversation_id" = crate::domain::ConversationId, Path)),
     request_body = MessageRequest,
     responses(
         (status = 200, description = "The answer, with the question it was retrieved with (`retrieval_query`)", content(

@@ -25,8 +25,10 @@ pub struct UploadParams {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct UploadForm {
-    /// One or more files: PDF, HTML, plain text or Markdown, recognised by content.
-    #[schema(value_type = Vec<String>, format = Binary)]
+    /// One or more files, recognised by content: PDF, Word, PowerPoint, Excel
+    /// (also the older binary formats), OpenDocument, CSV, HTML, images (OCR),
+    /// plain text or Markdown.
+    #[schema(value_type = Vec<String>, format = Binary, example = json!(["The warranty lasts two years."]))]
     file: Vec<Vec<u8>>,
     /// A JSON object stored with every document of the request, to filter on.
     #[schema(example = "{\"team\": \"legal\"}")]
@@ -50,12 +52,13 @@ pub struct DocumentList {
 
 /// Upload one or more files.
 ///
-/// Multipart form with one or more `file` parts (PDF, plain text, Markdown;
-/// recognised by content) and an optional `metadata` part holding a JSON object.
+/// Multipart form with one or more `file` parts (office documents, PDFs,
+/// images, text; recognised by content), an optional `metadata` part holding a
+/// JSON object and an optional `access` part holding the readers' principals.
 /// Also `POST /v1/documents` for the `default` collection.
 #[utoipa::path(
     post, path = "/v1/collections/{collection}/documents", operation_id = "upload_documents", tag = "documents",
-    params(("collection" = String, Path), UploadParams),
+    params(("collection" = crate::domain::CollectionName, Path), UploadParams),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
         (status = 202, description = "Accepted; processing in the background", body = UploadResponse, links(
@@ -67,6 +70,15 @@ pub struct DocumentList {
             ("delete" = (operation_id = "delete_document", parameters(
                 ("collection" = "$request.path.collection"),
                 ("document_id" = "$response.body#/documents/0/id"),
+            ))),
+            ("update" = (operation_id = "update_document", parameters(
+                ("collection" = "$request.path.collection"),
+                ("document_id" = "$response.body#/documents/0/id"),
+            ))),
+            ("first_page" = (operation_id = "get_page", parameters(
+                ("collection" = "$request.path.collection"),
+                ("document_id" = "$response.body#/documents/0/id"),
+                ("page" = 1),
             ))),
         )),
         (status = 200, description = "With `wait=true`: the final status of every document", body = UploadResponse),
@@ -127,7 +139,7 @@ fn declared_length(request: &HttpRequest) -> Option<u64> {
 /// List documents, oldest first.
 #[utoipa::path(
     get, path = "/v1/collections/{collection}/documents", operation_id = "list_documents", tag = "documents",
-    params(("collection" = String, Path), ListDocuments),
+    params(("collection" = crate::domain::CollectionName, Path), ListDocuments),
     responses(
         (status = 200, body = DocumentList),
         (status = 422, description = "Bad limit, cursor or status", body = Problem, content_type = "application/problem+json"),
@@ -150,7 +162,7 @@ pub async fn list(
 /// One document and its processing status.
 #[utoipa::path(
     get, path = "/v1/collections/{collection}/documents/{document_id}", operation_id = "get_document", tag = "documents",
-    params(("collection" = String, Path), ("document_id" = String, Path)),
+    params(("collection" = crate::domain::CollectionName, Path), ("document_id" = crate::domain::DocumentId, Path)),
     responses(
         (status = 200, body = Document),
     )
@@ -167,7 +179,7 @@ pub async fn get(
 #[utoipa::path(
     get, path = "/v1/collections/{collection}/documents/{document_id}/pages/{page}", operation_id = "get_page",
     tag = "documents",
-    params(("collection" = String, Path), ("document_id" = String, Path), ("page" = u32, Path, minimum = 1)),
+    params(("collection" = crate::domain::CollectionName, Path), ("document_id" = crate::domain::DocumentId, Path), ("page" = u32, Path, minimum = 1)),
     responses(
         (status = 200, body = PageText),
         (status = 409, description = "The document is not ready", body = Problem, content_type = "application/problem+json"),
@@ -193,7 +205,7 @@ pub async fn page(
 #[utoipa::path(
     get, path = "/v1/collections/{collection}/documents/{document_id}/file", operation_id = "get_document_file",
     tag = "documents",
-    params(("collection" = String, Path), ("document_id" = String, Path)),
+    params(("collection" = crate::domain::CollectionName, Path), ("document_id" = crate::domain::DocumentId, Path)),
     responses(
         (status = 200, description = "The file, in the type it was recognised as (`Content-Type`)", content(
             (Vec<u8> = "*/*"),
@@ -219,7 +231,7 @@ pub async fn file(
 /// Delete a document; its vectors are gone before its row is.
 #[utoipa::path(
     delete, path = "/v1/collections/{collection}/documents/{document_id}", operation_id = "delete_document", tag = "documents",
-    params(("collection" = String, Path), ("document_id" = String, Path)),
+    params(("collection" = crate::domain::CollectionName, Path), ("document_id" = crate::domain::DocumentId, Path)),
     responses(
         (status = 204, description = "Deleted"),
     )
@@ -239,7 +251,7 @@ pub async fn delete(
 /// effect for the next search.
 #[utoipa::path(
     patch, path = "/v1/collections/{collection}/documents/{document_id}", operation_id = "update_document", tag = "documents",
-    params(("collection" = String, Path), ("document_id" = String, Path)),
+    params(("collection" = crate::domain::CollectionName, Path), ("document_id" = crate::domain::DocumentId, Path)),
     request_body = UpdateDocument,
     responses(
         (status = 200, body = Document),

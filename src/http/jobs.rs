@@ -12,7 +12,7 @@ use crate::service::documents::Documents;
 /// An ingestion job: status and progress per stage.
 #[utoipa::path(
     get, path = "/v1/jobs/{job_id}", operation_id = "get_job", tag = "documents",
-    params(("job_id" = String, Path)),
+    params(("job_id" = crate::domain::JobId, Path)),
     responses((status = 200, body = Job))
 )]
 pub async fn get(
@@ -26,7 +26,7 @@ pub async fn get(
 /// Queue a failed job again (its document is processed anew).
 #[utoipa::path(
     post, path = "/v1/jobs/{job_id}/retry", operation_id = "retry_job", tag = "documents",
-    params(("job_id" = String, Path)),
+    params(("job_id" = crate::domain::JobId, Path)),
     responses(
         (status = 202, description = "Queued again", body = Job),
         (status = 409, description = "The job has not failed", body = Problem, content_type = "application/problem+json"),

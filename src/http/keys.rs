@@ -52,7 +52,7 @@ pub async fn list(caller: Authorized<Manage>, keys: web::Data<Keys>) -> Result<H
 /// Revoke a key, in effect for the next request.
 #[utoipa::path(
     delete, path = "/v1/keys/{key_id}", operation_id = "revoke_key", tag = "keys",
-    params(("key_id" = String, Path)),
+    params(("key_id" = crate::domain::KeyId, Path)),
     responses((status = 204, description = "Revoked")),
 )]
 pub async fn revoke(

@@ -204,7 +204,7 @@ pub async fn list_models(
 /// One collection as a model.
 #[utoipa::path(
     get, path = "/v1/models/{model}", operation_id = "get_model", tag = "openai",
-    params(("model" = String, Path)),
+    params(("model" = crate::domain::CollectionName, Path)),
     responses((status = 200, body = Model))
 )]
 pub async fn get_model(
@@ -233,15 +233,17 @@ fn model(name: &str, created: i64) -> Model {
 /// max_tokens, …) are accepted and ignored: the answer is docqa's.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct ChatCompletionRequest {
-    /// The collection to answer from.
-    #[schema(example = "default")]
+    /// The collection to answer from (a name no collection can have is not found).
+    #[schema(example = "default", pattern = "^[a-z0-9_-]{1,64}$")]
     pub model: String,
     /// The conversation; the last message must be the user's question.
+    #[schema(min_items = 1)]
     pub messages: Vec<ChatMessage>,
     #[serde(default)]
     pub stream: bool,
     pub stream_options: Option<StreamOptions>,
     /// docqa: chunks to answer from (1 to 50).
+    #[schema(minimum = 1, maximum = 50)]
     pub top_k: Option<usize>,
     /// docqa: which documents to answer from.
     pub filter: Option<Filter>,
@@ -258,22 +260,24 @@ pub struct StreamOptions {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct ChatMessage {
     /// `user`, `assistant`; `system`, `developer` and `tool` messages are skipped.
+    #[schema(pattern = "^(user|assistant|system|developer|tool)$", example = "user")]
     pub role: String,
-    #[schema(value_type = Object)]
     pub content: Option<MessageContent>,
 }
 
 /// A message's content: text, or parts of which the text ones count.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum MessageContent {
     Text(String),
     Parts(Vec<ContentPart>),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// One part of a message's content: `text` parts count, others (images…) are skipped.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct ContentPart {
     #[serde(rename = "type")]
+    #[schema(example = "text")]
     pub kind: String,
     pub text: Option<String>,
 }

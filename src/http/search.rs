@@ -32,7 +32,7 @@ pub struct SearchResponse {
 /// Ranked chunks for a query, no LLM. Also `POST /v1/search` on `default`.
 #[utoipa::path(
     post, path = "/v1/collections/{collection}/search", operation_id = "search", tag = "search",
-    params(("collection" = String, Path)),
+    params(("collection" = crate::domain::CollectionName, Path)),
     request_body = SearchRequest,
     responses(
         (status = 200, body = SearchResponse),
@@ -64,7 +64,7 @@ pub async fn search(
 /// `error` (a problem). Comment lines keep an idle stream alive.
 #[utoipa::path(
     post, path = "/v1/collections/{collection}/query", operation_id = "query", tag = "search",
-    params(("collection" = String, Path)),
+    params(("collection" = crate::domain::CollectionName, Path)),
     request_body = QueryRequest,
     responses(
         (status = 200, description = "The answer; server-sent events when streamed", content(

@@ -27,7 +27,10 @@ pub struct DeliveryList {
     post, path = "/v1/webhooks", operation_id = "create_webhook", tag = "webhooks",
     request_body = CreateWebhook,
     responses(
-        (status = 201, body = CreatedWebhook),
+        (status = 201, body = CreatedWebhook, links(
+            ("deliveries" = (operation_id = "list_deliveries", parameters(("webhook_id" = "$response.body#/id")))),
+            ("delete" = (operation_id = "delete_webhook", parameters(("webhook_id" = "$response.body#/id")))),
+        )),
         (status = 422, description = "A URL that is not http(s), does not resolve, or points into the server's network; no events", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -53,7 +56,7 @@ pub async fn list(caller: Authorized<Manage>, webhooks: web::Data<Webhooks>) -> 
 /// Delete a webhook with its deliveries.
 #[utoipa::path(
     delete, path = "/v1/webhooks/{webhook_id}", operation_id = "delete_webhook", tag = "webhooks",
-    params(("webhook_id" = String, Path)),
+    params(("webhook_id" = crate::domain::WebhookId, Path)),
     responses((status = 204, description = "Deleted"))
 )]
 pub async fn delete(
@@ -68,7 +71,7 @@ pub async fn delete(
 /// A webhook's deliveries: each event, its attempts, the endpoint's last answer.
 #[utoipa::path(
     get, path = "/v1/webhooks/{webhook_id}/deliveries", operation_id = "list_deliveries", tag = "webhooks",
-    params(("webhook_id" = String, Path)),
+    params(("webhook_id" = crate::domain::WebhookId, Path)),
     responses((status = 200, body = DeliveryList))
 )]
 pub async fn deliveries(

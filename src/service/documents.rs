@@ -49,8 +49,10 @@ pub fn parse_access(principals: &[String]) -> Result<Vec<String>, String> {
 /// `PATCH …/documents/{id}`: what to change; what is absent stays.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct UpdateDocument {
     /// Principals who may read it (`user:<id>`, `group:<id>`); `[]`: everyone of the tenant.
+    #[schema(value_type = Option<Vec<crate::domain::Principal>>)]
     pub access: Option<Vec<String>>,
     /// Replaces its metadata (a JSON object).
     #[schema(value_type = Option<Object>)]

@@ -40,11 +40,13 @@ pub enum WebhooksError {
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
     /// Where the events are posted (http or https).
-    #[schema(example = "https://hooks.example.com/docqa")]
+    #[schema(example = "https://hooks.example.com/docqa", pattern = "^https?://[^/?#\\s]+")]
     pub url: String,
     /// At least one of `document.ready`, `document.failed`, `reindex.done`.
+    #[schema(min_items = 1)]
     pub events: Vec<WebhookEvent>,
     /// Signs each delivery (HMAC-SHA256); made for you when absent. 16 to 256 characters.
+    #[schema(min_length = 16, max_length = 256)]
     pub secret: Option<String>,
 }
 

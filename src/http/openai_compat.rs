@@ -25,8 +25,9 @@ use utoipa::ToSchema;
 
 use super::auth::{Authorized, Read, collection_in_scope, note_query_text};
 use super::problem::AppError;
-use crate::answer::{AnswerEvent, AnswerEventStream, Answerer, Exchange, QueryRequest};
+use crate::answer::{AnswerEvent, AnswerEventStream, Answerer};
 use crate::domain::{Answer, AnswerMode, Citation, Filter};
+use crate::service::chat::{ChatRequest, ChatTurn};
 use crate::service::collections::Collections;
 
 /// How often an idle stream says it is alive (a comment line, which OpenAI
@@ -372,32 +373,21 @@ pub async fn chat_completions(
 ) -> Result<HttpResponse, AppError> {
     let request = body.into_inner();
     let collection = collection_in_scope(&caller.scope, &request.model)?;
-    let texts: Vec<(String, String)> = request
-        .messages
-        .iter()
-        .filter(|m| matches!(m.role.as_str(), "user" | "assistant"))
-        .map(|m| (m.role.clone(), m.text()))
-        .collect();
-    let Some((last_role, question)) = texts.last().cloned() else {
-        return Err(AppError::InvalidRequest("messages: no user message to answer".into()));
-    };
-    if last_role != "user" {
-        return Err(AppError::InvalidRequest(
-            "messages: the last message must be the user's question".into(),
-        ));
-    }
-    note_query_text(&http, &question);
-    let history = exchanges(&answerer, &texts[..texts.len() - 1]);
-    let prompt_tokens = texts.iter().map(|(_, text)| answerer.count_tokens(text)).sum();
-    let query = QueryRequest {
-        question: question.clone(),
+    let chat = ChatRequest {
+        messages: request.messages.iter().map(|m| (m.role.clone(), m.text())).collect(),
         top_k: request.top_k,
         filter: request.filter,
         mode: request.mode.unwrap_or_default(),
         stream: request.stream,
     };
+    let ChatTurn {
+        query,
+        history,
+        prompt_tokens,
+    } = ChatTurn::read(&answerer, chat)?;
+    note_query_text(&http, &query.question);
     answerer.check(&query)?;
-    let rewritten = answerer.rewrite(&history, &question, query.mode).await;
+    let rewritten = answerer.rewrite(&history, &query.question, query.mode).await;
     let readers = caller.scope.readers();
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = chrono::Utc::now().timestamp();
@@ -452,29 +442,6 @@ fn message(answer: Answer) -> AssistantMessage {
         citations: answer.citations,
         grounded: answer.grounded,
     }
-}
-
-/// The earlier messages as exchanges: each user message with the assistant's
-/// reply after it (if any); their retrieval queries by rule, one from the other.
-fn exchanges(answerer: &Answerer, earlier: &[(String, String)]) -> Vec<Exchange> {
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    for (role, text) in earlier {
-        match (role.as_str(), pairs.last_mut()) {
-            ("assistant", Some((_, answer))) if answer.is_empty() => *answer = text.clone(),
-            ("assistant", _) => {}
-            _ => pairs.push((text.clone(), String::new())),
-        }
-    }
-    let queries = answerer.follow_ups().rule_chain(pairs.iter().map(|(q, _)| q.as_str()));
-    pairs
-        .into_iter()
-        .zip(queries)
-        .map(|((question, answer), retrieval_query)| Exchange {
-            question,
-            retrieval_query,
-            answer,
-        })
-        .collect()
 }
 
 fn heartbeat() -> tokio::time::Interval {

@@ -20,6 +20,7 @@ use crate::embed::EmbedError;
 use crate::index::IndexError;
 use crate::ingest::{AcceptError, UploadedDocument};
 use crate::retrieve::RetrieveError;
+use crate::service::chat::ChatError;
 use crate::service::collections::CollectionsError;
 use crate::service::conversations::ConversationsError;
 use crate::service::documents::DocumentsError;
@@ -85,6 +86,8 @@ pub enum AppError {
     Conversations(#[from] ConversationsError),
     #[error(transparent)]
     Webhooks(#[from] WebhooksError),
+    #[error(transparent)]
+    Chat(#[from] ChatError),
 }
 
 /// How an error shows over HTTP.
@@ -300,6 +303,8 @@ impl AppError {
                 WebhooksError::Random(_) => INTERNAL,
                 WebhooksError::Catalog(e) => catalog(e),
             },
+            // Both are requests that hold no question to answer.
+            Self::Chat(ChatError::NoQuestion | ChatError::LastNotUser) => INVALID,
             Self::Auth(e) => auth(e),
             Self::Tenants(e) => match e {
                 TenantsError::Exists(_) => class(S::CONFLICT, "/problems/tenant-exists", "Tenant exists"),

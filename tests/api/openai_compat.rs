@@ -52,7 +52,7 @@ async fn the_openai_sdk_lists_collections_and_gets_cited_completions() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "the openai client failed:\n{stdout}\n{stderr}");
     // Every check ran (the script ends at the first that fails).
-    assert_eq!(stdout.lines().filter(|l| l.starts_with("ok ")).count(), 7, "{stdout}");
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("ok ")).count(), 8, "{stdout}");
     // The follow-up was rewritten by the LLM from the conversation sent.
     let rewrites = llm.rewrite_prompts();
     assert_eq!(rewrites.len(), 1, "{rewrites:?}");

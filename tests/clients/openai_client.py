@@ -125,3 +125,10 @@ try:
 except openai.UnprocessableEntityError as e:
     check(e.type == "invalid_request_error", e.body)
 print("ok last message not the user's: 422")
+
+try:
+    ask([{"role": "system", "content": "You are helpful."}])
+    check(False, "a chat without a user message answered")
+except openai.UnprocessableEntityError as e:
+    check(e.type == "invalid_request_error" and "no user message" in str(e.body), e.body)
+print("ok no user message: 422")

@@ -189,6 +189,66 @@ mod tests {
         assert!(ids.contains(links["document"]["operationId"].as_str().unwrap()));
     }
 
+    /// Each link names an existing operation and fills all of its path
+    /// parameters, so that a client (or schemathesis's stateful phase) can follow it.
+    #[test]
+    fn every_link_fills_the_path_parameters_of_the_operation_it_names() {
+        let document = document();
+        let mut operations = std::collections::HashMap::new();
+        for item in document["paths"].as_object().unwrap().values() {
+            for operation in item.as_object().unwrap().values() {
+                operations.insert(operation["operationId"].as_str().unwrap().to_string(), operation);
+            }
+        }
+        let mut links = 0;
+        for operation in operations.values() {
+            for response in operation["responses"].as_object().unwrap().values() {
+                let Some(named) = response.get("links").and_then(|l| l.as_object()) else {
+                    continue;
+                };
+                for (name, link) in named {
+                    links += 1;
+                    let target = link["operationId"].as_str().unwrap();
+                    let target = operations
+                        .get(target)
+                        .unwrap_or_else(|| panic!("link {name}: no {target}"));
+                    let parameters = link["parameters"].as_object().unwrap();
+                    for parameter in target["parameters"].as_array().into_iter().flatten() {
+                        if parameter["in"] == "path" {
+                            let wanted = parameter["name"].as_str().unwrap();
+                            assert!(parameters.contains_key(wanted), "link {name} leaves out {wanted}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(links >= 8, "{links} links");
+    }
+
+    /// A path's ids and names are declared as what the server parses (a uuid, a
+    /// collection name), not as any string.
+    #[test]
+    fn path_ids_and_names_have_their_type() {
+        let document = document();
+        let schemas = &document["components"]["schemas"];
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                    let name = parameter["name"].as_str().unwrap();
+                    if parameter["in"] != "path" || name == "page" {
+                        continue;
+                    }
+                    let reference = parameter["schema"]["$ref"].as_str().unwrap_or_else(|| {
+                        panic!("{method} {path}: {name} is {}", parameter["schema"]);
+                    });
+                    let schema = &schemas[reference.trim_start_matches("#/components/schemas/")];
+                    let declared = schema.get("format").or(schema.get("pattern"));
+                    assert!(declared.is_some(), "{method} {path}: {name} is {schema}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn every_json_route_documents_the_body_problems_and_every_v1_route_a_backend_outage() {
         let document = document();

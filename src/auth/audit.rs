@@ -7,9 +7,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
 
 use super::{Identity, Scope};
 use crate::catalog::{Catalog, CatalogError};
@@ -22,6 +25,32 @@ const BATCH: usize = 500;
 /// How often old entries are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 pub const MAX_PAGE: u32 = 1000;
+pub const DEFAULT_PAGE: u32 = 100;
+
+/// `GET /v1/audit`: which entries, a page at a time.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReadAudit {
+    /// Entries at or after this time (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Entries before this time (RFC 3339).
+    pub until: Option<DateTime<Utc>>,
+    /// One action, e.g. `search`, `upload`, `delete_document`, `create_key`.
+    pub action: Option<String>,
+    /// 1 to 1000, default 100.
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// The operator only: one tenant's entries.
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -175,8 +204,33 @@ impl AuditLog {
         }
     }
 
+    /// A page of the entries the scope may read, oldest first.
+    pub async fn read(&self, scope: &Scope, request: ReadAudit) -> Result<AuditPage, AuditError> {
+        let limit = request.limit.unwrap_or(DEFAULT_PAGE);
+        let after = match request.cursor.as_deref() {
+            None | Some("") => None,
+            Some(raw) => {
+                Some(decode_cursor(raw).ok_or_else(|| AuditError::Invalid("cursor: not one this server gave".into()))?)
+            }
+        };
+        let query = AuditQuery {
+            tenant: tenant_filter(request.tenant.as_deref())?,
+            since: request.since,
+            until: request.until,
+            action: request.action,
+            limit,
+            after,
+        };
+        let entries = self.entries(scope, query).await?;
+        // A full page may have a next one (the last page may then be empty).
+        let next_cursor = (entries.len() == limit as usize)
+            .then(|| entries.last().map(|e| encode_cursor(e.at, e.id)))
+            .flatten();
+        Ok(AuditPage { entries, next_cursor })
+    }
+
     /// Entries the scope may read: its tenant's for an admin, all for the operator.
-    pub async fn entries(&self, scope: &Scope, mut query: AuditQuery) -> Result<Vec<AuditEntry>, AuditError> {
+    async fn entries(&self, scope: &Scope, mut query: AuditQuery) -> Result<Vec<AuditEntry>, AuditError> {
         scope.require(Access::Manage)?;
         if !(1..=MAX_PAGE).contains(&query.limit) {
             return Err(AuditError::Invalid(format!("limit must be between 1 and {MAX_PAGE}")));
@@ -216,8 +270,21 @@ async fn prune(catalog: Arc<dyn Catalog>, keep: Duration) {
     }
 }
 
+fn encode_cursor(at: DateTime<Utc>, id: Uuid) -> String {
+    hex::encode(format!("{}|{id}", at.to_rfc3339_opts(SecondsFormat::Micros, true)))
+}
+
+fn decode_cursor(raw: &str) -> Option<(DateTime<Utc>, Uuid)> {
+    let text = String::from_utf8(hex::decode(raw).ok()?).ok()?;
+    let (at, id) = text.split_once('|')?;
+    Some((
+        DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc),
+        id.parse().ok()?,
+    ))
+}
+
 /// The tenant an operator asks for, if any.
-pub fn tenant_filter(raw: Option<&str>) -> Result<Option<TenantName>, AuditError> {
+fn tenant_filter(raw: Option<&str>) -> Result<Option<TenantName>, AuditError> {
     raw.map(|t| {
         t.parse()
             .map_err(|e: crate::domain::InvalidTenantName| AuditError::Invalid(e.to_string()))
@@ -228,6 +295,23 @@ pub fn tenant_filter(raw: Option<&str>) -> Result<Option<TenantName>, AuditError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cursor_reads_back_as_the_entry_it_was_made_from_and_nothing_else_reads() {
+        let at = DateTime::parse_from_rfc3339("2026-12-07T10:11:12.123456Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let id = Uuid::new_v4();
+        assert_eq!(decode_cursor(&encode_cursor(at, id)), Some((at, id)));
+        for raw in [
+            "zz",
+            "",
+            &hex::encode("no separator"),
+            &hex::encode(format!("yesterday|{id}")),
+        ] {
+            assert_eq!(decode_cursor(raw), None, "{raw}");
+        }
+    }
 
     #[test]
     fn routes_name_their_action_collection_and_document() {

@@ -171,19 +171,41 @@ fn add_error(operation: &mut Operation, status: u16, description: &str, (content
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
+
+    /// Every operation of the document: its path, method and object.
+    fn operations() -> impl Iterator<Item = (&'static str, &'static str, &'static Value)> {
+        document()["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .unwrap()
+                    .iter()
+                    .map(move |(method, operation)| (path.as_str(), method.as_str(), operation))
+            })
+    }
+
+    /// The path parameters of an operation.
+    fn path_parameters(operation: &Value) -> impl Iterator<Item = &Value> {
+        operation["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|parameter| parameter["in"] == "path")
+    }
 
     #[test]
     fn operation_ids_are_unique_and_links_name_their_operation_in_openapi_terms() {
-        let document = document();
         let mut ids = std::collections::HashSet::new();
-        for item in document["paths"].as_object().unwrap().values() {
-            for operation in item.as_object().unwrap().values() {
-                let id = operation["operationId"].as_str().expect("every operation has an id");
-                assert!(ids.insert(id.to_string()), "operationId {id} is used twice");
-            }
+        for (_, _, operation) in operations() {
+            let id = operation["operationId"].as_str().expect("every operation has an id");
+            assert!(ids.insert(id.to_string()), "operationId {id} is used twice");
         }
-        let links = &document["paths"]["/v1/collections/{collection}/documents"]["post"]["responses"]["202"]["links"];
+        let links = &document()["paths"]["/v1/collections/{collection}/documents"]["post"]["responses"]["202"]["links"];
         assert_eq!(links["job"]["operationId"], "get_job", "{links}");
         assert!(links["job"].get("operation_id").is_none(), "{links}");
         assert!(ids.contains(links["document"]["operationId"].as_str().unwrap()));
@@ -193,31 +215,20 @@ mod tests {
     /// parameters, so that a client (or schemathesis's stateful phase) can follow it.
     #[test]
     fn every_link_fills_the_path_parameters_of_the_operation_it_names() {
-        let document = document();
-        let mut operations = std::collections::HashMap::new();
-        for item in document["paths"].as_object().unwrap().values() {
-            for operation in item.as_object().unwrap().values() {
-                operations.insert(operation["operationId"].as_str().unwrap().to_string(), operation);
-            }
-        }
+        let by_id: std::collections::HashMap<&str, &Value> = operations()
+            .map(|(_, _, operation)| (operation["operationId"].as_str().unwrap(), operation))
+            .collect();
         let mut links = 0;
-        for operation in operations.values() {
+        for (_, _, operation) in operations() {
             for response in operation["responses"].as_object().unwrap().values() {
-                let Some(named) = response.get("links").and_then(|l| l.as_object()) else {
-                    continue;
-                };
-                for (name, link) in named {
+                for (name, link) in response["links"].as_object().into_iter().flatten() {
                     links += 1;
                     let target = link["operationId"].as_str().unwrap();
-                    let target = operations
-                        .get(target)
-                        .unwrap_or_else(|| panic!("link {name}: no {target}"));
-                    let parameters = link["parameters"].as_object().unwrap();
-                    for parameter in target["parameters"].as_array().into_iter().flatten() {
-                        if parameter["in"] == "path" {
-                            let wanted = parameter["name"].as_str().unwrap();
-                            assert!(parameters.contains_key(wanted), "link {name} leaves out {wanted}");
-                        }
+                    let target = by_id.get(target).unwrap_or_else(|| panic!("link {name}: no {target}"));
+                    let filled = link["parameters"].as_object().unwrap();
+                    for parameter in path_parameters(target) {
+                        let wanted = parameter["name"].as_str().unwrap();
+                        assert!(filled.contains_key(wanted), "link {name} leaves out {wanted}");
                     }
                 }
             }
@@ -229,40 +240,31 @@ mod tests {
     /// collection name), not as any string.
     #[test]
     fn path_ids_and_names_have_their_type() {
-        let document = document();
-        let schemas = &document["components"]["schemas"];
-        for (path, item) in document["paths"].as_object().unwrap() {
-            for (method, operation) in item.as_object().unwrap() {
-                for parameter in operation["parameters"].as_array().into_iter().flatten() {
-                    let name = parameter["name"].as_str().unwrap();
-                    if parameter["in"] != "path" || name == "page" {
-                        continue;
-                    }
-                    let reference = parameter["schema"]["$ref"].as_str().unwrap_or_else(|| {
-                        panic!("{method} {path}: {name} is {}", parameter["schema"]);
-                    });
-                    let schema = &schemas[reference.trim_start_matches("#/components/schemas/")];
-                    let declared = schema.get("format").or(schema.get("pattern"));
-                    assert!(declared.is_some(), "{method} {path}: {name} is {schema}");
-                }
+        let schemas = &document()["components"]["schemas"];
+        for (path, method, operation) in operations() {
+            for parameter in path_parameters(operation).filter(|p| p["name"] != "page") {
+                let name = &parameter["name"];
+                let reference = parameter["schema"]["$ref"].as_str().unwrap_or_else(|| {
+                    panic!("{method} {path}: {name} is {}", parameter["schema"]);
+                });
+                let schema = &schemas[reference.trim_start_matches("#/components/schemas/")];
+                let declared = schema.get("format").or(schema.get("pattern"));
+                assert!(declared.is_some(), "{method} {path}: {name} is {schema}");
             }
         }
     }
 
     #[test]
     fn every_json_route_documents_the_body_problems_and_every_v1_route_a_backend_outage() {
-        let document = document();
-        for (path, item) in document["paths"].as_object().unwrap() {
-            for (method, operation) in item.as_object().unwrap() {
-                let responses = operation["responses"].as_object().unwrap();
-                if operation["requestBody"]["content"].get("application/json").is_some() {
-                    for status in ["400", "413", "415"] {
-                        assert!(responses.contains_key(status), "{method} {path} lacks {status}");
-                    }
+        for (path, method, operation) in operations() {
+            let responses = operation["responses"].as_object().unwrap();
+            if operation["requestBody"]["content"].get("application/json").is_some() {
+                for status in ["400", "413", "415"] {
+                    assert!(responses.contains_key(status), "{method} {path} lacks {status}");
                 }
-                if path.starts_with("/v1/") {
-                    assert!(responses.contains_key("503"), "{method} {path} lacks 503");
-                }
+            }
+            if path.starts_with("/v1/") {
+                assert!(responses.contains_key("503"), "{method} {path} lacks 503");
             }
         }
     }

@@ -15,7 +15,9 @@ bin="${DOCQA_BIN:-$CARGO_TARGET_DIR/debug/docqa}"
 
 work="$(mktemp -d)"
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-DOCQA_ADDR="127.0.0.1:$port" DOCQA_DATA_DIR="$work/data" DOCQA_EXE="$bin" RUST_LOG=warn \
+# Private webhook URLs are allowed so that generated ones (0.0.0.0, 127.x) make
+# webhooks, and their deliveries and delete are exercised too.
+DOCQA_ADDR="127.0.0.1:$port" DOCQA_DATA_DIR="$work/data" DOCQA_EXE="$bin" RUST_LOG=warn WEBHOOK_ALLOW_PRIVATE=true \
     "$bin" serve >"$work/server.log" 2>&1 &
 server=$!
 cleanup() {
